@@ -1,0 +1,221 @@
+//! The command line (clap derive). The clap types never leave `main` and this module: they are turned into
+//! plain configuration structs here.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use wgrec::data::DataOptions;
+use wgrec::gpu::{parse_backend, AdapterChoice};
+use wgrec::trainer::TrainOptions;
+
+/// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
+/// WebGPU compute shaders on any GPU, or on a software adapter when there is none.
+#[derive(Parser, Debug)]
+#[command(name = "wgrec", version, about)]
+pub struct Cli {
+    /// Restrict wgpu to one backend: vulkan, metal, dx12 or gl.
+    #[arg(long, global = true, value_name = "BACKEND")]
+    pub backend: Option<String>,
+    /// Use the first adapter whose name contains SUBSTRING (case-insensitive).
+    #[arg(long, global = true, value_name = "SUBSTRING")]
+    pub adapter: Option<String>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the tutorial's three experiments: rating-only (1, 0), retrieval-only (0, 1) and joint (1, 1).
+    Tutorial {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Training epochs per configuration.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Seed of the initialisation, the batch order and (without --split-dir) the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write the adapter, histories and test metrics of every run as JSON.
+        #[arg(long, value_name = "FILE.json")]
+        metrics_out: Option<PathBuf>,
+    },
+    /// Train and evaluate one configuration.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Weight of the rating (MSE) loss.
+        #[arg(long)]
+        rating_weight: f32,
+        /// Weight of the retrieval (in-batch softmax) loss.
+        #[arg(long)]
+        retrieval_weight: f32,
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        #[arg(long, default_value_t = 8192)]
+        batch_size: usize,
+        /// Batch size of the test-set evaluation (it only changes the reported loss).
+        #[arg(long, default_value_t = 4096)]
+        eval_batch_size: usize,
+        /// Adagrad learning rate.
+        #[arg(long, default_value_t = 0.1)]
+        learning_rate: f32,
+        /// Width of the user and movie embeddings (a multiple of 4, at most 128).
+        #[arg(long, default_value_t = 32)]
+        embedding_dim: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Draw new batches every epoch (the tutorial reuses the first epoch's batches).
+        #[arg(long)]
+        reshuffle: bool,
+        #[arg(long, value_name = "FILE.json")]
+        metrics_out: Option<PathBuf>,
+    },
+    /// List every adapter wgpu sees and mark the one that would be used.
+    Adapters,
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// MovieLens 100K directory (u.data, u.item), or a directory holding ml-100k/. Default: $WGREC_DATA_DIR,
+    /// then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory with train.data and test.data (u.data format). Default: shuffle all ratings with the
+    /// seed and take 80% for training.
+    #[arg(long, value_name = "DIR")]
+    pub split_dir: Option<PathBuf>,
+}
+
+/// What `main` acts on.
+pub enum Job {
+    Adapters,
+    Runs {
+        data: DataOptions,
+        runs: Vec<TrainOptions>,
+        embedding_dim: usize,
+        eval_batch_size: usize,
+        metrics_out: Option<PathBuf>,
+    },
+}
+
+pub struct Config {
+    pub adapter: AdapterChoice,
+    pub quiet: bool,
+    pub job: Job,
+}
+
+impl Cli {
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let adapter = AdapterChoice {
+            backend: self.backend.as_deref().map(parse_backend).transpose()?,
+            name_contains: self.adapter,
+        };
+        let data = |d: DataArgs, seed| DataOptions {
+            data_dir: d.data_dir,
+            split_dir: d.split_dir,
+            seed,
+        };
+        let job = match self.command {
+            Command::Adapters => Job::Adapters,
+            Command::Tutorial {
+                data: d,
+                epochs,
+                seed,
+                metrics_out,
+            } => Job::Runs {
+                data: data(d, seed),
+                runs: [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
+                    .into_iter()
+                    .map(|(r, t)| TrainOptions {
+                        epochs,
+                        seed,
+                        ..TrainOptions::tutorial(r, t)
+                    })
+                    .collect(),
+                embedding_dim: 32,
+                eval_batch_size: 4096,
+                metrics_out,
+            },
+            Command::Train {
+                data: d,
+                rating_weight,
+                retrieval_weight,
+                epochs,
+                batch_size,
+                eval_batch_size,
+                learning_rate,
+                embedding_dim,
+                seed,
+                reshuffle,
+                metrics_out,
+            } => {
+                let opts = TrainOptions {
+                    rating_weight,
+                    retrieval_weight,
+                    epochs,
+                    batch_size,
+                    learning_rate,
+                    seed,
+                    reshuffle,
+                };
+                opts.validate()?;
+                Job::Runs {
+                    data: data(d, seed),
+                    runs: vec![opts],
+                    embedding_dim,
+                    eval_batch_size,
+                    metrics_out,
+                }
+            }
+        };
+        Ok(Config {
+            adapter,
+            quiet: self.quiet,
+            job,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tutorial_runs_the_three_configs() {
+        let cli = Cli::parse_from(["wgrec", "tutorial", "--data-dir", "x", "--epochs", "2"]);
+        let Job::Runs { runs, .. } = cli.into_config().unwrap().job else {
+            panic!("expected runs")
+        };
+        let w: Vec<(f32, f32)> = runs
+            .iter()
+            .map(|r| (r.rating_weight, r.retrieval_weight))
+            .collect();
+        assert_eq!(w, vec![(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]);
+        assert!(runs
+            .iter()
+            .all(|r| r.epochs == 2 && r.batch_size == 8192 && !r.reshuffle));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let cli = Cli::parse_from(["wgrec", "--backend", "nope", "adapters"]);
+        assert!(cli.into_config().is_err());
+        let cli = Cli::parse_from([
+            "wgrec",
+            "train",
+            "--rating-weight",
+            "-1",
+            "--retrieval-weight",
+            "1",
+        ]);
+        assert!(cli.into_config().is_err());
+    }
+}

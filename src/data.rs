@@ -1,0 +1,743 @@
+//! MovieLens 100K loading: finding the data directory, parsing the GroupLens files,
+//! building the Keras-style vocabularies, the train/test split and its PRNG.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Where the data set can be downloaded; we never download it ourselves.
+const ML_100K_URL: &str = "https://files.grouplens.org/datasets/movielens/ml-100k.zip";
+/// Lines quoted in error messages are cut to this many characters.
+const MAX_SHOWN_CHARS: usize = 200;
+
+/// Ratings as vocabulary indices (0 = out-of-vocabulary), one entry per rating.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ratings {
+    pub user: Vec<u32>,
+    pub movie: Vec<u32>,
+    pub rating: Vec<f32>,
+}
+
+impl Ratings {
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+}
+
+/// Keras StringLookup(mask_token=None): index 0 is OOV, then unique values sorted by bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vocabulary {
+    pub tokens: Vec<String>,
+}
+
+impl Vocabulary {
+    /// Unique values sorted by their UTF-8 bytes, as `np.unique` sorts the byte strings the
+    /// tutorial feeds to StringLookup. `str`'s `Ord` is exactly that byte order, so
+    /// "1" < "10" < "100" < "2" and "Zorro" < "apple" < "Ámbar".
+    pub fn from_values<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut unique: Vec<&str> = values.into_iter().collect();
+        unique.sort_unstable();
+        unique.dedup();
+        Self {
+            tokens: unique.into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    /// The 1-based index of `s`, or 0 (the OOV row) when absent.
+    pub fn lookup(&self, s: &str) -> u32 {
+        self.tokens
+            .binary_search_by(|t| t.as_str().cmp(s))
+            .map_or(0, |i| i as u32 + 1)
+    }
+
+    /// Embedding rows needed: one per token plus the OOV row.
+    pub fn rows(&self) -> usize {
+        self.tokens.len() + 1
+    }
+
+    /// The token at `index`; `None` for the OOV index 0 and out-of-range indices.
+    pub fn token(&self, index: u32) -> Option<&str> {
+        let i = usize::try_from(index.checked_sub(1)?).ok()?;
+        self.tokens.get(i).map(String::as_str)
+    }
+}
+
+/// MovieLens 100K, ready for the two-tower model.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// User ids as written in u.data, from all ratings (943 in ml-100k).
+    pub users: Vocabulary,
+    /// Unique movie titles from u.item (1,664 unique of 1,682 rows).
+    pub titles: Vocabulary,
+    /// Title index of every u.item row, in file order (1,682; duplicate titles kept), i.e.
+    /// the candidate set the retrieval task scores against.
+    pub candidates: Vec<u32>,
+    pub train: Ratings,
+    pub test: Ratings,
+    /// Where the data came from and how it was split, for logs and reports.
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DataOptions {
+    /// `--data-dir`: see [`find_data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// `--split-dir`: holds train.data and test.data in u.data format.
+    pub split_dir: Option<PathBuf>,
+    /// Seed of the random 80/20 split used when `split_dir` is `None`.
+    pub seed: u64,
+}
+
+/// Loads ml-100k from [`find_data_dir`]`(opts.data_dir)`.
+///
+/// Users come from all of u.data and titles from u.item, so the vocabularies do not depend
+/// on the split. With `opts.split_dir` the split is read from its train.data and test.data.
+/// Otherwise the u.data ratings, in file order, are shuffled by
+/// [`SplitMix64::new`]`(opts.seed)`[`.shuffle`](SplitMix64::shuffle) and the first 80%
+/// (rounded down: 80,000 of 100,000) become the training set, the rest the test set.
+pub fn load(opts: &DataOptions) -> Result<Dataset> {
+    let dir = find_data_dir(opts.data_dir.as_deref())?;
+    let items = read_items(&dir.join("u.item"))?;
+
+    let all_path = dir.join("u.data");
+    let all_bytes = read(&all_path)?;
+    let all = parse_ratings(&all_path, &all_bytes, &items.movie_of)?;
+    let users = Vocabulary::from_values(all.iter().map(|r| r.user));
+
+    let (train, test, how) = match &opts.split_dir {
+        Some(split) => {
+            let (train_path, test_path) = (split.join("train.data"), split.join("test.data"));
+            let (train_bytes, test_bytes) = (read(&train_path)?, read(&test_path)?);
+            let train = parse_ratings(&train_path, &train_bytes, &items.movie_of)?;
+            let test = parse_ratings(&test_path, &test_bytes, &items.movie_of)?;
+            (
+                to_ratings(&train, &users),
+                to_ratings(&test, &users),
+                format!("split from {}", split.display()),
+            )
+        }
+        None => {
+            let mut rows = all;
+            SplitMix64::new(opts.seed).shuffle(&mut rows);
+            let (train, test) = rows.split_at(rows.len() * 4 / 5);
+            (
+                to_ratings(train, &users),
+                to_ratings(test, &users),
+                format!("random 80/20 split, seed {}", opts.seed),
+            )
+        }
+    };
+    let description = format!(
+        "ml-100k at {}, {how} ({} train / {} test)",
+        dir.display(),
+        train.len(),
+        test.len()
+    );
+    Ok(Dataset {
+        users,
+        titles: items.titles,
+        candidates: items.candidates,
+        train,
+        test,
+        description,
+    })
+}
+
+/// Finds the ml-100k directory (one holding u.data and u.item).
+///
+/// The first source that is set decides where to look: `flag` (`--data-dir`), else the
+/// `WGREC_DATA_DIR` environment variable, else the cache directory
+/// `$XDG_CACHE_HOME/wgrec/ml-100k` (or `$HOME/.cache/wgrec/ml-100k`). An explicit setting
+/// never silently falls back to another place. Each place may also be a directory that
+/// contains `ml-100k/` (such as the folder the zip was unpacked in). The error lists every
+/// place looked at and how to provide the data.
+pub fn find_data_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    let env = std::env::var_os("WGREC_DATA_DIR").filter(|v| !v.is_empty());
+    let explicit = match (flag, env) {
+        (Some(flag), _) => Some((flag.to_path_buf(), "--data-dir")),
+        (None, Some(env)) => Some((PathBuf::from(env), "WGREC_DATA_DIR")),
+        (None, None) => None,
+    };
+    locate(explicit, cache_dir())
+}
+
+/// `wgrec/ml-100k` under the XDG cache directory, if there is a home to put it in.
+fn cache_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute()); // the XDG spec says to ignore relative paths
+    let base = xdg.or_else(|| {
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+        Some(PathBuf::from(home).join(".cache"))
+    })?;
+    Some(base.join("wgrec").join("ml-100k"))
+}
+
+/// [`find_data_dir`] without the environment, so tests can drive it.
+fn locate(explicit: Option<(PathBuf, &str)>, cache: Option<PathBuf>) -> Result<PathBuf> {
+    let (base, source) = match explicit {
+        Some((dir, source)) => (Some(dir), source),
+        None => (cache.clone(), "cache directory"),
+    };
+    let mut looked = Vec::new();
+    if let Some(base) = base {
+        for (dir, from) in [
+            (base.clone(), format!(" (from {source})")),
+            (base.join("ml-100k"), String::new()),
+        ] {
+            match missing_files(&dir) {
+                None => return Ok(dir),
+                Some(why) => looked.push(format!("  {}: {why}{from}", dir.display())),
+            }
+        }
+    } else {
+        looked.push("  no cache directory: neither XDG_CACHE_HOME nor HOME is set".into());
+    }
+    let unzip = match &cache {
+        Some(c) => {
+            let parent = c.parent().unwrap_or(c);
+            format!("unzip it in {} (giving {})", parent.display(), c.display())
+        }
+        None => "unzip it in $XDG_CACHE_HOME/wgrec or $HOME/.cache/wgrec".into(),
+    };
+    bail!(
+        "MovieLens 100K data not found; looked in:\n{}\n\
+         Provide it in one of these ways:\n  \
+         --data-dir DIR       a directory holding u.data and u.item (or an ml-100k/ folder)\n  \
+         WGREC_DATA_DIR=DIR   the same, from the environment\n  \
+         download {ML_100K_URL} and {unzip}",
+        looked.join("\n"),
+    )
+}
+
+/// Why `dir` is not an ml-100k directory, or `None` when it is one.
+fn missing_files(dir: &Path) -> Option<String> {
+    if !dir.is_dir() {
+        return Some("no such directory".into());
+    }
+    let missing: Vec<_> = ["u.data", "u.item"]
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    (!missing.is_empty()).then(|| format!("no {}", missing.join(" or ")))
+}
+
+/// u.item, reduced to what the model needs.
+struct Items {
+    titles: Vocabulary,
+    candidates: Vec<u32>,
+    /// Movie id -> title index, so duplicate titles share one embedding row.
+    movie_of: HashMap<u32, u32>,
+}
+
+fn read_items(path: &Path) -> Result<Items> {
+    let bytes = read(path)?;
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for (number, line) in lines(&bytes) {
+        // u.item is Latin-1 (é in "Misérables" is the single byte 0xE9).
+        let text = latin1(line);
+        let err = |msg: &dyn Display| line_error(path, number, &text, msg);
+        let mut fields = text.split('|');
+        let (Some(id), Some(title)) = (fields.next(), fields.next()) else {
+            return Err(err(&"expected '|'-separated fields (movie id, title, ...)"));
+        };
+        let id: u32 = id
+            .parse()
+            .map_err(|_| err(&format_args!("movie id {id:?} is not a whole number")))?;
+        if !seen.insert(id) {
+            return Err(err(&format_args!("movie id {id} appears more than once")));
+        }
+        rows.push((id, title.to_owned()));
+    }
+    let titles = Vocabulary::from_values(rows.iter().map(|(_, title)| title.as_str()));
+    let candidates: Vec<u32> = rows.iter().map(|(_, title)| titles.lookup(title)).collect();
+    let movie_of = rows
+        .iter()
+        .map(|(id, _)| *id)
+        .zip(candidates.iter().copied())
+        .collect();
+    Ok(Items {
+        titles,
+        candidates,
+        movie_of,
+    })
+}
+
+/// One rating line, borrowing the user id from the file buffer.
+struct Row<'a> {
+    user: &'a str,
+    movie: u32,
+    rating: f32,
+}
+
+/// Parses u.data-format lines, mapping item ids to title indices via `movie_of`.
+fn parse_ratings<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    movie_of: &HashMap<u32, u32>,
+) -> Result<Vec<Row<'a>>> {
+    let mut rows = Vec::with_capacity(bytes.len() / 16); // u.data lines average ~20 bytes
+    for (number, line) in lines(bytes) {
+        let err = |msg: &dyn Display| line_error(path, number, &String::from_utf8_lossy(line), msg);
+        let text = std::str::from_utf8(line).map_err(|_| err(&"not valid UTF-8"))?;
+        // Fixed array instead of a Vec: no allocation per line.
+        let mut f = [""; 4];
+        let mut found = 0;
+        for (i, field) in text.split('\t').enumerate() {
+            if let Some(slot) = f.get_mut(i) {
+                *slot = field;
+            }
+            found += 1;
+        }
+        if found != 4 {
+            return Err(err(&format_args!(
+                "expected 4 tab-separated fields (user, item, rating, timestamp), found {found}"
+            )));
+        }
+        let [user, item, rating, timestamp] = f;
+        if user.is_empty() {
+            return Err(err(&"empty user id"));
+        }
+        let id: u32 = item
+            .parse()
+            .map_err(|_| err(&format_args!("item id {item:?} is not a whole number")))?;
+        let movie = *movie_of
+            .get(&id)
+            .ok_or_else(|| err(&format_args!("item id {id} is not in u.item")))?;
+        let rating = rating
+            .parse::<f32>()
+            .ok()
+            .filter(|r| (0.0..=5.0).contains(r)) // also rejects NaN
+            .ok_or_else(|| err(&format_args!("rating {rating:?} is not a number in [0, 5]")))?;
+        // Unused, but a bad timestamp means the line is not what we think it is.
+        timestamp
+            .parse::<i64>()
+            .map_err(|_| err(&format_args!("timestamp {timestamp:?} is not an integer")))?;
+        rows.push(Row {
+            user,
+            movie,
+            rating,
+        });
+    }
+    Ok(rows)
+}
+
+fn to_ratings(rows: &[Row], users: &Vocabulary) -> Ratings {
+    Ratings {
+        user: rows.iter().map(|r| users.lookup(r.user)).collect(),
+        movie: rows.iter().map(|r| r.movie).collect(),
+        rating: rows.iter().map(|r| r.rating).collect(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Non-blank lines with their 1-based numbers; a trailing '\r' (CRLF files) is dropped.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.trim_ascii().is_empty())
+}
+
+/// Latin-1 maps each byte to the code point of the same value.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// `path:line: msg: "text"`, with the quoted text cut to [`MAX_SHOWN_CHARS`].
+fn line_error(path: &Path, number: usize, text: &str, msg: &dyn Display) -> anyhow::Error {
+    let shown: String = text.chars().take(MAX_SHOWN_CHARS).collect();
+    let more = if shown.len() < text.len() { "..." } else { "" };
+    anyhow!("{}:{number}: {msg}: {shown:?}{more}", path.display())
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014; Vigna's reference `splitmix64.c`), the generator
+/// behind the random split, initialisation and batch shuffling. Reproduce it anywhere:
+///
+/// ```text
+/// state += 0x9E3779B97F4A7C15              (all arithmetic wraps mod 2^64)
+/// z = state
+/// z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+/// z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+/// return z ^ (z >> 31)
+/// ```
+///
+/// The state starts at the seed, so seed 0 first yields 0xE220A8397B1DCDAF.
+#[derive(Clone, Debug)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` without modulo bias (Lemire 2019): the high 64 bits of
+    /// `next_u64() * n`, drawing again while the low 64 bits fall below `2^64 mod n`.
+    /// Returns 0 for `n == 0` (still consuming one draw).
+    pub fn below(&mut self, n: u64) -> u64 {
+        let mut m = u128::from(self.next_u64()) * u128::from(n);
+        if (m as u64) < n {
+            let threshold = n.wrapping_neg() % n; // = 2^64 mod n
+            while (m as u64) < threshold {
+                m = u128::from(self.next_u64()) * u128::from(n);
+            }
+        }
+        (m >> 64) as u64
+    }
+
+    /// Uniform in [0, 1): the top 24 bits of `next_u64()` divided by 2^24, exact in f32.
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u32 << 24) as f32
+    }
+
+    /// Fisher–Yates from the end: for i = n-1 down to 1, swap `xs[i]` with `xs[below(i + 1)]`.
+    pub fn shuffle<T>(&mut self, xs: &mut [T]) {
+        for i in (1..xs.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            xs.swap(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system temp dir, unique per test and process.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wgrec-data-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A tiny ml-100k lookalike with the given u.item and u.data bytes.
+    fn fixture(name: &str, item: &[u8], data: &[u8]) -> PathBuf {
+        let dir = scratch(name);
+        std::fs::write(dir.join("u.item"), item).unwrap();
+        std::fs::write(dir.join("u.data"), data).unwrap();
+        dir
+    }
+
+    const ITEMS: &[u8] = b"1|Toy Story (1995)|01-Jan-1995||url|0\n2|GoldenEye (1995)|x\n";
+
+    fn load_dir(dir: PathBuf) -> Result<Dataset> {
+        load(&DataOptions {
+            data_dir: Some(dir),
+            ..Default::default()
+        })
+    }
+
+    fn load_fixture(name: &str, data: &[u8]) -> Result<Dataset> {
+        load_dir(fixture(name, ITEMS, data))
+    }
+
+    /// The real data's parent folder (holding ml-100k/ and maybe ml-100k-split/).
+    fn real_data() -> Option<PathBuf> {
+        let candidates = [
+            std::env::var_os("WGREC_DATA_DIR").map(PathBuf::from),
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")),
+            Some(PathBuf::from("/work/shared/data")),
+        ];
+        let found = candidates
+            .into_iter()
+            .flatten()
+            .find_map(|dir| locate(Some((dir, "test")), None).ok())
+            .and_then(|dir| Some(dir.parent()?.to_path_buf()));
+        if found.is_none() {
+            eprintln!("skipping: no ml-100k (set WGREC_DATA_DIR or put it in ../shared/data)");
+        }
+        found
+    }
+
+    #[test]
+    fn vocabulary_sorts_by_bytes_with_oov_zero() {
+        let v = Vocabulary::from_values(["2", "10", "1", "100", "2", "Ámbar", "apple", "Zorro"]);
+        assert_eq!(v.tokens, ["1", "10", "100", "2", "Zorro", "apple", "Ámbar"]);
+        assert_eq!(v.rows(), 8);
+        assert_eq!(v.lookup("1"), 1);
+        assert_eq!(v.lookup("2"), 4);
+        assert_eq!(v.lookup("Ámbar"), 7);
+        assert_eq!(v.lookup("3"), 0);
+        assert_eq!(v.token(0), None);
+        assert_eq!(v.token(4), Some("2"));
+        assert_eq!(v.token(8), None);
+        assert_eq!(v.token(u32::MAX), None);
+        for i in 1..v.rows() as u32 {
+            assert_eq!(v.lookup(v.token(i).unwrap()), i);
+        }
+    }
+
+    #[test]
+    fn splitmix64_matches_reference_outputs() {
+        let mut rng = SplitMix64::new(0);
+        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(rng.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn splitmix64_helpers_stay_in_range() {
+        let mut rng = SplitMix64::new(7);
+        let mut counts = [0u32; 6];
+        for _ in 0..60_000 {
+            counts[rng.below(6) as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
+        assert_eq!(rng.below(1), 0);
+        assert_eq!(rng.below(0), 0);
+        assert!(rng.below(u64::MAX) < u64::MAX);
+        assert!((0..10_000).all(|_| (0.0..1.0).contains(&rng.next_f32())));
+
+        let shuffled = |seed| {
+            let mut xs: Vec<u32> = (0..100).collect();
+            SplitMix64::new(seed).shuffle(&mut xs);
+            xs
+        };
+        let (a, b) = (shuffled(1), shuffled(2));
+        assert_eq!(a, shuffled(1));
+        assert_ne!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        SplitMix64::new(0).shuffle::<u8>(&mut []); // empty slices are fine
+    }
+
+    #[test]
+    fn u_item_is_decoded_as_latin1() {
+        let item =
+            b"1|Se\xf1orita (1999)|x\n2|Mis\xe9rables, Les (1995)|x\n3|Se\xf1orita (1999)|x\n";
+        let data = b"1\t1\t5\t0\n2\t2\t4\t0\n3\t3\t3\t0\n";
+        let dir = fixture("latin1", item, data);
+        let ds = load_dir(dir).unwrap();
+        assert_eq!(
+            ds.titles.tokens,
+            ["Misérables, Les (1995)", "Señorita (1999)"]
+        );
+        // Duplicate titles keep their candidate rows but share one index.
+        assert_eq!(ds.candidates, [2, 1, 2]);
+    }
+
+    #[test]
+    fn blank_lines_crlf_and_oov_users_are_handled() {
+        let dir = fixture("crlf", ITEMS, b"\r\n1\t1\t5\t0\r\n\n2\t2\t0.5\t9\r\n");
+        let split = scratch("crlf-split");
+        std::fs::write(split.join("train.data"), "1\t2\t3\t0\n").unwrap();
+        std::fs::write(split.join("test.data"), "42\t1\t4\t0\n").unwrap();
+        let ds = load(&DataOptions {
+            data_dir: Some(dir),
+            split_dir: Some(split),
+            seed: 0,
+        })
+        .unwrap();
+        assert_eq!(ds.users.tokens, ["1", "2"]);
+        assert_eq!(ds.titles.tokens, ["GoldenEye (1995)", "Toy Story (1995)"]);
+        assert_eq!(ds.train.user, [1]);
+        assert_eq!(ds.train.movie, [1]);
+        assert_eq!(ds.train.rating, [3.0]);
+        assert_eq!(ds.test.user, [0]); // user 42 never appears in u.data
+        assert_eq!(ds.test.movie, [2]);
+        assert!(
+            ds.description.contains("(1 train / 1 test)"),
+            "{}",
+            ds.description
+        );
+    }
+
+    #[test]
+    fn malformed_lines_report_file_line_and_text() {
+        let cases: [(&str, &[u8], &str); 7] = [
+            (
+                "fields",
+                b"1\t1\t5\t0\n\n1\t2\n",
+                "u.data:3: expected 4 tab-separated fields (user, item, rating, timestamp), \
+                 found 2: \"1\\t2\"",
+            ),
+            (
+                "item",
+                b"1\tx\t5\t0\n",
+                "u.data:1: item id \"x\" is not a whole number",
+            ),
+            (
+                "unknown",
+                b"1\t1\t5\t0\n1\t99\t5\t0\n",
+                "u.data:2: item id 99 is not in u.item",
+            ),
+            (
+                "rating",
+                b"1\t1\t6\t0\n",
+                "u.data:1: rating \"6\" is not a number in [0, 5]",
+            ),
+            (
+                "nan",
+                b"1\t1\tNaN\t0\n",
+                "u.data:1: rating \"NaN\" is not a number in [0, 5]",
+            ),
+            (
+                "time",
+                b"1\t1\t5\tnoon\n",
+                "u.data:1: timestamp \"noon\" is not an integer",
+            ),
+            ("utf8", b"\xff\t1\t5\t0\n", "u.data:1: not valid UTF-8"),
+        ];
+        for (name, data, expected) in cases {
+            let msg = format!("{:#}", load_fixture(name, data).unwrap_err());
+            assert!(msg.contains(expected), "{name}: {msg}");
+        }
+
+        // Long lines are cut to 200 characters (not bytes: é is two).
+        let long = format!("1\t{}\n", "é".repeat(500));
+        let msg = format!("{:#}", load_fixture("long", long.as_bytes()).unwrap_err());
+        assert!(msg.contains("u.data:1: expected 4"), "{msg}");
+        assert_eq!(msg.matches('é').count(), 198, "{msg}"); // "1\t" takes two
+        assert!(msg.ends_with("\"..."), "{msg}");
+
+        let dir = fixture("item", b"1|Toy Story (1995)\nabc|Heat (1995)\n", b"");
+        let msg = format!("{:#}", load_dir(dir).unwrap_err());
+        assert!(
+            msg.contains("u.item:2: movie id \"abc\" is not a whole number: \"abc|Heat (1995)\""),
+            "{msg}"
+        );
+
+        let dir = fixture("dup", b"1|A|x\n1|B|x\n", b"");
+        let msg = format!("{:#}", load_dir(dir).unwrap_err());
+        assert!(
+            msg.contains("u.item:2: movie id 1 appears more than once"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let dir = fixture("missing", ITEMS, b"1\t1\t5\t0\n");
+        let split = scratch("missing-split");
+        let err = load(&DataOptions {
+            data_dir: Some(dir),
+            split_dir: Some(split.clone()),
+            seed: 0,
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&split.join("train.data").display().to_string()),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn data_dir_discovery() {
+        // A folder holding ml-100k/ resolves to that subfolder.
+        let parent = scratch("discover");
+        let inner = parent.join("ml-100k");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(inner.join("u.data"), "").unwrap();
+        std::fs::write(inner.join("u.item"), "").unwrap();
+        assert_eq!(
+            locate(Some((parent.clone(), "--data-dir")), None).unwrap(),
+            inner
+        );
+        assert_eq!(locate(None, Some(inner.clone())).unwrap(), inner);
+
+        // Nothing found: every place is listed with the ways to provide the data.
+        let empty = scratch("discover-empty");
+        let cache = empty.join("cache/wgrec/ml-100k");
+        let msg = locate(Some((empty.clone(), "--data-dir")), Some(cache.clone()))
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            format!("{}: no u.data or u.item (from --data-dir)", empty.display()),
+            format!("{}: no such directory", empty.join("ml-100k").display()),
+            "--data-dir DIR".into(),
+            "WGREC_DATA_DIR=DIR".into(),
+            ML_100K_URL.into(),
+            format!("unzip it in {}", empty.join("cache/wgrec").display()),
+        ] {
+            assert!(msg.contains(&needle), "missing {needle:?} in:\n{msg}");
+        }
+        let msg = locate(None, None).unwrap_err().to_string();
+        assert!(
+            msg.contains("neither XDG_CACHE_HOME nor HOME is set"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn real_ml_100k() {
+        let Some(root) = real_data() else { return };
+        let with_seed = |seed| {
+            load(&DataOptions {
+                data_dir: Some(root.clone()),
+                split_dir: None,
+                seed,
+            })
+            .unwrap()
+        };
+        let ds = with_seed(42);
+        assert_eq!(ds.users.tokens.len(), 943);
+        assert_eq!(ds.users.rows(), 944);
+        assert_eq!(ds.titles.tokens.len(), 1_664);
+        assert_eq!(ds.candidates.len(), 1_682);
+        assert_eq!((ds.train.len(), ds.test.len()), (80_000, 20_000));
+        assert!(ds.train.user.iter().chain(&ds.test.user).all(|&u| u > 0));
+        assert!(ds.train.movie.iter().all(|&m| m > 0 && m < 1_665));
+        assert_eq!(ds.users.token(1), Some("1"));
+        assert_eq!(ds.users.token(2), Some("10"));
+        // u.item's Latin-1 titles (it has é, è, Á and ö, but no ñ).
+        for title in [
+            "Misérables, Les (1995)",
+            "Á köldum klaka (Cold Fever) (1994)",
+        ] {
+            assert_ne!(ds.titles.lookup(title), 0, "{title}");
+        }
+        // Movie ids 266 and 680 are both "Kull the Conqueror (1997)".
+        assert_eq!(ds.candidates[265], ds.candidates[679]);
+
+        // Deterministic per seed, different across seeds, same multiset of ratings.
+        let again = with_seed(42);
+        assert_eq!((&again.train, &again.test), (&ds.train, &ds.test));
+        let other = with_seed(43);
+        assert_ne!(other.train, ds.train);
+        let sum = |d: &Dataset| d.train.rating.iter().chain(&d.test.rating).sum::<f32>();
+        assert_eq!(sum(&other), sum(&ds));
+
+        let split = root.join("ml-100k-split");
+        if !split.is_dir() {
+            eprintln!("skipping the fixed split: no {}", split.display());
+            return;
+        }
+        let fixed = load(&DataOptions {
+            data_dir: Some(root.clone()),
+            split_dir: Some(split),
+            seed: 0,
+        })
+        .unwrap();
+        assert_eq!((fixed.train.len(), fixed.test.len()), (80_000, 20_000));
+        assert_eq!(fixed.users, ds.users);
+        assert_eq!(fixed.titles, ds.titles);
+        assert!(fixed.description.contains("(80000 train / 20000 test)"));
+    }
+}

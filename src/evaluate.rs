@@ -1,0 +1,305 @@
+//! Evaluation on the test split, as TFRS's `model.evaluate` reports it: FactorizedTopK categorical accuracy
+//! against one candidate per u.item row, RMSE of the rating head, and the weighted total loss.
+
+use crate::batches::{make_batches, Distinct};
+use crate::data::Ratings;
+use crate::gpu::{slice, whole, Gpu};
+use crate::kernels::*;
+use crate::plan::*;
+use anyhow::{bail, Context, Result};
+use std::time::Instant;
+
+/// TFRS's default FactorizedTopK cut-offs.
+pub const KS: [u32; 5] = [1, 5, 10, 50, 100];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestMetrics {
+    /// (k, accuracy) for every cut-off in KS.
+    pub top_k: Vec<(u32, f64)>,
+    pub rmse: f64,
+    pub loss: f64,
+    pub seconds: f64,
+}
+
+impl TestMetrics {
+    pub fn top(&self, k: u32) -> f64 {
+        self.top_k
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map(|(_, v)| *v)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// TFRS's metric names.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in &self.top_k {
+            m.insert(
+                format!("factorized_top_k/top_{k}_categorical_accuracy"),
+                (*v).into(),
+            );
+        }
+        m.insert("root_mean_squared_error".into(), self.rmse.into());
+        m.insert("loss".into(), self.loss.into());
+        serde_json::Value::Object(m)
+    }
+}
+
+/// One tile of the FactorizedTopK evaluation: a range of distinct test users and the pairs holding them.
+struct Tile {
+    users: usize,
+    pairs: usize,
+    gather: Launch,
+    scores: Launch,
+    top_k: Launch,
+}
+
+/// Evaluation plan for one model and one test split, built once.
+pub struct Evaluator<'g> {
+    gpu: &'g Gpu,
+    store: BatchStore,
+    ids: BatchBuffers,
+    mlp: MlpForward,
+    retrieval: RetrievalForward,
+    losses: wgpu::Buffer,
+    candidates: usize,
+    gather_candidates: Launch,
+    tiles: Vec<Tile>,
+    hits: wgpu::Buffer,
+    pairs: usize,
+    dim4: u32,
+}
+
+impl<'g> Evaluator<'g> {
+    /// `candidates`: the movie-table row of every candidate (u.item rows, duplicates kept).
+    pub fn new(
+        gpu: &'g Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        test: &Ratings,
+        candidates: &[u32],
+        eval_batch_size: usize,
+    ) -> Result<Self> {
+        if test.is_empty() {
+            bail!("the test split is empty");
+        }
+        if eval_batch_size == 0 {
+            bail!("--eval-batch-size must be at least 1");
+        }
+        let cfg = model.cfg;
+        let dim4 = (cfg.embedding_dim / 4) as u32;
+        // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
+        let order: Vec<u32> = (0..test.len() as u32).collect();
+        let batches = make_batches(test, &order, eval_batch_size);
+        let cap = eval_batch_size.min(test.len());
+        let store = BatchStore::new(gpu, "test batches", &batches)?;
+        let ids = BatchBuffers::new(gpu, "eval batch", cap);
+        let act = Activations::new(gpu, &cfg, cap)?;
+        let ret = RetrievalBuffers::new(gpu, &cfg, cap);
+        let losses = gpu.buffer("eval losses", 2 * batches.len());
+        let mlp = MlpForward::new(gpu, k, model, &ids, &act, &losses);
+        let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses);
+
+        // FactorizedTopK: pairs grouped by user; each user's scores against all candidates computed once.
+        let c = candidates.len();
+        if c == 0 {
+            bail!("there are no candidate movies");
+        }
+        let mut first_candidate = vec![u32::MAX; cfg.movies];
+        for (i, &row) in candidates.iter().enumerate().rev() {
+            first_candidate[row as usize] = i as u32;
+        }
+        let users = Distinct::new(&test.user);
+        let mut pair_query = Vec::with_capacity(test.len());
+        let mut pair_candidate = Vec::with_capacity(test.len());
+        // Tiles hold a multiple of 64 users so each tile's slice of the user list is 256-byte aligned.
+        let per_tile = ((gpu.max_binding() / (c as u64 * 4)) as usize).min(4096) / 64 * 64;
+        if per_tile == 0 {
+            bail!("{c} candidates do not fit the adapter's storage binding limit even for 64 users at a time");
+        }
+        let user_list = gpu.upload("eval users", &users.table_rows);
+        let cand_ids = gpu.upload("candidates", candidates);
+        let cand_emb = gpu.buffer("candidate embeddings", c * cfg.embedding_dim);
+        let tile_users = per_tile.min(users.len());
+        let query = gpu.buffer("query", tile_users * cfg.embedding_dim);
+        let scores = gpu.buffer("scores", tile_users * c);
+        let hits = gpu.buffer("hits", 8);
+        let mut tile_spans = Vec::new();
+        for u0 in (0..users.len()).step_by(per_tile) {
+            let u1 = (u0 + per_tile).min(users.len());
+            let p0 = pair_query.len();
+            for a in u0..u1 {
+                for &r in &users.rows[users.offsets[a] as usize..users.offsets[a + 1] as usize] {
+                    let own = first_candidate[test.movie[r as usize] as usize];
+                    if own == u32::MAX {
+                        bail!(
+                            "test rating {} names a movie that is not among the candidates",
+                            r + 1
+                        );
+                    }
+                    pair_query.push((a - u0) as u32);
+                    pair_candidate.push(own);
+                }
+            }
+            tile_spans.push((u0, u1, p0, pair_query.len()));
+        }
+        let pq = gpu.upload("pair_query", &pair_query);
+        let pc = gpu.upload("pair_candidate", &pair_candidate);
+        let mut ks = [0u32; 8];
+        ks[..KS.len()].copy_from_slice(&KS);
+        let tiles = tile_spans
+            .into_iter()
+            .map(|(u0, u1, p0, p1)| {
+                let n = u1 - u0;
+                Tile {
+                    users: n,
+                    pairs: p1 - p0,
+                    gather: Launch::new(
+                        gpu,
+                        &k.embedding_gather,
+                        "embedding_gather (eval users)",
+                        &[
+                            whole(&model.user_emb),
+                            slice(&user_list, u0, n),
+                            whole(&query),
+                        ],
+                        &GatherParams {
+                            n: n as u32,
+                            dim4,
+                            out_stride4: dim4,
+                            out_offset4: 0,
+                        },
+                    ),
+                    scores: Launch::new(
+                        gpu,
+                        &k.candidate_scores,
+                        "candidate_scores",
+                        &[whole(&query), whole(&cand_emb), whole(&scores)],
+                        &ScoresParams {
+                            queries: n as u32,
+                            candidates: c as u32,
+                            _pad: [0; 2],
+                        },
+                    ),
+                    top_k: Launch::new(
+                        gpu,
+                        &k.factorized_top_k,
+                        "factorized_top_k",
+                        &[whole(&scores), whole(&pq), whole(&pc), whole(&hits)],
+                        &TopKParams {
+                            pairs: (p1 - p0) as u32,
+                            candidates: c as u32,
+                            n_ks: KS.len() as u32,
+                            first: p0 as u32,
+                            ks,
+                        },
+                    ),
+                }
+            })
+            .collect();
+        let gather_candidates = Launch::new(
+            gpu,
+            &k.embedding_gather,
+            "embedding_gather (candidates)",
+            &[whole(&model.movie_emb), whole(&cand_ids), whole(&cand_emb)],
+            &GatherParams {
+                n: c as u32,
+                dim4,
+                out_stride4: dim4,
+                out_offset4: 0,
+            },
+        );
+        Ok(Self {
+            gpu,
+            store,
+            ids,
+            mlp,
+            retrieval,
+            losses,
+            candidates: c,
+            gather_candidates,
+            tiles,
+            hits,
+            pairs: test.len(),
+            dim4,
+        })
+    }
+
+    /// Evaluates the model's current parameters. The weights only decide the reported total loss.
+    pub fn run(&self, rating_weight: f32, retrieval_weight: f32) -> Result<TestMetrics> {
+        let t0 = Instant::now();
+        let gpu = self.gpu;
+        let n = self.store.batches.len();
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("evaluate"),
+            });
+        enc.clear_buffer(&self.hits, 0, None);
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("factorized_top_k"),
+                timestamp_writes: None,
+            });
+            self.gather_candidates
+                .run(&mut pass, self.candidates as u32 * self.dim4);
+            for t in &self.tiles {
+                t.gather.run(&mut pass, t.users as u32 * self.dim4);
+                t.scores.run(&mut pass, (t.users * self.candidates) as u32);
+                t.top_k.run(&mut pass, t.pairs as u32);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        // Each evaluation batch reuses the work buffers, so each is its own submission.
+        for b in 0..n {
+            let s = self.store.batches[b];
+            self.mlp.set(gpu, s.rows, false, rating_weight, 2 * b);
+            if retrieval_weight != 0.0 {
+                self.retrieval.set(gpu, &s, 0.0, 2 * b + 1);
+            }
+            let mut enc = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("evaluate batch"),
+                });
+            self.store.copy_to(&mut enc, b, &self.ids);
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("evaluate batch"),
+                    timestamp_writes: None,
+                });
+                self.mlp.encode(&mut pass, s.rows);
+                if retrieval_weight != 0.0 {
+                    self.retrieval.encode(&mut pass, &s);
+                }
+            }
+            gpu.queue.submit([enc.finish()]);
+        }
+        let hits: Vec<u32> = gpu
+            .read(&self.hits, 0, KS.len())
+            .context("reading FactorizedTopK hits")?;
+        let sums: Vec<f32> = gpu.read(&self.losses, 0, 2 * n)?;
+        let total = self.pairs as f64;
+        let (mut sq, mut loss) = (0.0f64, 0.0f64);
+        for b in 0..n {
+            let rows = self.store.batches[b].rows as f64;
+            let (s, r) = (sums[2 * b] as f64, sums[2 * b + 1] as f64);
+            sq += s;
+            let mut l = rating_weight as f64 * s / rows;
+            if retrieval_weight != 0.0 {
+                l += retrieval_weight as f64 * r;
+            }
+            loss += l * rows / total;
+        }
+        Ok(TestMetrics {
+            top_k: KS
+                .iter()
+                .zip(&hits)
+                .map(|(&k, &h)| (k, h as f64 / total))
+                .collect(),
+            rmse: (sq / total).sqrt(),
+            loss,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! The WebGPU context: adapter choice, device creation, buffers, readback, and compute kernels built from
+//! the WGSL files in `shaders/` with every shader error turned into a Rust error.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use wgpu::util::DeviceExt;
+
+/// Which adapter to use: `--backend` and `--adapter` on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    pub backend: Option<wgpu::Backends>,
+    pub name_contains: Option<String>,
+}
+
+/// What we report about the adapter in tables and `--metrics-out`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver_info: String,
+}
+
+impl AdapterSummary {
+    pub fn of(info: &wgpu::AdapterInfo) -> Self {
+        let driver_info = [info.driver.as_str(), info.driver_info.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend).to_lowercase(),
+            device_type: format!("{:?}", info.device_type),
+            driver_info,
+        }
+    }
+
+    pub fn is_software(&self) -> bool {
+        self.device_type == "Cpu"
+    }
+}
+
+pub fn parse_backend(s: &str) -> Result<wgpu::Backends> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "vulkan" => wgpu::Backends::VULKAN,
+        "metal" => wgpu::Backends::METAL,
+        "dx12" => wgpu::Backends::DX12,
+        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+        other => bail!("unknown backend {other:?}: expected vulkan, metal, dx12 or gl"),
+    })
+}
+
+fn instance(choice: &AdapterChoice) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if let Some(b) = choice.backend {
+        desc.backends = b;
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// Ranks adapters: real GPUs before software ones (lavapipe must not win over a GPU), discrete first.
+fn preference(info: &wgpu::AdapterInfo) -> u8 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Every adapter wgpu sees, in the order we would choose them; the first matching `choice` is used.
+pub fn list_adapters(choice: &AdapterChoice) -> Vec<(AdapterSummary, bool)> {
+    let inst = instance(choice);
+    let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    adapters.sort_by_key(|a| preference(&a.get_info()));
+    let chosen = pick(&adapters, choice).map(|a| a.get_info());
+    adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let is_chosen = chosen.as_ref() == Some(&info);
+            (AdapterSummary::of(&info), is_chosen)
+        })
+        .collect()
+}
+
+fn pick<'a>(adapters: &'a [wgpu::Adapter], choice: &AdapterChoice) -> Option<&'a wgpu::Adapter> {
+    adapters.iter().find(|a| {
+        let info = a.get_info();
+        choice
+            .name_contains
+            .as_ref()
+            .is_none_or(|s| info.name.to_lowercase().contains(&s.to_lowercase()))
+    })
+}
+
+pub const NO_ADAPTER_HELP: &str = "wgpu found no adapter. On Debian/Ubuntu without a GPU, install the \
+software Vulkan adapter: `apt-get install -y libvulkan1 mesa-vulkan-drivers` (scripts/tutorial.sh and \
+scripts/test.sh do this for you); with a GPU, install its Vulkan driver";
+
+/// A device and queue plus what we know about the adapter behind them.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+}
+
+impl Gpu {
+    pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        let inst = instance(choice);
+        let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        adapters.sort_by_key(|a| preference(&a.get_info()));
+        if adapters.is_empty() {
+            bail!("{NO_ADAPTER_HELP}");
+        }
+        let adapter = pick(&adapters, choice).ok_or_else(|| {
+            let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            anyhow!(
+                "no adapter name contains {:?}; adapters found: {}",
+                choice.name_contains.as_deref().unwrap_or(""),
+                names.join(", ")
+            )
+        })?;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgrec"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .context("creating the wgpu device")?;
+        Ok(Self {
+            device,
+            queue,
+            adapter: AdapterSummary::of(&adapter.get_info()),
+            limits,
+        })
+    }
+
+    /// The first adapter wgpu would pick with default choices, or None (tests skip or fail on None).
+    pub fn try_default() -> Option<Self> {
+        Self::new(&AdapterChoice::default()).ok()
+    }
+
+    /// Largest buffer we can bind as one storage binding.
+    pub fn max_binding(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        if bytes > self.max_binding() {
+            bail!(
+                "{what} needs {:.1} MiB in one storage binding, but adapter {:?} allows at most {:.1} MiB \
+                 (max_storage_buffer_binding_size); use a smaller batch size or embedding dimension",
+                bytes as f64 / 1048576.0,
+                self.adapter.name,
+                self.max_binding() as f64 / 1048576.0
+            );
+        }
+        Ok(())
+    }
+
+    /// A zero-filled storage buffer of `len` 4-byte elements (at least 16 bytes: bindings may not be empty).
+    pub fn buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: ((len.max(4) * 4) as u64).next_multiple_of(16),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer holding `data` (padded to 16 bytes).
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        bytes.resize(bytes.len().max(16).next_multiple_of(16), 0);
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Copies `len` elements of `buffer` (from element `offset`) back to the host; waits for the GPU.
+    pub fn read<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        let size = std::mem::size_of::<T>();
+        let bytes = ((len * size) as u64).next_multiple_of(4).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, (offset * size) as u64, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .context("waiting for the GPU")?;
+        rx.recv()
+            .context("readback channel closed")?
+            .context("mapping a readback buffer")?;
+        let view = slice
+            .get_mapped_range()
+            .context("reading a mapped buffer")?;
+        let out = bytemuck::cast_slice::<u8, T>(&view[..len * size]).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .context("waiting for the GPU")?;
+        Ok(())
+    }
+}
+
+/// A compute pipeline for one WGSL entry point; the entry point, the label and the launcher share a name.
+pub struct Kernel {
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+/// Threads per workgroup in every 1-D kernel of `shaders/` (they all use @workgroup_size(64)).
+pub const WORKGROUP: u32 = 64;
+
+impl Kernel {
+    /// Compiles `source` and builds the pipeline for entry point `name`, with override constants.
+    /// Shader and pipeline errors come back as errors (not the default panicking handler).
+    pub fn new(
+        gpu: &Gpu,
+        name: &'static str,
+        source: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Self> {
+        let device = &gpu.device;
+        let scopes = [
+            device.push_error_scope(wgpu::ErrorFilter::Validation),
+            device.push_error_scope(wgpu::ErrorFilter::Internal),
+            device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+        ];
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let constants: HashMap<String, f64> =
+            constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: None,
+            module: &module,
+            entry_point: Some(name),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), *v))
+                    .collect::<Vec<_>>(),
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        for scope in scopes.into_iter().rev() {
+            if let Some(err) = pollster::block_on(scope.pop()) {
+                bail!("compiling shader {name}: {err}");
+            }
+        }
+        Ok(Self { name, pipeline })
+    }
+
+    /// A bind group whose entries are `buffers` in binding order (inputs, outputs, uniform last).
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        buffers: &[wgpu::BindingResource],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
+            .collect();
+        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+}
+
+/// Splits a workgroup count into (x, y) with x <= 65535; kernels compute their id as x + y * nx * 64.
+/// Extra invocations from rounding y up are bounds-checked away by every kernel.
+pub fn grid(groups: u32) -> (u32, u32) {
+    const MAX: u32 = 65535;
+    if groups <= MAX {
+        (groups, 1)
+    } else {
+        let y = groups.div_ceil(MAX);
+        (groups.div_ceil(y), y)
+    }
+}
+
+/// Binding of a whole buffer.
+pub fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    b.as_entire_binding()
+}
+
+/// Binding of `len` f32/u32 elements of `b` starting at element `offset` (offset must be aligned).
+pub fn slice(b: &wgpu::Buffer, offset: usize, len: usize) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: b,
+        offset: (offset * 4) as u64,
+        size: std::num::NonZeroU64::new(((len * 4) as u64).next_multiple_of(16)),
+    })
+}

@@ -1,0 +1,268 @@
+//! One launcher per kernel in `shaders/`: the uniform parameters each kernel reads (mirroring its WGSL
+//! `Params`), the compiled pipelines, and `Launch`, a bind group plus its uniform built once and encoded
+//! many times.
+
+use crate::gpu::{Gpu, Kernel};
+use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
+
+macro_rules! shader {
+    ($name:literal) => {
+        include_str!(concat!("../shaders/", $name, ".wgsl"))
+    };
+}
+
+/// Every WGSL source with its file stem (tests validate them all with naga).
+pub const SHADERS: &[(&str, &str)] = &[
+    ("embedding_gather", shader!("embedding_gather")),
+    ("dense_forward", shader!("dense_forward")),
+    ("dense_backward_data", shader!("dense_backward_data")),
+    ("dense_backward_weights", shader!("dense_backward_weights")),
+    ("rating_loss", shader!("rating_loss")),
+    ("rating_head_backward", shader!("rating_head_backward")),
+    ("adagrad_dense", shader!("adagrad_dense")),
+    ("sum_reduce", shader!("sum_reduce")),
+    (
+        "retrieval_softmax_users",
+        shader!("retrieval_softmax_users"),
+    ),
+    (
+        "retrieval_softmax_movies",
+        shader!("retrieval_softmax_movies"),
+    ),
+    ("embedding_adagrad", shader!("embedding_adagrad")),
+    ("candidate_scores", shader!("candidate_scores")),
+    ("factorized_top_k", shader!("factorized_top_k")),
+];
+
+fn source(name: &str) -> &'static str {
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .expect("shader listed in SHADERS")
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GatherParams {
+    pub n: u32,
+    pub dim4: u32,
+    pub out_stride4: u32,
+    pub out_offset4: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DenseParams {
+    pub rows: u32,
+    pub k4: u32,
+    pub n4: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DenseWeightsParams {
+    pub rows: u32,
+    pub k4: u32,
+    pub n4: u32,
+    pub split_rows: u32,
+    pub grad_len4: u32,
+    pub w_offset4: u32,
+    pub b_offset4: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RatingLossParams {
+    pub rows: u32,
+    pub h4: u32,
+    pub train: u32,
+    pub scale: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RatingHeadParams {
+    pub rows: u32,
+    pub h4: u32,
+    pub split_rows: u32,
+    pub grad_len4: u32,
+    pub w_offset4: u32,
+    pub b_offset4: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AdagradDenseParams {
+    pub len4: u32,
+    pub splits: u32,
+    pub learning_rate: f32,
+    pub epsilon: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SumParams {
+    pub n: u32,
+    pub slot: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RetrievalParams {
+    pub users: u32,
+    pub movies: u32,
+    pub weight: f32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct EmbeddingAdagradParams {
+    pub n: u32,
+    pub dim4: u32,
+    pub dx_stride4: u32,
+    pub dx_offset4: u32,
+    pub use_dense: u32,
+    pub use_rows: u32,
+    pub learning_rate: f32,
+    pub epsilon: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ScoresParams {
+    pub queries: u32,
+    pub candidates: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct TopKParams {
+    pub pairs: u32,
+    pub candidates: u32,
+    pub n_ks: u32,
+    pub first: u32,
+    pub ks: [u32; 8],
+}
+
+/// Rows per invocation block of dense_forward / dense_backward_data (`R` in the shaders).
+pub const DENSE_ROWS: u32 = 8;
+
+/// Invocation counts, mirroring each kernel's indexing.
+pub mod threads {
+    use super::DENSE_ROWS;
+    pub fn dense_forward(rows: u32, n: u32) -> u32 {
+        rows.div_ceil(DENSE_ROWS) * (n / 16)
+    }
+    pub fn dense_backward_data(rows: u32, k: u32) -> u32 {
+        rows.div_ceil(DENSE_ROWS) * (k / 4)
+    }
+    pub fn dense_backward_weights(rows: u32, k: u32, n: u32, split_rows: u32) -> u32 {
+        (n / 16) * (k / 8) * rows.div_ceil(split_rows)
+    }
+    pub fn rating_head_backward(rows: u32, h: u32, split_rows: u32) -> u32 {
+        (h / 4 + 1) * rows.div_ceil(split_rows)
+    }
+}
+
+/// Every compiled pipeline. D is baked into the retrieval and scoring kernels as an override constant.
+pub struct Kernels {
+    pub embedding_gather: Kernel,
+    pub dense_forward: Kernel,
+    pub dense_backward_data: Kernel,
+    pub dense_backward_data_linear: Kernel,
+    pub dense_backward_weights: Kernel,
+    pub rating_loss: Kernel,
+    pub rating_head_backward: Kernel,
+    pub adagrad_dense: Kernel,
+    pub sum_reduce: Kernel,
+    pub retrieval_softmax_users: Kernel,
+    pub retrieval_softmax_movies: Kernel,
+    pub embedding_adagrad: Kernel,
+    pub candidate_scores: Kernel,
+    pub factorized_top_k: Kernel,
+}
+
+impl Kernels {
+    pub fn new(gpu: &Gpu, embedding_dim: usize) -> Result<Self> {
+        let d4 = [("D4", (embedding_dim / 4) as f64)];
+        let k = |name: &'static str, constants: &[(&str, f64)]| {
+            Kernel::new(gpu, name, source(name), constants)
+        };
+        Ok(Self {
+            embedding_gather: k("embedding_gather", &[])?,
+            dense_forward: k("dense_forward", &[("RELU", 1.0)])?,
+            dense_backward_data: k("dense_backward_data", &[("MASK", 1.0)])?,
+            dense_backward_data_linear: k("dense_backward_data", &[("MASK", 0.0)])?,
+            dense_backward_weights: k("dense_backward_weights", &[])?,
+            rating_loss: k("rating_loss", &[])?,
+            rating_head_backward: k("rating_head_backward", &[])?,
+            adagrad_dense: k("adagrad_dense", &[])?,
+            sum_reduce: k("sum_reduce", &[])?,
+            retrieval_softmax_users: k("retrieval_softmax_users", &d4)?,
+            retrieval_softmax_movies: k("retrieval_softmax_movies", &d4)?,
+            embedding_adagrad: k("embedding_adagrad", &[])?,
+            candidate_scores: k("candidate_scores", &d4)?,
+            factorized_top_k: k("factorized_top_k", &[])?,
+        })
+    }
+}
+
+/// One dispatch site: a pipeline, its bind group and its uniform, built once and encoded many times.
+pub struct Launch {
+    pub name: &'static str,
+    pipeline_kernel: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+}
+
+impl Launch {
+    /// `buffers` are the kernel's bindings in order, without the uniform, which is appended last.
+    pub fn new<P: Pod>(
+        gpu: &Gpu,
+        kernel: &Kernel,
+        label: &str,
+        buffers: &[wgpu::BindingResource],
+        params: &P,
+    ) -> Self {
+        let uniform = gpu.uniform(label, params);
+        let mut all = buffers.to_vec();
+        all.push(uniform.as_entire_binding());
+        let group = kernel.bind(gpu, label, &all);
+        Self {
+            name: kernel.name,
+            pipeline_kernel: kernel.pipeline.clone(),
+            group,
+            params: uniform,
+        }
+    }
+
+    /// New parameters; they take effect at the next `queue.submit` (one submit per step).
+    pub fn set<P: Pod>(&self, gpu: &Gpu, params: &P) {
+        gpu.queue
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+    }
+
+    pub fn run(&self, pass: &mut wgpu::ComputePass, threads: u32) {
+        if threads == 0 {
+            return;
+        }
+        let (x, y) = crate::gpu::grid(threads.div_ceil(crate::gpu::WORKGROUP));
+        pass.set_pipeline(&self.pipeline_kernel);
+        pass.set_bind_group(0, &self.group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+
+    pub fn run_one_group(&self, pass: &mut wgpu::ComputePass) {
+        pass.set_pipeline(&self.pipeline_kernel);
+        pass.set_bind_group(0, &self.group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+}

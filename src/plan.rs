@@ -1,0 +1,567 @@
+//! GPU-resident state shared by training and evaluation, built once and encoded many times: the model's
+//! buffers, batch id buffers (all batches resident, copied into the work buffers each step), activations,
+//! and the forward launches of both tasks.
+
+use crate::batches::{Batch, Distinct};
+use crate::gpu::{slice, whole, Gpu};
+use crate::kernels::*;
+use crate::model::{MlpLayout, ModelConfig, Params};
+use anyhow::{bail, Result};
+
+/// Keras Adagrad's defaults.
+pub const INITIAL_ACCUMULATOR: f32 = 0.1;
+pub const EPSILON: f32 = 1e-7;
+
+/// Parameters and Adagrad accumulators on the GPU.
+pub struct GpuModel {
+    pub cfg: ModelConfig,
+    pub layout: MlpLayout,
+    pub user_emb: wgpu::Buffer,  // (U, D)
+    pub user_acc: wgpu::Buffer,  // (U, D)
+    pub movie_emb: wgpu::Buffer, // (M, D)
+    pub movie_acc: wgpu::Buffer, // (M, D)
+    pub mlp: wgpu::Buffer,       // (L,)
+    pub mlp_acc: wgpu::Buffer,   // (L,)
+}
+
+impl GpuModel {
+    pub fn new(gpu: &Gpu, cfg: &ModelConfig, p: &Params) -> Result<Self> {
+        cfg.validate()?;
+        let d = cfg.embedding_dim;
+        gpu.check_binding("the user embedding table", (cfg.users * d * 4) as u64)?;
+        gpu.check_binding("the movie embedding table", (cfg.movies * d * 4) as u64)?;
+        let acc = |n: usize| vec![INITIAL_ACCUMULATOR; n];
+        Ok(Self {
+            cfg: *cfg,
+            layout: cfg.layout(),
+            user_emb: gpu.upload("user_emb", &p.user_emb),
+            user_acc: gpu.upload("user_acc", &acc(p.user_emb.len())),
+            movie_emb: gpu.upload("movie_emb", &p.movie_emb),
+            movie_acc: gpu.upload("movie_acc", &acc(p.movie_emb.len())),
+            mlp: gpu.upload("mlp", &p.mlp),
+            mlp_acc: gpu.upload("mlp_acc", &acc(p.mlp.len())),
+        })
+    }
+
+    pub fn params(&self, gpu: &Gpu) -> Result<Params> {
+        let d = self.cfg.embedding_dim;
+        Ok(Params {
+            user_emb: gpu.read(&self.user_emb, 0, self.cfg.users * d)?,
+            movie_emb: gpu.read(&self.movie_emb, 0, self.cfg.movies * d)?,
+            mlp: gpu.read(&self.mlp, 0, self.layout.len)?,
+        })
+    }
+
+    /// (user_acc, movie_acc, mlp_acc) on the host.
+    pub fn accumulators(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let d = self.cfg.embedding_dim;
+        Ok((
+            gpu.read(&self.user_acc, 0, self.cfg.users * d)?,
+            gpu.read(&self.movie_acc, 0, self.cfg.movies * d)?,
+            gpu.read(&self.mlp_acc, 0, self.layout.len)?,
+        ))
+    }
+}
+
+/// One id column's distinct structure on the GPU (see `batches::Distinct`), capacity B.
+pub struct DistinctBuffers {
+    pub table_rows: wgpu::Buffer, // (NU,)
+    pub count: wgpu::Buffer,      // (NU,) f32
+    pub offsets: wgpu::Buffer,    // (NU + 1,)
+    pub rows: wgpu::Buffer,       // (B,)
+    pub of_row: wgpu::Buffer,     // (B,)
+}
+
+/// The work buffers one step reads its batch from, capacity B rows.
+pub struct BatchBuffers {
+    pub capacity: usize,
+    pub user: wgpu::Buffer,   // (B,) table rows
+    pub movie: wgpu::Buffer,  // (B,)
+    pub rating: wgpu::Buffer, // (B,) f32
+    pub users: DistinctBuffers,
+    pub movies: DistinctBuffers,
+}
+
+const FIELDS: usize = 13;
+
+fn distinct_fields(d: &Distinct) -> [Vec<u32>; 5] {
+    [
+        d.table_rows.clone(),
+        d.count.iter().map(|v| v.to_bits()).collect(),
+        d.offsets.clone(),
+        d.rows.clone(),
+        d.of_row.clone(),
+    ]
+}
+
+/// A batch as the 13 u32 columns the work buffers hold, in `BatchBuffers::fields` order.
+fn batch_fields(b: &Batch) -> Vec<Vec<u32>> {
+    let mut f = vec![
+        b.user.clone(),
+        b.movie.clone(),
+        b.rating.iter().map(|v| v.to_bits()).collect(),
+    ];
+    f.extend(distinct_fields(&b.users));
+    f.extend(distinct_fields(&b.movies));
+    f
+}
+
+impl BatchBuffers {
+    pub fn new(gpu: &Gpu, label: &str, capacity: usize) -> Self {
+        let b = |name: &str, n: usize| gpu.buffer(&format!("{label}.{name}"), n);
+        let distinct = |side: &str| DistinctBuffers {
+            table_rows: b(&format!("{side}.table_rows"), capacity),
+            count: b(&format!("{side}.count"), capacity),
+            offsets: b(&format!("{side}.offsets"), capacity + 1),
+            rows: b(&format!("{side}.rows"), capacity),
+            of_row: b(&format!("{side}.of_row"), capacity),
+        };
+        Self {
+            capacity,
+            user: b("user", capacity),
+            movie: b("movie", capacity),
+            rating: b("rating", capacity),
+            users: distinct("users"),
+            movies: distinct("movies"),
+        }
+    }
+
+    fn fields(&self) -> [&wgpu::Buffer; FIELDS] {
+        let (u, m) = (&self.users, &self.movies);
+        [
+            &self.user,
+            &self.movie,
+            &self.rating,
+            &u.table_rows,
+            &u.count,
+            &u.offsets,
+            &u.rows,
+            &u.of_row,
+            &m.table_rows,
+            &m.count,
+            &m.offsets,
+            &m.rows,
+            &m.of_row,
+        ]
+    }
+}
+
+/// Every batch of an epoch resident on the GPU, packed field after field; a step copies its slices into
+/// the work buffers (a few hundred KiB of device-local copies instead of host uploads).
+pub struct BatchStore {
+    buffer: wgpu::Buffer,
+    /// Per batch and field: (offset, len) in u32s.
+    spans: Vec<[(usize, usize); FIELDS]>,
+    pub batches: Vec<BatchShape>,
+}
+
+/// What the host needs to know of a batch to size its dispatches.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchShape {
+    pub rows: usize,
+    pub users: usize,
+    pub movies: usize,
+}
+
+impl BatchStore {
+    pub fn new(gpu: &Gpu, label: &str, batches: &[Batch]) -> Result<Self> {
+        let (data, spans) = Self::pack(batches);
+        let bytes = data.len() as u64 * 4;
+        if bytes > gpu.limits.max_buffer_size {
+            bail!(
+                "the batches need {:.0} MiB on the GPU, more than the adapter's max_buffer_size ({:.0} MiB)",
+                bytes as f64 / 1048576.0,
+                gpu.limits.max_buffer_size as f64 / 1048576.0
+            );
+        }
+        Ok(Self {
+            buffer: gpu.upload(label, &data),
+            spans,
+            batches: batches.iter().map(shape).collect(),
+        })
+    }
+
+    fn pack(batches: &[Batch]) -> (Vec<u32>, Vec<[(usize, usize); FIELDS]>) {
+        let mut data = Vec::new();
+        let mut spans = Vec::new();
+        for b in batches {
+            let mut span = [(0, 0); FIELDS];
+            for (s, f) in span.iter_mut().zip(batch_fields(b)) {
+                *s = (data.len(), f.len());
+                data.extend_from_slice(&f);
+            }
+            spans.push(span);
+        }
+        (data, spans)
+    }
+
+    /// Replaces the batches with new ones of the same row counts (`--reshuffle`).
+    pub fn rewrite(&mut self, gpu: &Gpu, batches: &[Batch]) {
+        let (data, spans) = Self::pack(batches);
+        gpu.queue
+            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(&data));
+        self.spans = spans;
+        self.batches = batches.iter().map(shape).collect();
+    }
+
+    pub fn copy_to(&self, enc: &mut wgpu::CommandEncoder, batch: usize, work: &BatchBuffers) {
+        for (&(off, len), dst) in self.spans[batch].iter().zip(work.fields()) {
+            if len > 0 {
+                enc.copy_buffer_to_buffer(&self.buffer, off as u64 * 4, dst, 0, len as u64 * 4);
+            }
+        }
+    }
+}
+
+fn shape(b: &Batch) -> BatchShape {
+    BatchShape {
+        rows: b.rows(),
+        users: b.users.len(),
+        movies: b.movies.len(),
+    }
+}
+
+/// Activations of the rating MLP for up to B rows.
+pub struct Activations {
+    pub x: wgpu::Buffer,      // (B, 2D) concat(user, movie)
+    pub h1: wgpu::Buffer,     // (B, H1)
+    pub h2: wgpu::Buffer,     // (B, H2)
+    pub pred: wgpu::Buffer,   // (B,)
+    pub sq_err: wgpu::Buffer, // (B,)
+    pub dpred: wgpu::Buffer,  // (B,)
+    pub dh2: wgpu::Buffer,    // (B, H2)
+}
+
+impl Activations {
+    pub fn new(gpu: &Gpu, cfg: &ModelConfig, b: usize) -> Result<Self> {
+        gpu.check_binding(
+            "the first hidden layer's activations (batch x H1)",
+            (b * cfg.hidden1 * 4) as u64,
+        )?;
+        gpu.check_binding(
+            "the MLP input (batch x 2D)",
+            (b * cfg.embedding_dim * 8) as u64,
+        )?;
+        Ok(Self {
+            x: gpu.buffer("x", b * 2 * cfg.embedding_dim),
+            h1: gpu.buffer("h1", b * cfg.hidden1),
+            h2: gpu.buffer("h2", b * cfg.hidden2),
+            pred: gpu.buffer("pred", b),
+            sq_err: gpu.buffer("sq_err", b),
+            dpred: gpu.buffer("dpred", b),
+            dh2: gpu.buffer("dh2", b * cfg.hidden2),
+        })
+    }
+}
+
+/// Rating task forward: gather concat(user, movie), two ReLU layers, the head with its squared error
+/// (and, when training, dpred and dh2), and the squared-error sum into `losses[slot]`.
+pub struct MlpForward {
+    gather_user: Launch,
+    gather_movie: Launch,
+    layer1: Launch,
+    layer2: Launch,
+    head: Launch,
+    reduce: Launch,
+    cfg: ModelConfig,
+}
+
+impl MlpForward {
+    pub fn new(
+        gpu: &Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        ids: &BatchBuffers,
+        a: &Activations,
+        losses: &wgpu::Buffer,
+    ) -> Self {
+        let (cfg, l) = (model.cfg, model.layout);
+        let d4 = (cfg.embedding_dim / 4) as u32;
+        let gather = |label, table, idx, off| {
+            let p = GatherParams {
+                n: 0,
+                dim4: d4,
+                out_stride4: 2 * d4,
+                out_offset4: off,
+            };
+            Launch::new(
+                gpu,
+                &k.embedding_gather,
+                label,
+                &[whole(table), whole(idx), whole(&a.x)],
+                &p,
+            )
+        };
+        let m = &model.mlp;
+        Self {
+            gather_user: gather("embedding_gather (x users)", &model.user_emb, &ids.user, 0),
+            gather_movie: gather(
+                "embedding_gather (x movies)",
+                &model.movie_emb,
+                &ids.movie,
+                d4,
+            ),
+            layer1: Launch::new(
+                gpu,
+                &k.dense_forward,
+                "dense_forward (layer 1)",
+                &[
+                    whole(&a.x),
+                    slice(m, l.w1, l.k * l.h1),
+                    slice(m, l.b1, l.h1),
+                    whole(&a.h1),
+                ],
+                &DenseParams::default(),
+            ),
+            layer2: Launch::new(
+                gpu,
+                &k.dense_forward,
+                "dense_forward (layer 2)",
+                &[
+                    whole(&a.h1),
+                    slice(m, l.w2, l.h1 * l.h2),
+                    slice(m, l.b2, l.h2),
+                    whole(&a.h2),
+                ],
+                &DenseParams::default(),
+            ),
+            head: Launch::new(
+                gpu,
+                &k.rating_loss,
+                "rating_loss",
+                &[
+                    whole(&a.h2),
+                    slice(m, l.w3, l.h2),
+                    slice(m, l.b3, 4),
+                    whole(&ids.rating),
+                    whole(&a.pred),
+                    whole(&a.sq_err),
+                    whole(&a.dpred),
+                    whole(&a.dh2),
+                ],
+                &RatingLossParams::default(),
+            ),
+            reduce: Launch::new(
+                gpu,
+                &k.sum_reduce,
+                "sum_reduce (squared error)",
+                &[whole(&a.sq_err), whole(losses)],
+                &SumParams::default(),
+            ),
+            cfg,
+        }
+    }
+
+    /// Sets the parameters for a batch of `rows`; `train` also writes dpred and dh2 with 2 * weight / rows.
+    pub fn set(&self, gpu: &Gpu, rows: usize, train: bool, rating_weight: f32, slot: usize) {
+        let c = &self.cfg;
+        let (r, d4) = (rows as u32, (c.embedding_dim / 4) as u32);
+        let gather = GatherParams {
+            n: r,
+            dim4: d4,
+            out_stride4: 2 * d4,
+            out_offset4: 0,
+        };
+        self.gather_user.set(gpu, &gather);
+        self.gather_movie.set(
+            gpu,
+            &GatherParams {
+                out_offset4: d4,
+                ..gather
+            },
+        );
+        self.layer1.set(
+            gpu,
+            &DenseParams {
+                rows: r,
+                k4: 2 * d4,
+                n4: (c.hidden1 / 4) as u32,
+                _pad: 0,
+            },
+        );
+        self.layer2.set(
+            gpu,
+            &DenseParams {
+                rows: r,
+                k4: (c.hidden1 / 4) as u32,
+                n4: (c.hidden2 / 4) as u32,
+                _pad: 0,
+            },
+        );
+        let scale = 2.0 * rating_weight / rows as f32;
+        self.head.set(
+            gpu,
+            &RatingLossParams {
+                rows: r,
+                h4: (c.hidden2 / 4) as u32,
+                train: train as u32,
+                scale,
+            },
+        );
+        self.reduce.set(
+            gpu,
+            &SumParams {
+                n: r,
+                slot: slot as u32,
+                _pad: [0; 2],
+            },
+        );
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, rows: usize) {
+        let (c, r) = (&self.cfg, rows as u32);
+        let d4 = (c.embedding_dim / 4) as u32;
+        self.gather_user.run(pass, r * d4);
+        self.gather_movie.run(pass, r * d4);
+        self.layer1
+            .run(pass, threads::dense_forward(r, c.hidden1 as u32));
+        self.layer2
+            .run(pass, threads::dense_forward(r, c.hidden2 as u32));
+        self.head.run(pass, r);
+        self.reduce.run_one_group(pass);
+    }
+}
+
+/// Distinct-user / distinct-movie embeddings and the retrieval task's outputs, capacity B each.
+pub struct RetrievalBuffers {
+    pub user_d: wgpu::Buffer,     // (NU, D)
+    pub movie_d: wgpu::Buffer,    // (NM, D)
+    pub lse: wgpu::Buffer,        // (NU,)
+    pub loss: wgpu::Buffer,       // (NU,)
+    pub grad_user: wgpu::Buffer,  // (NU, D)
+    pub grad_movie: wgpu::Buffer, // (NM, D)
+}
+
+impl RetrievalBuffers {
+    pub fn new(gpu: &Gpu, cfg: &ModelConfig, b: usize) -> Self {
+        let d = cfg.embedding_dim;
+        Self {
+            user_d: gpu.buffer("user_d", b * d),
+            movie_d: gpu.buffer("movie_d", b * d),
+            lse: gpu.buffer("lse", b),
+            loss: gpu.buffer("retrieval_loss", b),
+            grad_user: gpu.buffer("grad_user", b * d),
+            grad_movie: gpu.buffer("grad_movie", b * d),
+        }
+    }
+}
+
+/// Retrieval task forward (and the user half of its backward): gathers the distinct rows, runs
+/// retrieval_softmax_users, and sums the per-user losses into `losses[slot]`.
+pub struct RetrievalForward {
+    gather_users: Launch,
+    gather_movies: Launch,
+    users: Launch,
+    reduce: Launch,
+    dim4: u32,
+}
+
+impl RetrievalForward {
+    pub fn new(
+        gpu: &Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        ids: &BatchBuffers,
+        r: &RetrievalBuffers,
+        losses: &wgpu::Buffer,
+    ) -> Self {
+        let dim4 = (model.cfg.embedding_dim / 4) as u32;
+        let gather = |label, table, idx, out| {
+            let p = GatherParams {
+                n: 0,
+                dim4,
+                out_stride4: dim4,
+                out_offset4: 0,
+            };
+            Launch::new(
+                gpu,
+                &k.embedding_gather,
+                label,
+                &[whole(table), whole(idx), whole(out)],
+                &p,
+            )
+        };
+        let (u, m) = (&ids.users, &ids.movies);
+        Self {
+            gather_users: gather(
+                "embedding_gather (distinct users)",
+                &model.user_emb,
+                &u.table_rows,
+                &r.user_d,
+            ),
+            gather_movies: gather(
+                "embedding_gather (distinct movies)",
+                &model.movie_emb,
+                &m.table_rows,
+                &r.movie_d,
+            ),
+            users: Launch::new(
+                gpu,
+                &k.retrieval_softmax_users,
+                "retrieval_softmax_users",
+                &[
+                    whole(&r.user_d),
+                    whole(&r.movie_d),
+                    whole(&u.count),
+                    whole(&m.count),
+                    whole(&u.offsets),
+                    whole(&u.rows),
+                    whole(&m.of_row),
+                    whole(&r.lse),
+                    whole(&r.loss),
+                    whole(&r.grad_user),
+                ],
+                &RetrievalParams::default(),
+            ),
+            reduce: Launch::new(
+                gpu,
+                &k.sum_reduce,
+                "sum_reduce (retrieval loss)",
+                &[whole(&r.loss), whole(losses)],
+                &SumParams::default(),
+            ),
+            dim4,
+        }
+    }
+
+    pub fn set(&self, gpu: &Gpu, b: &BatchShape, weight: f32, slot: usize) {
+        let g = GatherParams {
+            n: b.users as u32,
+            dim4: self.dim4,
+            out_stride4: self.dim4,
+            out_offset4: 0,
+        };
+        self.gather_users.set(gpu, &g);
+        self.gather_movies.set(
+            gpu,
+            &GatherParams {
+                n: b.movies as u32,
+                ..g
+            },
+        );
+        self.users.set(
+            gpu,
+            &RetrievalParams {
+                users: b.users as u32,
+                movies: b.movies as u32,
+                weight,
+                _pad: 0,
+            },
+        );
+        self.reduce.set(
+            gpu,
+            &SumParams {
+                n: b.users as u32,
+                slot: slot as u32,
+                _pad: [0; 2],
+            },
+        );
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, b: &BatchShape) {
+        self.gather_users.run(pass, b.users as u32 * self.dim4);
+        self.gather_movies.run(pass, b.movies as u32 * self.dim4);
+        self.users.run(pass, b.users as u32);
+        self.reduce.run_one_group(pass);
+    }
+}

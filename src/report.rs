@@ -1,0 +1,149 @@
+//! Runs one configuration end to end (init, train, evaluate) and reports results as a table and as JSON.
+
+use crate::data::Dataset;
+use crate::evaluate::{Evaluator, TestMetrics, KS};
+use crate::gpu::{AdapterSummary, Gpu};
+use crate::kernels::Kernels;
+use crate::model::{ModelConfig, Params};
+use crate::plan::GpuModel;
+use crate::trainer::{EpochLog, TrainOptions, Trainer};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub opts: TrainOptions,
+    pub history: Vec<EpochLog>,
+    pub test: TestMetrics,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+}
+
+impl RunResult {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rating_weight": self.opts.rating_weight,
+            "retrieval_weight": self.opts.retrieval_weight,
+            "epochs": self.opts.epochs,
+            "batch_size": self.opts.batch_size,
+            "learning_rate": self.opts.learning_rate,
+            "seed": self.opts.seed,
+            "reshuffle": self.opts.reshuffle,
+            "history": self.history,
+            "test": self.test.to_json(),
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+        })
+    }
+}
+
+/// Trains one configuration from a fresh initialisation and evaluates it on the test split.
+pub fn train_and_evaluate(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    embedding_dim: usize,
+    opts: &TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+) -> Result<RunResult> {
+    let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
+    cfg.validate()?;
+    let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?;
+    let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
+    let t0 = Instant::now();
+    let mut history = Vec::new();
+    for epoch in 1..=opts.epochs {
+        let log = if progress {
+            let bar = ProgressBar::new(trainer.batches() as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} {pos:>3}/{len} [{bar:30}] {elapsed_precise} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("Epoch {epoch}/{}", opts.epochs));
+            let mut tick = |step: usize, _n: usize, loss: f64| {
+                bar.set_position(step as u64);
+                bar.set_message(format!("loss: {loss:.4}"));
+            };
+            let log = trainer.epoch(Some(&mut tick))?;
+            bar.finish_with_message(format!("loss: {:.4} ({:.2} s)", log.loss, log.seconds));
+            log
+        } else {
+            trainer.epoch(None)?
+        };
+        history.push(log);
+    }
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let evaluator = Evaluator::new(
+        gpu,
+        kernels,
+        &trainer.model,
+        &data.test,
+        &data.candidates,
+        eval_batch_size,
+    )?;
+    let t1 = Instant::now();
+    let test = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
+    let eval_seconds = t1.elapsed().as_secs_f64();
+    Ok(RunResult {
+        opts: opts.clone(),
+        history,
+        test,
+        train_seconds,
+        eval_seconds,
+    })
+}
+
+/// The tutorial-style table: one row per configuration.
+pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<22}{}{:>8}{:>9}{:>9}\n",
+        "config (rating, retr.)",
+        KS.iter()
+            .map(|k| format!("{:>8}", format!("top-{k}")))
+            .collect::<String>(),
+        "RMSE",
+        "train s",
+        "eval s"
+    ));
+    for r in runs {
+        s.push_str(&format!(
+            "{:<22}{}{:>8.4}{:>9.2}{:>9.3}\n",
+            format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
+            KS.iter()
+                .map(|&k| format!("{:>8.4}", r.test.top(k)))
+                .collect::<String>(),
+            r.test.rmse,
+            r.train_seconds,
+            r.eval_seconds
+        ));
+    }
+    s.push_str(&format!(
+        "adapter: {} ({}, {}, {})\n",
+        adapter.name, adapter.backend, adapter.device_type, adapter.driver_info
+    ));
+    s
+}
+
+pub fn metrics_json(runs: &[RunResult], adapter: &AdapterSummary) -> serde_json::Value {
+    serde_json::json!({
+        "adapter": adapter,
+        "runs": runs.iter().map(RunResult::to_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Writes `value` to `path` through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<()> {
+    use anyhow::Context;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,477 @@
+//! Training: the backward launches of both tasks, Adagrad, and the epoch loop with Keras-style progress.
+//! One step is one command buffer: copy the batch's ids, forward, backward, update, loss sums.
+
+use crate::batches::{make_batches, permutation, Batch};
+use crate::data::{Ratings, SplitMix64};
+use crate::gpu::{slice, whole, Gpu};
+use crate::kernels::*;
+use crate::plan::*;
+use anyhow::{bail, Result};
+use std::time::Instant;
+
+/// Rows per batch split in the weight-gradient kernels (split-K for parallelism; adagrad_dense sums them).
+pub const SPLIT_ROWS: usize = 512;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrainOptions {
+    pub rating_weight: f32,
+    pub retrieval_weight: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f32,
+    pub seed: u64,
+    /// Redraw the batches every epoch (the tutorial's `cache()` keeps the first epoch's batches).
+    pub reshuffle: bool,
+}
+
+impl TrainOptions {
+    pub fn tutorial(rating_weight: f32, retrieval_weight: f32) -> Self {
+        Self {
+            rating_weight,
+            retrieval_weight,
+            epochs: 3,
+            batch_size: 8192,
+            learning_rate: 0.1,
+            seed: 42,
+            reshuffle: false,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            bail!(
+                "--learning-rate must be a positive number, got {}",
+                self.learning_rate
+            );
+        }
+        for (name, w) in [
+            ("--rating-weight", self.rating_weight),
+            ("--retrieval-weight", self.retrieval_weight),
+        ] {
+            if !w.is_finite() || w < 0.0 {
+                bail!("{name} must be a finite number >= 0, got {w}");
+            }
+        }
+        Ok(())
+    }
+
+    fn rating_on(&self) -> bool {
+        self.rating_weight != 0.0
+    }
+
+    fn retrieval_on(&self) -> bool {
+        self.retrieval_weight != 0.0
+    }
+}
+
+/// One epoch of the history, as Keras's `History` records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    /// Mean over the epoch's batches of the total loss, weighted by batch size.
+    pub loss: f64,
+    pub seconds: f64,
+}
+
+/// The batch order of an epoch: the seed's permutation, redrawn per epoch only with `reshuffle`.
+/// The batch stream is separate from the initialisation streams (`Params::init`).
+fn batch_rng(seed: u64) -> SplitMix64 {
+    SplitMix64::new(seed ^ 0xBA7C_4E55_0000_0000)
+}
+
+/// The backward half of a step and the optimizer, for both tasks.
+struct Backward {
+    head: Launch,
+    layer2_weights: Launch,
+    layer2_data: Launch,
+    layer1_weights: Launch,
+    layer1_data: Launch,
+    adagrad: Launch,
+    movies: Launch,
+    user_update: Launch,
+    movie_update: Launch,
+}
+
+pub struct Trainer<'g> {
+    gpu: &'g Gpu,
+    pub model: GpuModel,
+    opts: TrainOptions,
+    train: Ratings,
+    rng: SplitMix64,
+    store: BatchStore,
+    ids: BatchBuffers,
+    mlp: MlpForward,
+    retrieval: RetrievalForward,
+    backward: Backward,
+    losses: wgpu::Buffer,
+    epochs_done: usize,
+}
+
+impl<'g> Trainer<'g> {
+    pub fn new(
+        gpu: &'g Gpu,
+        kernels: &Kernels,
+        model: GpuModel,
+        train: &Ratings,
+        opts: &TrainOptions,
+    ) -> Result<Self> {
+        opts.validate()?;
+        if train.is_empty() {
+            bail!("the training split is empty");
+        }
+        let cfg = model.cfg;
+        let l = model.layout;
+        let cap = opts.batch_size.min(train.len());
+        let mut rng = batch_rng(opts.seed);
+        let batches = make_batches(train, &permutation(train.len(), &mut rng), opts.batch_size);
+        let store = BatchStore::new(gpu, "train batches", &batches)?;
+        let ids = BatchBuffers::new(gpu, "batch", cap);
+        let act = Activations::new(gpu, &cfg, cap)?;
+        let ret = RetrievalBuffers::new(gpu, &cfg, cap);
+        let splits = cap.div_ceil(SPLIT_ROWS);
+        gpu.check_binding("the MLP gradient splits", (splits * l.len * 4) as u64)?;
+        let grad = gpu.buffer("mlp_grad", splits * l.len); // (S, L)
+        let dh1 = gpu.buffer("dh1", cap * cfg.hidden1);
+        let dx = gpu.buffer("dx", cap * 2 * cfg.embedding_dim);
+        let losses = gpu.buffer("losses", 2 * batches.len());
+        let mlp = MlpForward::new(gpu, kernels, &model, &ids, &act, &losses);
+        let retrieval = RetrievalForward::new(gpu, kernels, &model, &ids, &ret, &losses);
+        let m = &model.mlp;
+        let k = kernels;
+        let backward = Backward {
+            head: Launch::new(
+                gpu,
+                &k.rating_head_backward,
+                "rating_head_backward",
+                &[whole(&act.h2), whole(&act.dpred), whole(&grad)],
+                &RatingHeadParams::default(),
+            ),
+            layer2_weights: Launch::new(
+                gpu,
+                &k.dense_backward_weights,
+                "dense_backward_weights (layer 2)",
+                &[whole(&act.h1), whole(&act.dh2), whole(&grad)],
+                &DenseWeightsParams::default(),
+            ),
+            layer2_data: Launch::new(
+                gpu,
+                &k.dense_backward_data,
+                "dense_backward_data (layer 2)",
+                &[
+                    whole(&act.dh2),
+                    slice(m, l.w2, l.h1 * l.h2),
+                    whole(&act.h1),
+                    whole(&dh1),
+                ],
+                &DenseParams::default(),
+            ),
+            layer1_weights: Launch::new(
+                gpu,
+                &k.dense_backward_weights,
+                "dense_backward_weights (layer 1)",
+                &[whole(&act.x), whole(&dh1), whole(&grad)],
+                &DenseWeightsParams::default(),
+            ),
+            // No ReLU in front of layer 1: the mask binding is unused, dh1 stands in for it.
+            layer1_data: Launch::new(
+                gpu,
+                &k.dense_backward_data_linear,
+                "dense_backward_data (layer 1)",
+                &[
+                    whole(&dh1),
+                    slice(m, l.w1, l.k * l.h1),
+                    whole(&dh1),
+                    whole(&dx),
+                ],
+                &DenseParams::default(),
+            ),
+            adagrad: Launch::new(
+                gpu,
+                &k.adagrad_dense,
+                "adagrad_dense",
+                &[whole(&grad), whole(m), whole(&model.mlp_acc)],
+                &AdagradDenseParams::default(),
+            ),
+            movies: Launch::new(
+                gpu,
+                &k.retrieval_softmax_movies,
+                "retrieval_softmax_movies",
+                &[
+                    whole(&ret.user_d),
+                    whole(&ret.movie_d),
+                    whole(&ids.users.count),
+                    whole(&ids.movies.count),
+                    whole(&ret.lse),
+                    whole(&ids.movies.offsets),
+                    whole(&ids.movies.rows),
+                    whole(&ids.users.of_row),
+                    whole(&ret.grad_movie),
+                ],
+                &RetrievalParams::default(),
+            ),
+            user_update: Launch::new(
+                gpu,
+                &k.embedding_adagrad,
+                "embedding_adagrad (users)",
+                &[
+                    whole(&ret.grad_user),
+                    whole(&dx),
+                    whole(&ids.users.offsets),
+                    whole(&ids.users.rows),
+                    whole(&ids.users.table_rows),
+                    whole(&model.user_emb),
+                    whole(&model.user_acc),
+                ],
+                &EmbeddingAdagradParams::default(),
+            ),
+            movie_update: Launch::new(
+                gpu,
+                &k.embedding_adagrad,
+                "embedding_adagrad (movies)",
+                &[
+                    whole(&ret.grad_movie),
+                    whole(&dx),
+                    whole(&ids.movies.offsets),
+                    whole(&ids.movies.rows),
+                    whole(&ids.movies.table_rows),
+                    whole(&model.movie_emb),
+                    whole(&model.movie_acc),
+                ],
+                &EmbeddingAdagradParams::default(),
+            ),
+        };
+        Ok(Self {
+            gpu,
+            model,
+            opts: opts.clone(),
+            train: train.clone(),
+            rng,
+            store,
+            ids,
+            mlp,
+            retrieval,
+            backward,
+            losses,
+            epochs_done: 0,
+        })
+    }
+
+    pub fn batches(&self) -> usize {
+        self.store.batches.len()
+    }
+
+    /// Sets every launch's parameters for batch `b`.
+    fn set(&self, b: usize) {
+        let (gpu, o, s) = (self.gpu, &self.opts, self.store.batches[b]);
+        let cfg = &self.model.cfg;
+        let l = &self.model.layout;
+        let r = s.rows as u32;
+        let (d4, h14, h24) = (
+            (cfg.embedding_dim / 4) as u32,
+            (cfg.hidden1 / 4) as u32,
+            (cfg.hidden2 / 4) as u32,
+        );
+        let (lr, len4, split) = (o.learning_rate, (l.len / 4) as u32, SPLIT_ROWS as u32);
+        let bw = &self.backward;
+        if o.rating_on() {
+            self.mlp.set(gpu, s.rows, true, o.rating_weight, 2 * b);
+            let weights = |k4, n4, w: usize, bias: usize| DenseWeightsParams {
+                rows: r,
+                k4,
+                n4,
+                split_rows: split,
+                grad_len4: len4,
+                w_offset4: (w / 4) as u32,
+                b_offset4: (bias / 4) as u32,
+                _pad: 0,
+            };
+            bw.head.set(
+                gpu,
+                &RatingHeadParams {
+                    rows: r,
+                    h4: h24,
+                    split_rows: split,
+                    grad_len4: len4,
+                    w_offset4: (l.w3 / 4) as u32,
+                    b_offset4: (l.b3 / 4) as u32,
+                    _pad: [0; 2],
+                },
+            );
+            bw.layer2_weights.set(gpu, &weights(h14, h24, l.w2, l.b2));
+            bw.layer2_data.set(
+                gpu,
+                &DenseParams {
+                    rows: r,
+                    k4: h14,
+                    n4: h24,
+                    _pad: 0,
+                },
+            );
+            bw.layer1_weights
+                .set(gpu, &weights(2 * d4, h14, l.w1, l.b1));
+            bw.layer1_data.set(
+                gpu,
+                &DenseParams {
+                    rows: r,
+                    k4: 2 * d4,
+                    n4: h14,
+                    _pad: 0,
+                },
+            );
+            bw.adagrad.set(
+                gpu,
+                &AdagradDenseParams {
+                    len4,
+                    splits: s.rows.div_ceil(SPLIT_ROWS) as u32,
+                    learning_rate: lr,
+                    epsilon: EPSILON,
+                },
+            );
+        }
+        if o.retrieval_on() {
+            self.retrieval.set(gpu, &s, o.retrieval_weight, 2 * b + 1);
+            bw.movies.set(
+                gpu,
+                &RetrievalParams {
+                    users: s.users as u32,
+                    movies: s.movies as u32,
+                    weight: o.retrieval_weight,
+                    _pad: 0,
+                },
+            );
+        }
+        let update = |n: usize, off: u32| EmbeddingAdagradParams {
+            n: n as u32,
+            dim4: d4,
+            dx_stride4: 2 * d4,
+            dx_offset4: off,
+            use_dense: o.retrieval_on() as u32,
+            use_rows: o.rating_on() as u32,
+            learning_rate: lr,
+            epsilon: EPSILON,
+        };
+        bw.user_update.set(gpu, &update(s.users, 0));
+        bw.movie_update.set(gpu, &update(s.movies, d4));
+    }
+
+    /// Encodes and submits one training step on batch `b`.
+    fn step(&self, b: usize) {
+        self.set(b);
+        let (o, s) = (&self.opts, self.store.batches[b]);
+        let cfg = &self.model.cfg;
+        let r = s.rows as u32;
+        let (d4, h1, h2) = (
+            (cfg.embedding_dim / 4) as u32,
+            cfg.hidden1 as u32,
+            cfg.hidden2 as u32,
+        );
+        let split = SPLIT_ROWS as u32;
+        let mut enc = self
+            .gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("train step"),
+            });
+        self.store.copy_to(&mut enc, b, &self.ids);
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("train step"),
+                timestamp_writes: None,
+            });
+            let bw = &self.backward;
+            if o.rating_on() {
+                self.mlp.encode(&mut pass, s.rows);
+                bw.head
+                    .run(&mut pass, threads::rating_head_backward(r, h2, split));
+                bw.layer2_weights
+                    .run(&mut pass, threads::dense_backward_weights(r, h1, h2, split));
+                bw.layer2_data
+                    .run(&mut pass, threads::dense_backward_data(r, h1));
+                bw.layer1_weights.run(
+                    &mut pass,
+                    threads::dense_backward_weights(r, 8 * d4, h1, split),
+                );
+                bw.layer1_data
+                    .run(&mut pass, threads::dense_backward_data(r, 8 * d4));
+                bw.adagrad
+                    .run(&mut pass, (self.model.layout.len / 4) as u32);
+            }
+            if o.retrieval_on() {
+                self.retrieval.encode(&mut pass, &s);
+                bw.movies.run(&mut pass, s.movies as u32);
+            }
+            bw.user_update.run(&mut pass, s.users as u32 * d4);
+            bw.movie_update.run(&mut pass, s.movies as u32 * d4);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Total loss of batch b from the sums the step left in `losses` (waits for the GPU).
+    fn batch_loss(&self, b: usize) -> Result<f64> {
+        let v: Vec<f32> = self.gpu.read(&self.losses, 2 * b, 2)?;
+        Ok(self.total_loss(b, v[0], v[1]))
+    }
+
+    fn total_loss(&self, b: usize, sq_err_sum: f32, retrieval_sum: f32) -> f64 {
+        let o = &self.opts;
+        let rows = self.store.batches[b].rows as f64;
+        let mut loss = 0.0;
+        if o.rating_on() {
+            loss += o.rating_weight as f64 * sq_err_sum as f64 / rows;
+        }
+        if o.retrieval_on() {
+            loss += o.retrieval_weight as f64 * retrieval_sum as f64;
+        }
+        loss
+    }
+
+    /// Runs one epoch; `progress` gets (step, steps, running loss) after every step when given.
+    pub fn epoch(
+        &mut self,
+        mut progress: Option<&mut dyn FnMut(usize, usize, f64)>,
+    ) -> Result<EpochLog> {
+        let t0 = Instant::now();
+        if self.opts.reshuffle && self.epochs_done > 0 {
+            let perm = permutation(self.train.len(), &mut self.rng);
+            let batches: Vec<Batch> = make_batches(&self.train, &perm, self.opts.batch_size);
+            self.store.rewrite(self.gpu, &batches);
+        }
+        let n = self.batches();
+        let (mut weighted, mut rows) = (0.0, 0.0);
+        for b in 0..n {
+            self.step(b);
+            if let Some(p) = progress.as_deref_mut() {
+                let loss = self.batch_loss(b)?;
+                let r = self.store.batches[b].rows as f64;
+                weighted += loss * r;
+                rows += r;
+                p(b + 1, n, weighted / rows);
+            }
+        }
+        if progress.is_none() {
+            let sums: Vec<f32> = self.gpu.read(&self.losses, 0, 2 * n)?;
+            for b in 0..n {
+                let r = self.store.batches[b].rows as f64;
+                weighted += self.total_loss(b, sums[2 * b], sums[2 * b + 1]) * r;
+                rows += r;
+            }
+        }
+        self.gpu.wait()?;
+        self.epochs_done += 1;
+        let loss = weighted / rows;
+        if !loss.is_finite() {
+            bail!(
+                "training diverged: the loss of epoch {} is {loss}; try a smaller --learning-rate",
+                self.epochs_done
+            );
+        }
+        Ok(EpochLog {
+            epoch: self.epochs_done,
+            loss,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
