@@ -1,5 +1,6 @@
-// y = act(x W + b) for a batch of rows. Each invocation owns an 8-row x 16-column block held in registers
-// (register blocking beats shared-memory tiling on CPU adapters and is fine on GPUs at these sizes).
+// y = act(x W + b) for a batch of rows. Each invocation owns an 8-row x 16-column block of y in registers:
+// eight mat4x4 accumulators (one per row; columns = four vec4 of outputs). Named values, not arrays: CPU
+// adapters spill dynamically indexed arrays. Register blocking beats shared-memory tiling on CPU adapters.
 
 override RELU: bool = true;
 
@@ -16,52 +17,76 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>; // (B, N)
 @group(0) @binding(4) var<uniform> p: Params;
 
-const R: u32 = 8u; // rows per invocation
-const C: u32 = 4u; // vec4 columns per invocation
+// Column j of the result: W[k..k+4, vec4 column j] applied to the row's x[k..k+4].
+fn fma_row(acc: mat4x4<f32>, w0: mat4x4<f32>, w1: mat4x4<f32>, w2: mat4x4<f32>, w3: mat4x4<f32>, xv: vec4<f32>) -> mat4x4<f32> {
+    return acc + mat4x4<f32>(w0 * xv, w1 * xv, w2 * xv, w3 * xv);
+}
+
+fn store_row(row: u32, c0: u32, acc: mat4x4<f32>) {
+    if row >= p.rows {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        var v = acc[j];
+        if RELU {
+            v = max(v, vec4<f32>(0.0));
+        }
+        y[row * p.n4 + c0 + j] = v;
+    }
+}
 
 @compute @workgroup_size(64)
 fn dense_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = gid.x + gid.y * nwg.x * 64u;
-    let col_blocks = p.n4 / C;
-    let row_blocks = (p.rows + R - 1u) / R;
+    let col_blocks = p.n4 / 4u;
+    let row_blocks = (p.rows + 7u) / 8u;
     if t >= col_blocks * row_blocks {
         return;
     }
-    let c0 = (t % col_blocks) * C;
-    let r0 = (t / col_blocks) * R;
-
-    var acc: array<vec4<f32>, 32>; // [r * C + j]
-    var xrow: array<u32, 8>;
-    for (var r = 0u; r < R; r++) {
-        xrow[r] = min(r0 + r, p.rows - 1u) * p.k4; // clamped: rows past B are computed, never stored
-        for (var j = 0u; j < C; j++) {
-            acc[r * C + j] = b[c0 + j];
-        }
-    }
+    let c0 = (t % col_blocks) * 4u;
+    let r0 = (t / col_blocks) * 8u;
+    // Rows past B are clamped for loading (computed, never stored).
+    let last = p.rows - 1u;
+    let x0 = min(r0, last) * p.k4;
+    let x1 = min(r0 + 1u, last) * p.k4;
+    let x2 = min(r0 + 2u, last) * p.k4;
+    let x3 = min(r0 + 3u, last) * p.k4;
+    let x4 = min(r0 + 4u, last) * p.k4;
+    let x5 = min(r0 + 5u, last) * p.k4;
+    let x6 = min(r0 + 6u, last) * p.k4;
+    let x7 = min(r0 + 7u, last) * p.k4;
+    let bias = mat4x4<f32>(b[c0], b[c0 + 1u], b[c0 + 2u], b[c0 + 3u]);
+    var a0 = bias;
+    var a1 = bias;
+    var a2 = bias;
+    var a3 = bias;
+    var a4 = bias;
+    var a5 = bias;
+    var a6 = bias;
+    var a7 = bias;
+    let n = p.n4;
     for (var k4 = 0u; k4 < p.k4; k4++) {
-        let w0 = 4u * k4 * p.n4 + c0;
-        var wk: array<vec4<f32>, 16>; // [kk * C + j]: W rows 4k4..4k4+3, columns c0..c0+15
-        for (var kk = 0u; kk < 4u; kk++) {
-            for (var j = 0u; j < C; j++) {
-                wk[kk * C + j] = w[w0 + kk * p.n4 + j];
-            }
-        }
-        for (var r = 0u; r < R; r++) {
-            let xv = x[xrow[r] + k4];
-            for (var j = 0u; j < C; j++) {
-                acc[r * C + j] += xv.x * wk[j] + xv.y * wk[C + j] + xv.z * wk[2u * C + j] + xv.w * wk[3u * C + j];
-            }
-        }
+        let r = 4u * k4 * n + c0;
+        // wj: vec4 output column c0 + j; its columns are W rows 4k4 .. 4k4+3.
+        let w0 = mat4x4<f32>(w[r], w[r + n], w[r + 2u * n], w[r + 3u * n]);
+        let w1 = mat4x4<f32>(w[r + 1u], w[r + n + 1u], w[r + 2u * n + 1u], w[r + 3u * n + 1u]);
+        let w2 = mat4x4<f32>(w[r + 2u], w[r + n + 2u], w[r + 2u * n + 2u], w[r + 3u * n + 2u]);
+        let w3 = mat4x4<f32>(w[r + 3u], w[r + n + 3u], w[r + 2u * n + 3u], w[r + 3u * n + 3u]);
+        a0 = fma_row(a0, w0, w1, w2, w3, x[x0 + k4]);
+        a1 = fma_row(a1, w0, w1, w2, w3, x[x1 + k4]);
+        a2 = fma_row(a2, w0, w1, w2, w3, x[x2 + k4]);
+        a3 = fma_row(a3, w0, w1, w2, w3, x[x3 + k4]);
+        a4 = fma_row(a4, w0, w1, w2, w3, x[x4 + k4]);
+        a5 = fma_row(a5, w0, w1, w2, w3, x[x5 + k4]);
+        a6 = fma_row(a6, w0, w1, w2, w3, x[x6 + k4]);
+        a7 = fma_row(a7, w0, w1, w2, w3, x[x7 + k4]);
     }
-    for (var r = 0u; r < R; r++) {
-        if r0 + r < p.rows {
-            for (var j = 0u; j < C; j++) {
-                var v = acc[r * C + j];
-                if RELU {
-                    v = max(v, vec4<f32>(0.0));
-                }
-                y[(r0 + r) * p.n4 + c0 + j] = v;
-            }
-        }
-    }
+    store_row(r0, c0, a0);
+    store_row(r0 + 1u, c0, a1);
+    store_row(r0 + 2u, c0, a2);
+    store_row(r0 + 3u, c0, a3);
+    store_row(r0 + 4u, c0, a4);
+    store_row(r0 + 5u, c0, a5);
+    store_row(r0 + 6u, c0, a6);
+    store_row(r0 + 7u, c0, a7);
 }

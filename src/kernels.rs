@@ -260,6 +260,16 @@ impl Launch {
         pass.dispatch_workgroups(x, y, 1);
     }
 
+    /// Dispatches an explicit (x, y, z) grid of workgroups.
+    pub fn run_groups(&self, pass: &mut wgpu::ComputePass, (x, y, z): (u32, u32, u32)) {
+        if x * y * z == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.pipeline_kernel);
+        pass.set_bind_group(0, &self.group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
     pub fn run_one_group(&self, pass: &mut wgpu::ComputePass) {
         pass.set_pipeline(&self.pipeline_kernel);
         pass.set_bind_group(0, &self.group, &[]);

@@ -26,11 +26,11 @@ impl ModelConfig {
         }
     }
 
-    /// The kernels read 4 floats at a time and keep up to 128 embedding values in registers.
+    /// The kernels read 4 floats at a time and keep up to 64 embedding values in registers.
     pub fn validate(&self) -> Result<()> {
         let d = self.embedding_dim;
-        if d == 0 || d % 4 != 0 || d > 128 {
-            bail!("--embedding-dim must be a multiple of 4 between 4 and 128, got {d}");
+        if d == 0 || d % 4 != 0 || d > 64 {
+            bail!("--embedding-dim must be a multiple of 4 between 4 and 64, got {d}");
         }
         for (name, h) in [
             ("first hidden layer", self.hidden1),

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Makes sure wgpu will find an adapter: if Vulkan has no device and apt is available, installs Mesa's
+# software Vulkan driver (lavapipe). Sourced by tutorial.sh and test.sh.
+set -euo pipefail
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+have_vulkan_device() {
+    # Any ICD manifest means a Vulkan driver is installed (GPU or lavapipe); wgpu then enumerates it.
+    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q libvulkan.so.1
+}
+
+if ! have_vulkan_device; then
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "no Vulkan driver found: installing the software adapter (mesa-vulkan-drivers)" >&2
+        SUDO=""
+        if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libvulkan1 mesa-vulkan-drivers >/dev/null
+    else
+        echo "warning: no Vulkan driver found and no apt-get; install your GPU's Vulkan driver or Mesa's lavapipe" >&2
+    fi
+fi

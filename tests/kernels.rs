@@ -1,0 +1,1005 @@
+//! Every kernel of `Kernels` against its CPU twin in `wgrec::cpu`, on shapes that span several workgroups
+//! and are not multiples of the workgroup or block sizes. Outputs start as NaN (or 0xFFFFFFFF) so an
+//! element the kernel should write but does not, or one it must leave alone but writes, shows up.
+//! Needs an adapter: skips without one, fails in CI.
+
+mod common;
+
+use common::*;
+use wgrec::batches::Distinct;
+use wgrec::cpu;
+use wgrec::data::{Ratings, SplitMix64};
+use wgrec::gpu::{whole, Gpu};
+use wgrec::kernels::*;
+use wgrec::model::{ModelConfig, Params};
+use wgrec::plan::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
+use wgrec::trainer::{TrainOptions, Trainer};
+
+/// `len` NaNs past the end of every output: a kernel writing past its rows would overwrite them.
+const TAIL: usize = 64;
+
+/// The CPU expectation of an output buffer: `value` followed by NaN padding.
+fn with_tail(value: &[f32]) -> Vec<f32> {
+    let mut v = value.to_vec();
+    v.extend(std::iter::repeat_n(f32::NAN, TAIL));
+    v
+}
+
+#[test]
+fn embedding_gather_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(1);
+    // (rows, D, output stride, output offset): the MLP input's user and movie halves, and a plain copy.
+    for (rows, dim, stride, offset) in [
+        (1037, 12, 24, 0),
+        (1037, 12, 24, 12),
+        (8197, 32, 64, 32),
+        (5, 4, 4, 0),
+    ] {
+        let vocab = 53;
+        let table = uniform(&mut rng, vocab * dim, -1.0, 1.0);
+        let idx: Vec<u32> = (0..rows).map(|_| rng.below(vocab as u64) as u32).collect();
+        let out = nans(gpu, "out", rows * stride + TAIL);
+        let (t, i) = (gpu.upload("table", &table), gpu.upload("idx", &idx));
+        let p = GatherParams {
+            n: rows as u32,
+            dim4: (dim / 4) as u32,
+            out_stride4: (stride / 4) as u32,
+            out_offset4: (offset / 4) as u32,
+        };
+        let l = Launch::new(
+            gpu,
+            &k.embedding_gather,
+            "embedding_gather",
+            &[whole(&t), whole(&i), whole(&out)],
+            &p,
+        );
+        run(gpu, &[(&l, p.n * p.dim4)]);
+        let mut want = vec![f32::NAN; rows * stride + TAIL];
+        cpu::embedding_gather(&table, &idx, dim, &mut want, stride, offset);
+        let got = read_f32(gpu, &out, want.len());
+        assert_close(
+            &format!("embedding_gather rows {rows} D {dim} stride {stride} offset {offset}"),
+            &got,
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+}
+
+/// More than 65535 workgroups: `gpu::grid` folds the dispatch into y, and every kernel's
+/// `gid.x + gid.y * nwg.x * 64` must still visit each element once and skip the rounding surplus.
+#[test]
+fn two_dimensional_grid_covers_every_element() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let rows = 65535 * 64 + 1000;
+    assert!(wgrec::gpu::grid((rows as u32).div_ceil(64)).1 > 1);
+    let table: Vec<f32> = (0..4 * 7).map(|v| v as f32).collect();
+    let idx: Vec<u32> = (0..rows as u32).map(|i| i % 7).collect();
+    let (t, i) = (gpu.upload("table", &table), gpu.upload("idx", &idx));
+    let out = nans(gpu, "out", rows * 4 + TAIL);
+    let p = GatherParams {
+        n: rows as u32,
+        dim4: 1,
+        out_stride4: 1,
+        out_offset4: 0,
+    };
+    let l = Launch::new(
+        gpu,
+        &k.embedding_gather,
+        "embedding_gather (2-D grid)",
+        &[whole(&t), whole(&i), whole(&out)],
+        &p,
+    );
+    run(gpu, &[(&l, rows as u32)]);
+    let mut want = vec![f32::NAN; rows * 4 + TAIL];
+    cpu::embedding_gather(&table, &idx, 4, &mut want, 4, 0);
+    assert_close(
+        "embedding_gather over a 2-D grid",
+        &read_f32(gpu, &out, want.len()),
+        &want,
+        0.0,
+        0.0,
+    );
+}
+
+#[test]
+fn dense_forward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(2);
+    // (B, K, N): K a multiple of 8 (2D), N of 16; B below, between and above the 8-row blocks.
+    for (rows, kk, n) in [
+        (1037, 24, 48),
+        (8197, 16, 32),
+        (5, 8, 16),
+        (3, 64, 256),
+    ] {
+        let x = uniform(&mut rng, rows * kk, -1.0, 1.0);
+        let w = uniform(&mut rng, kk * n, -0.5, 0.5);
+        let b = uniform(&mut rng, n, -0.2, 0.2);
+        let y = nans(gpu, "y", rows * n + TAIL);
+        let p = DenseParams {
+            rows: rows as u32,
+            k4: (kk / 4) as u32,
+            n4: (n / 4) as u32,
+            _pad: 0,
+        };
+        let (xb, wb, bb) = (
+            gpu.upload("x", &x),
+            gpu.upload("w", &w),
+            gpu.upload("b", &b),
+        );
+        let l = Launch::new(
+            gpu,
+            &k.dense_forward,
+            "dense_forward",
+            &[whole(&xb), whole(&wb), whole(&bb), whole(&y)],
+            &p,
+        );
+        run(
+            gpu,
+            &[(&l, threads::dense_forward(rows as u32, n as u32))],
+        );
+        let want = with_tail(&cpu::dense_forward(&x, &w, &b, rows, kk, n, true));
+        assert_close(
+            &format!("dense_forward B {rows} K {kk} N {n}"),
+            &read_f32(gpu, &y, want.len()),
+            &want,
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn dense_backward_data_matches_cpu_with_and_without_mask() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(3);
+    for (rows, kk, n) in [(1037, 24, 48), (8197, 16, 32), (3, 8, 16)] {
+        let dy = uniform(&mut rng, rows * n, -1.0, 1.0);
+        let w = uniform(&mut rng, kk * n, -0.5, 0.5);
+        let h = relu_like(&mut rng, rows * kk);
+        let (dyb, wb, hb) = (
+            gpu.upload("dy", &dy),
+            gpu.upload("w", &w),
+            gpu.upload("h", &h),
+        );
+        // Without the mask h must not be read at all: bind NaNs, which would zero every element if it were.
+        let unused = nans(gpu, "h (unused)", rows * kk);
+        let p = DenseParams {
+            rows: rows as u32,
+            k4: (kk / 4) as u32,
+            n4: (n / 4) as u32,
+            _pad: 0,
+        };
+        for (kernel, mask) in [
+            (&k.dense_backward_data, true),
+            (&k.dense_backward_data_linear, false),
+        ] {
+            let dx = nans(gpu, "dx", rows * kk + TAIL);
+            let hbind = if mask { &hb } else { &unused };
+            let l = Launch::new(
+                gpu,
+                kernel,
+                "dense_backward_data",
+                &[whole(&dyb), whole(&wb), whole(hbind), whole(&dx)],
+                &p,
+            );
+            run(
+                gpu,
+                &[(&l, threads::dense_backward_data(rows as u32, kk as u32))],
+            );
+            let hm = mask.then_some(h.as_slice());
+            let want = with_tail(&cpu::dense_backward_data(&dy, &w, hm, rows, kk, n));
+            assert_close(
+                &format!("dense_backward_data mask {mask} B {rows} K {kk} N {n}"),
+                &read_f32(gpu, &dx, want.len()),
+                &want,
+                1e-5,
+                1e-5,
+            );
+        }
+    }
+}
+
+/// Where one layer's gradient lives in a split of the (S, L) gradient buffer, as in `MlpLayout`.
+struct GradSlots {
+    len: usize,
+    w: usize,
+    b: usize,
+}
+
+impl GradSlots {
+    fn new(w_len: usize, b_len: usize) -> Self {
+        // A leading tensor slot, then W, then b, each 64-aligned, so offsets are not 0.
+        let w = 64;
+        let b = (w + w_len).next_multiple_of(64);
+        let len = (b + b_len + 4).next_multiple_of(64);
+        Self { len, w, b }
+    }
+}
+
+#[test]
+fn dense_backward_weights_writes_one_partial_per_split() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(4);
+    // split_rows 300 does not divide 1037: splits of 300, 300, 300 and 137 rows.
+    for (rows, kk, n, split) in [
+        (1037, 24, 48, 300),
+        (8197, 16, 32, 512),
+        (3, 8, 16, 512),
+        (70, 64, 256, 64),
+    ] {
+        let x = uniform(&mut rng, rows * kk, -1.0, 1.0);
+        let dy = uniform(&mut rng, rows * n, -1.0, 1.0);
+        let g = GradSlots::new(kk * n, n);
+        let splits = rows.div_ceil(split);
+        // One split more than used: it must stay untouched.
+        let grad = nans(gpu, "grad", (splits + 1) * g.len);
+        let p = DenseWeightsParams {
+            rows: rows as u32,
+            k4: (kk / 4) as u32,
+            n4: (n / 4) as u32,
+            split_rows: split as u32,
+            grad_len4: (g.len / 4) as u32,
+            w_offset4: (g.w / 4) as u32,
+            b_offset4: (g.b / 4) as u32,
+            _pad: 0,
+        };
+        let (xb, dyb) = (gpu.upload("x", &x), gpu.upload("dy", &dy));
+        let l = Launch::new(
+            gpu,
+            &k.dense_backward_weights,
+            "dense_backward_weights",
+            &[whole(&xb), whole(&dyb), whole(&grad)],
+            &p,
+        );
+        let t = threads::dense_backward_weights(rows as u32, kk as u32, n as u32, split as u32);
+        run(gpu, &[(&l, t)]);
+        let mut want = vec![f32::NAN; (splits + 1) * g.len];
+        for s in 0..splits {
+            let (r0, r1) = (s * split, ((s + 1) * split).min(rows));
+            let (dw, db) =
+                cpu::dense_backward_weights(&x[r0 * kk..r1 * kk], &dy[r0 * n..r1 * n], r1 - r0, kk, n);
+            want[s * g.len + g.w..][..kk * n].copy_from_slice(&dw);
+            want[s * g.len + g.b..][..n].copy_from_slice(&db);
+        }
+        assert_close(
+            &format!("dense_backward_weights B {rows} K {kk} N {n} split {split}"),
+            &read_f32(gpu, &grad, want.len()),
+            &want,
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn rating_loss_matches_cpu_in_training_and_evaluation() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(5);
+    for (rows, hd) in [(1037, 48), (8197, 16), (3, 128)] {
+        let h2 = relu_like(&mut rng, rows * hd);
+        let w3 = uniform(&mut rng, hd, -0.5, 0.5);
+        let b3 = 0.3;
+        let rating: Vec<f32> = (0..rows).map(|_| 1.0 + rng.below(5) as f32).collect();
+        let scale = 2.0 * 0.7 / rows as f32;
+        let want = cpu::rating_loss(&h2, &w3, b3, &rating, scale);
+        let (h2b, w3b) = (gpu.upload("h2", &h2), gpu.upload("w3", &w3));
+        let b3b = gpu.upload("b3", &[b3, f32::NAN, f32::NAN, f32::NAN]);
+        let rb = gpu.upload("rating", &rating);
+        for train in [true, false] {
+            let pred = nans(gpu, "pred", rows + TAIL);
+            let sq = nans(gpu, "sq_err", rows + TAIL);
+            let dpred = nans(gpu, "dpred", rows + TAIL);
+            let dh2 = nans(gpu, "dh2", rows * hd + TAIL);
+            let p = RatingLossParams {
+                rows: rows as u32,
+                h4: (hd / 4) as u32,
+                train: train as u32,
+                scale,
+            };
+            let l = Launch::new(
+                gpu,
+                &k.rating_loss,
+                "rating_loss",
+                &[
+                    whole(&h2b),
+                    whole(&w3b),
+                    whole(&b3b),
+                    whole(&rb),
+                    whole(&pred),
+                    whole(&sq),
+                    whole(&dpred),
+                    whole(&dh2),
+                ],
+                &p,
+            );
+            run(gpu, &[(&l, rows as u32)]);
+            let what = |t: &str| format!("rating_loss {t} train {train} B {rows} H2 {hd}");
+            let read = |b: &wgpu::Buffer, n: usize| read_f32(gpu, b, n + TAIL);
+            assert_close(&what("pred"), &read(&pred, rows), &with_tail(&want.pred), 1e-5, 1e-5);
+            assert_close(&what("sq_err"), &read(&sq, rows), &with_tail(&want.sq_err), 1e-5, 1e-4);
+            // Evaluation writes neither dpred nor dh2.
+            let (dp, dh) = if train {
+                (with_tail(&want.dpred), with_tail(&want.dh2))
+            } else {
+                (vec![f32::NAN; rows + TAIL], vec![f32::NAN; rows * hd + TAIL])
+            };
+            assert_close(&what("dpred"), &read(&dpred, rows), &dp, 1e-8, 1e-4);
+            assert_close(&what("dh2"), &read(&dh2, rows * hd), &dh, 1e-8, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn rating_head_backward_writes_one_partial_per_split() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(6);
+    for (rows, hd, split) in [(1037, 48, 300), (8197, 16, 512), (3, 128, 512)] {
+        let h2 = relu_like(&mut rng, rows * hd);
+        let dpred = uniform(&mut rng, rows, -0.01, 0.01);
+        let g = GradSlots::new(hd, 1);
+        let splits = rows.div_ceil(split);
+        let grad = nans(gpu, "grad", (splits + 1) * g.len);
+        let p = RatingHeadParams {
+            rows: rows as u32,
+            h4: (hd / 4) as u32,
+            split_rows: split as u32,
+            grad_len4: (g.len / 4) as u32,
+            w_offset4: (g.w / 4) as u32,
+            b_offset4: (g.b / 4) as u32,
+            _pad: [0; 2],
+        };
+        let (h2b, db) = (gpu.upload("h2", &h2), gpu.upload("dpred", &dpred));
+        let l = Launch::new(
+            gpu,
+            &k.rating_head_backward,
+            "rating_head_backward",
+            &[whole(&h2b), whole(&db), whole(&grad)],
+            &p,
+        );
+        let t = threads::rating_head_backward(rows as u32, hd as u32, split as u32);
+        run(gpu, &[(&l, t)]);
+        let mut want = vec![f32::NAN; (splits + 1) * g.len];
+        for s in 0..splits {
+            let (r0, r1) = (s * split, ((s + 1) * split).min(rows));
+            let (dw, db) = cpu::rating_head_backward(&h2[r0 * hd..r1 * hd], &dpred[r0..r1]);
+            want[s * g.len + g.w..][..hd].copy_from_slice(&dw);
+            // b3 is written as a whole vec4 (b3, 0, 0, 0), like its slot in the parameter vector.
+            want[s * g.len + g.b..][..4].copy_from_slice(&[db, 0.0, 0.0, 0.0]);
+        }
+        assert_close(
+            &format!("rating_head_backward B {rows} H2 {hd} split {split}"),
+            &read_f32(gpu, &grad, want.len()),
+            &want,
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn adagrad_dense_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(7);
+    for (len, splits) in [(4148, 3), (8, 1), (65 * 64 * 4 + 4, 2)] {
+        // One more split in the buffer than in use, full of NaN: it must not be summed.
+        let mut grad = uniform(&mut rng, splits * len, -1.0, 1.0);
+        grad.extend(std::iter::repeat_n(f32::NAN, len));
+        let param = uniform(&mut rng, len, -0.5, 0.5);
+        let accum = uniform(&mut rng, len, 0.1, 2.0);
+        let (gb, pb, ab) = (
+            gpu.upload("grad", &grad),
+            gpu.upload("param", &param),
+            gpu.upload("accum", &accum),
+        );
+        let p = AdagradDenseParams {
+            len4: (len / 4) as u32,
+            splits: splits as u32,
+            learning_rate: 0.1,
+            epsilon: EPSILON,
+        };
+        let l = Launch::new(
+            gpu,
+            &k.adagrad_dense,
+            "adagrad_dense",
+            &[whole(&gb), whole(&pb), whole(&ab)],
+            &p,
+        );
+        run(gpu, &[(&l, p.len4)]);
+        let (mut want_p, mut want_a) = (param.clone(), accum.clone());
+        cpu::adagrad_dense(&grad, splits, &mut want_p, &mut want_a, 0.1, EPSILON);
+        let what = |t: &str| format!("adagrad_dense {t} L {len} splits {splits}");
+        assert_close(&what("param"), &read_f32(gpu, &pb, len), &want_p, 1e-7, 1e-5);
+        assert_close(&what("accum"), &read_f32(gpu, &ab, len), &want_a, 1e-7, 1e-5);
+    }
+}
+
+/// Keras Adagrad by hand: the accumulator starts at 0.1 and the gradient is 0.5 (two splits of 0.25), so
+/// acc = 0.1 + 0.25 = 0.35 and w -= 0.1 * 0.5 / (sqrt(0.35) + 1e-7).
+#[test]
+fn adagrad_dense_hand_computed_step() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let w0 = [1.0f32, -2.0, 0.5, 0.0];
+    let grad = [0.25f32; 8];
+    let (gb, pb) = (gpu.upload("grad", &grad), gpu.upload("param", &w0));
+    let ab = gpu.upload("accum", &[INITIAL_ACCUMULATOR; 4]);
+    let p = AdagradDenseParams {
+        len4: 1,
+        splits: 2,
+        learning_rate: 0.1,
+        epsilon: 1e-7,
+    };
+    let l = Launch::new(
+        gpu,
+        &k.adagrad_dense,
+        "adagrad_dense",
+        &[whole(&gb), whole(&pb), whole(&ab)],
+        &p,
+    );
+    run(gpu, &[(&l, 1)]);
+    let step = 0.1 * 0.5 / (0.35f64.sqrt() + 1e-7);
+    let want: Vec<f32> = w0.iter().map(|&w| (w as f64 - step) as f32).collect();
+    assert_close("accumulator", &read_f32(gpu, &ab, 4), &[0.35; 4], 1e-7, 1e-6);
+    assert_close("weights", &read_f32(gpu, &pb, 4), &want, 1e-7, 1e-6);
+}
+
+#[test]
+fn sum_reduce_matches_cpu_into_its_slot() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(8);
+    for (n, slot) in [(1037, 5), (8197, 0), (100, 7), (256, 1), (0, 2)] {
+        let x = uniform(&mut rng, n, -1.0, 1.0);
+        let xb = gpu.upload("x", &x);
+        let out = nans(gpu, "out", 8 + TAIL);
+        let p = SumParams {
+            n: n as u32,
+            slot: slot as u32,
+            _pad: [0; 2],
+        };
+        let l = Launch::new(
+            gpu,
+            &k.sum_reduce,
+            "sum_reduce",
+            &[whole(&xb), whole(&out)],
+            &p,
+        );
+        submit(gpu, |pass| l.run_one_group(pass));
+        let mut want = vec![f32::NAN; 8 + TAIL];
+        want[slot] = cpu::sum_reduce(&x);
+        assert_close(
+            &format!("sum_reduce n {n} slot {slot}"),
+            &read_f32(gpu, &out, want.len()),
+            &want,
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
+/// The retrieval kernels' outputs on the GPU for one batch (D from `rb.dim`).
+struct GpuRetrieval {
+    lse: Vec<f32>,
+    loss: Vec<f32>,
+    grad_user: Vec<f32>,
+    grad_movie: Vec<f32>,
+}
+
+/// Runs retrieval_softmax_users, then retrieval_softmax_movies on the lse it wrote, as a training step does.
+fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetrieval {
+    let k = kernels(gpu, rb.dim);
+    let (b, d) = (&rb.batch, rb.dim);
+    let (nu, nm) = (b.users.len(), b.movies.len());
+    let up = |label, v: &[u32]| gpu.upload(label, v);
+    let upf = |label, v: &[f32]| gpu.upload(label, v);
+    let (user_d, movie_d) = (upf("user_d", &rb.user_d()), upf("movie_d", &rb.movie_d()));
+    let (ucount, mcount) = (upf("user_count", &b.users.count), upf("movie_count", &b.movies.count));
+    let (uoff, urows, uof) = (
+        up("user_offsets", &b.users.offsets),
+        up("user_rows", &b.users.rows),
+        up("row_user", &b.users.of_row),
+    );
+    let (moff, mrows, mof) = (
+        up("movie_offsets", &b.movies.offsets),
+        up("movie_rows", &b.movies.rows),
+        up("row_movie", &b.movies.of_row),
+    );
+    let lse = nans(gpu, "lse", nu + TAIL);
+    let loss = nans(gpu, "loss", nu + TAIL);
+    let grad_user = nans(gpu, "grad_user", nu * d + TAIL);
+    let grad_movie = nans(gpu, "grad_movie", nm * d + TAIL);
+    let p = RetrievalParams {
+        users: nu as u32,
+        movies: nm as u32,
+        weight,
+        _pad: 0,
+    };
+    let users = Launch::new(
+        gpu,
+        &k.retrieval_softmax_users,
+        "retrieval_softmax_users",
+        &[
+            whole(&user_d),
+            whole(&movie_d),
+            whole(&ucount),
+            whole(&mcount),
+            whole(&uoff),
+            whole(&urows),
+            whole(&mof),
+            whole(&lse),
+            whole(&loss),
+            whole(&grad_user),
+        ],
+        &p,
+    );
+    let movies = Launch::new(
+        gpu,
+        &k.retrieval_softmax_movies,
+        "retrieval_softmax_movies",
+        &[
+            whole(&user_d),
+            whole(&movie_d),
+            whole(&ucount),
+            whole(&mcount),
+            whole(&lse),
+            whole(&moff),
+            whole(&mrows),
+            whole(&uof),
+            whole(&grad_movie),
+        ],
+        &p,
+    );
+    run(gpu, &[(&users, nu as u32), (&movies, nm as u32)]);
+    let out = GpuRetrieval {
+        lse: read_f32(gpu, &lse, nu + TAIL),
+        loss: read_f32(gpu, &loss, nu + TAIL),
+        grad_user: read_f32(gpu, &grad_user, nu * d + TAIL),
+        grad_movie: read_f32(gpu, &grad_movie, nm * d + TAIL),
+    };
+    // Nothing past the distinct rows is written.
+    for (name, v, n) in [
+        ("lse", &out.lse, nu),
+        ("loss", &out.loss, nu),
+        ("grad_user", &out.grad_user, nu * d),
+        ("grad_movie", &out.grad_movie, nm * d),
+    ] {
+        assert!(v[n..].iter().all(|x| x.is_nan()), "{name}: wrote past its rows");
+    }
+    out
+}
+
+#[test]
+fn retrieval_softmax_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    // (seed, B, distinct users, distinct movies, D, embedding scale, atol): the last case has logits in
+    // the tens, where only a max-stabilised softmax survives f32.
+    for (seed, rows, nu, nm, dim, scale, atol) in [
+        (9, 300, 37, 53, 12, 0.5, 1e-4),
+        (10, 1037, 137, 203, 32, 0.3, 1e-4),
+        (11, 1037, 70, 90, 12, 3.0, 2e-3),
+        (12, 8197, 300, 520, 32, 0.2, 2e-3),
+    ] {
+        let rb = RepeatedBatch::new(seed, rows, nu, nm, dim, scale);
+        let b = &rb.batch;
+        assert_eq!((b.users.len(), b.movies.len()), (nu as usize, nm as usize));
+        let weight = 0.8;
+        let got = gpu_retrieval(gpu, &rb, weight);
+        let (ud, md) = (rb.user_d(), rb.movie_d());
+        let users = cpu::retrieval_softmax_users(
+            &ud,
+            &md,
+            &b.users.count,
+            &b.movies.count,
+            &b.users.offsets,
+            &b.users.rows,
+            &b.movies.of_row,
+            dim,
+            weight,
+        );
+        // The movie side from the CPU lse, so the two kernels are checked independently.
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud,
+            &md,
+            &b.users.count,
+            &b.movies.count,
+            &users.lse,
+            &b.movies.offsets,
+            &b.movies.rows,
+            &b.users.of_row,
+            dim,
+            weight,
+        );
+        let what = |t: &str| format!("{t}: B {rows}, {nu} x {nm}, D {dim}, scale {scale}");
+        let (nu, nm) = (nu as usize, nm as usize);
+        assert_close(&what("lse"), &got.lse[..nu], &users.lse, atol, 1e-5);
+        assert_close(&what("loss"), &got.loss[..nu], &users.loss, atol, 1e-4);
+        assert_close(&what("grad_user"), &got.grad_user[..nu * dim], &users.grad_user, atol, 1e-4);
+        assert_close(&what("grad_movie"), &got.grad_movie[..nm * dim], &grad_movie, atol, 1e-4);
+    }
+}
+
+/// The GPU's distinct-rows retrieval against TFRS's B x B definition (`cpu::retrieval_loss_direct`) on a
+/// batch with repeated users and movies: the loss, and the per-row gradients summed into distinct rows.
+#[test]
+fn retrieval_softmax_matches_the_direct_batch_formula() {
+    let Some(gpu) = gpu() else { return };
+    let rb = RepeatedBatch::new(40, 40, 7, 9, 12, 0.5);
+    let b = &rb.batch;
+    let got = gpu_retrieval(gpu, &rb, 1.0);
+    let (loss, du, dm) = cpu::retrieval_loss_direct(&rb.user_rows(), &rb.movie_rows(), rb.dim);
+    let sum_rows = |d: &Distinct, per_row: &[f64]| -> Vec<f64> {
+        let mut out = vec![0.0; d.len() * rb.dim];
+        for (r, &a) in d.of_row.iter().enumerate() {
+            for j in 0..rb.dim {
+                out[a as usize * rb.dim + j] += per_row[r * rb.dim + j];
+            }
+        }
+        out
+    };
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let gpu_loss: f64 = got.loss[..b.users.len()].iter().map(|&x| x as f64).sum();
+    assert_close64("loss", &[gpu_loss], &[loss], 1e-4, 1e-5);
+    let (nu, nm) = (b.users.len() * rb.dim, b.movies.len() * rb.dim);
+    assert_close64("grad_user", &f64s(&got.grad_user[..nu]), &sum_rows(&b.users, &du), 1e-5, 1e-4);
+    assert_close64("grad_movie", &f64s(&got.grad_movie[..nm]), &sum_rows(&b.movies, &dm), 1e-5, 1e-4);
+}
+
+#[test]
+fn embedding_adagrad_matches_cpu_for_every_task_mix() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(13);
+    let (rows, dim, vocab) = (1037, 12, 97usize);
+    // The batch touches 61 of the 97 table rows; the others must keep their exact bits.
+    let touched: Vec<u32> = {
+        let mut all: Vec<u32> = (0..vocab as u32).collect();
+        rng.shuffle(&mut all);
+        all.truncate(61);
+        all
+    };
+    let ids: Vec<u32> = ids_covering(&mut rng, rows, touched.len() as u32)
+        .into_iter()
+        .map(|i| touched[i as usize])
+        .collect();
+    let d = Distinct::new(&ids);
+    let n = d.len();
+    let grad_dense = uniform(&mut rng, n * dim, -1.0, 1.0);
+    let dx = uniform(&mut rng, rows * 2 * dim, -0.1, 0.1);
+    let table = uniform(&mut rng, vocab * dim, -0.05, 0.05);
+    let accum = uniform(&mut rng, vocab * dim, 0.1, 1.0);
+    let nan_dense = nans(gpu, "grad_dense (unused)", n * dim);
+    let nan_dx = nans(gpu, "dx (unused)", rows * 2 * dim);
+    let (gdb, dxb) = (gpu.upload("grad_dense", &grad_dense), gpu.upload("dx", &dx));
+    let (offb, rowsb, trb) = (
+        gpu.upload("offsets", &d.offsets),
+        gpu.upload("rows", &d.rows),
+        gpu.upload("table_rows", &d.table_rows),
+    );
+    // (use_dense, use_rows, dx column offset): users read the first D columns of dx, movies the second.
+    for (use_dense, use_rows, offset) in [
+        (true, true, 0),
+        (true, true, dim),
+        (true, false, 0),
+        (false, true, dim),
+        (false, false, 0),
+    ] {
+        let (tb, ab) = (gpu.upload("table", &table), gpu.upload("accum", &accum));
+        let p = EmbeddingAdagradParams {
+            n: n as u32,
+            dim4: (dim / 4) as u32,
+            dx_stride4: (2 * dim / 4) as u32,
+            dx_offset4: (offset / 4) as u32,
+            use_dense: use_dense as u32,
+            use_rows: use_rows as u32,
+            learning_rate: 0.1,
+            epsilon: EPSILON,
+        };
+        // A term that is switched off is bound to NaNs: reading it would poison the update.
+        let l = Launch::new(
+            gpu,
+            &k.embedding_adagrad,
+            "embedding_adagrad",
+            &[
+                whole(if use_dense { &gdb } else { &nan_dense }),
+                whole(if use_rows { &dxb } else { &nan_dx }),
+                whole(&offb),
+                whole(&rowsb),
+                whole(&trb),
+                whole(&tb),
+                whole(&ab),
+            ],
+            &p,
+        );
+        run(gpu, &[(&l, p.n * p.dim4)]);
+        let (mut want_t, mut want_a) = (table.clone(), accum.clone());
+        cpu::embedding_adagrad(
+            use_dense.then_some(grad_dense.as_slice()),
+            use_rows.then_some((dx.as_slice(), 2 * dim, offset)),
+            &d.offsets,
+            &d.rows,
+            &d.table_rows,
+            &mut want_t,
+            &mut want_a,
+            dim,
+            0.1,
+            EPSILON,
+        );
+        let got_t = read_f32(gpu, &tb, vocab * dim);
+        let got_a = read_f32(gpu, &ab, vocab * dim);
+        let what = |t: &str| format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset}");
+        assert_close(&what("table"), &got_t, &want_t, 1e-7, 1e-5);
+        assert_close(&what("accum"), &got_a, &want_a, 1e-7, 1e-5);
+        for row in (0..vocab as u32).filter(|r| !touched.contains(r)) {
+            let at = row as usize * dim..(row as usize + 1) * dim;
+            assert_eq!(
+                got_t[at.clone()].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                table[at.clone()].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{}: untouched row {row} changed",
+                what("table")
+            );
+            assert_eq!(&got_a[at.clone()], &accum[at], "{}: untouched row {row}", what("accum"));
+        }
+    }
+}
+
+#[test]
+fn candidate_scores_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = SplitMix64::new(14);
+    for (q, c, dim) in [(37, 1037, 12), (70, 1682, 32), (1, 5, 12)] {
+        let k = kernels(gpu, dim);
+        let query = uniform(&mut rng, q * dim, -1.0, 1.0);
+        let cand = uniform(&mut rng, c * dim, -1.0, 1.0);
+        let (qb, cb) = (gpu.upload("query", &query), gpu.upload("candidate", &cand));
+        let scores = nans(gpu, "scores", q * c + TAIL);
+        let p = ScoresParams {
+            queries: q as u32,
+            candidates: c as u32,
+            _pad: [0; 2],
+        };
+        let l = Launch::new(
+            gpu,
+            &k.candidate_scores,
+            "candidate_scores",
+            &[whole(&qb), whole(&cb), whole(&scores)],
+            &p,
+        );
+        run(gpu, &[(&l, (q * c) as u32)]);
+        let want = with_tail(&cpu::candidate_scores(&query, &cand, dim));
+        assert_close(
+            &format!("candidate_scores {q} x {c}, D {dim}"),
+            &read_f32(gpu, &scores, want.len()),
+            &want,
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn factorized_top_k_counts_hits_exactly_with_ties() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(15);
+    let (q, c, pairs) = (37, 1037, 1037);
+    // Integer scores below 200 over 1037 candidates: most candidates tie with others, own ones included.
+    let scores: Vec<f32> = (0..q * c).map(|_| rng.below(200) as f32).collect();
+    let mut pq: Vec<u32> = (0..pairs).map(|_| rng.below(q as u64) as u32).collect();
+    let mut pc: Vec<u32> = (0..pairs).map(|_| rng.below(c as u64) as u32).collect();
+    // Pairs whose own candidate ties with the row's maximum: zero strictly higher, a hit at every k.
+    for i in 0..20 {
+        let row = &scores[pq[i] as usize * c..][..c];
+        let max = row.iter().copied().fold(f32::MIN, f32::max);
+        pc[i] = row.iter().position(|&s| s == max).unwrap() as u32;
+    }
+    pq.swap(0, pairs - 1);
+    pc.swap(0, pairs - 1);
+    let (sb, pqb, pcb) = (
+        gpu.upload("scores", &scores),
+        gpu.upload("pair_query", &pq),
+        gpu.upload("pair_candidate", &pc),
+    );
+    for ks in [vec![1, 5, 10, 50, 100], vec![1, 2, 3, 10, 100, 300, 600, 1037]] {
+        let hits = gpu.buffer("hits", 8); // zero-filled: the kernel adds
+        let mut packed = [0u32; 8];
+        packed[..ks.len()].copy_from_slice(&ks);
+        // Two tiles into the same counters, the second starting at pair 400, as the evaluator does.
+        let tiles = [(0usize, 400usize), (400, pairs)];
+        let launches: Vec<Launch> = tiles
+            .iter()
+            .map(|&(p0, p1)| {
+                Launch::new(
+                    gpu,
+                    &k.factorized_top_k,
+                    "factorized_top_k",
+                    &[whole(&sb), whole(&pqb), whole(&pcb), whole(&hits)],
+                    &TopKParams {
+                        pairs: (p1 - p0) as u32,
+                        candidates: c as u32,
+                        n_ks: ks.len() as u32,
+                        first: p0 as u32,
+                        ks: packed,
+                    },
+                )
+            })
+            .collect();
+        let runs: Vec<(&Launch, u32)> = launches
+            .iter()
+            .zip(&tiles)
+            .map(|(l, &(p0, p1))| (l, (p1 - p0) as u32))
+            .collect();
+        run(gpu, &runs);
+        let mut want = cpu::factorized_top_k(&scores, c, &pq, &pc, &ks);
+        want.resize(8, 0);
+        let got = read_u32(gpu, &hits, 8);
+        assert_eq!(got, want, "factorized_top_k hits for ks {ks:?} (gpu left, cpu right)");
+        assert!(want[0] >= 20, "the tied-maximum pairs hit at k = 1");
+    }
+}
+
+/// One epoch of two training steps (50 rows, then the last 23) on the GPU leaves the same parameters,
+/// accumulators and loss as the CPU twins chained the way a step chains the kernels.
+#[test]
+fn training_epoch_matches_cpu_chain() {
+    let Some(gpu) = gpu() else { return };
+    let dim = 8;
+    let k = kernels(gpu, dim);
+    let cfg = ModelConfig {
+        users: 11,
+        movies: 13,
+        embedding_dim: dim,
+        hidden1: 16,
+        hidden2: 16,
+    };
+    let mut rng = SplitMix64::new(16);
+    let n = 73;
+    let train = Ratings {
+        user: (0..n).map(|_| 1 + rng.below(10) as u32).collect(),
+        movie: (0..n).map(|_| 1 + rng.below(12) as u32).collect(),
+        rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
+    };
+    let opts = TrainOptions {
+        rating_weight: 1.0,
+        retrieval_weight: 1.0,
+        epochs: 1,
+        batch_size: 50,
+        learning_rate: 0.1,
+        seed: 5,
+        reshuffle: false,
+    };
+    let init = Params::init(&cfg, opts.seed);
+    let model = GpuModel::new(gpu, &cfg, &init).unwrap();
+    let mut trainer = Trainer::new(gpu, k, model, &train, &opts).unwrap();
+    assert_eq!(trainer.batches(), 2);
+    let log = trainer.epoch(None).unwrap();
+    let got = trainer.model.params(gpu).unwrap();
+    let (got_ua, got_ma, got_la) = trainer.model.accumulators(gpu).unwrap();
+
+    let mut cpu_model = CpuModel::new(cfg, init);
+    // Trainer's batch stream (trainer::batch_rng).
+    let perm = wgrec::batches::permutation(n, &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000));
+    let batches = wgrec::batches::make_batches(&train, &perm, opts.batch_size);
+    let (mut weighted, mut rows) = (0.0, 0.0);
+    for b in &batches {
+        let loss = cpu_model.step(b, &opts);
+        weighted += loss * b.rows() as f64;
+        rows += b.rows() as f64;
+    }
+    let want = &cpu_model.params;
+    assert_close("user_emb", &got.user_emb, &want.user_emb, 1e-6, 1e-4);
+    assert_close("movie_emb", &got.movie_emb, &want.movie_emb, 1e-6, 1e-4);
+    assert_close("mlp", &got.mlp, &want.mlp, 1e-6, 1e-4);
+    assert_close("user_acc", &got_ua, &cpu_model.user_acc, 1e-6, 1e-4);
+    assert_close("movie_acc", &got_ma, &cpu_model.movie_acc, 1e-6, 1e-4);
+    assert_close("mlp_acc", &got_la, &cpu_model.mlp_acc, 1e-6, 1e-4);
+    assert_close64("epoch loss", &[log.loss], &[weighted / rows], 1e-5, 1e-5);
+    assert_ne!(got.mlp, Params::init(&cfg, opts.seed).mlp, "the step changed nothing");
+}
+
+/// The model and Adagrad state on the host, stepped with the CPU twins.
+struct CpuModel {
+    cfg: ModelConfig,
+    params: Params,
+    user_acc: Vec<f32>,
+    movie_acc: Vec<f32>,
+    mlp_acc: Vec<f32>,
+}
+
+impl CpuModel {
+    fn new(cfg: ModelConfig, params: Params) -> Self {
+        Self {
+            cfg,
+            user_acc: vec![INITIAL_ACCUMULATOR; params.user_emb.len()],
+            movie_acc: vec![INITIAL_ACCUMULATOR; params.movie_emb.len()],
+            mlp_acc: vec![INITIAL_ACCUMULATOR; params.mlp.len()],
+            params,
+        }
+    }
+
+    /// One training step, kernel by kernel; returns the batch's total loss.
+    fn step(&mut self, b: &wgrec::batches::Batch, o: &TrainOptions) -> f64 {
+        let (c, l) = (self.cfg, self.cfg.layout());
+        let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
+        let p = &mut self.params;
+        // Rating task: forward, backward, Adagrad on the MLP.
+        let mut x = vec![0.0; rows * 2 * d];
+        cpu::embedding_gather(&p.user_emb, &b.user, d, &mut x, 2 * d, 0);
+        cpu::embedding_gather(&p.movie_emb, &b.movie, d, &mut x, 2 * d, d);
+        let w1 = p.mlp[l.w1..l.w1 + l.k * l.h1].to_vec();
+        let w2 = p.mlp[l.w2..l.w2 + l.h1 * l.h2].to_vec();
+        let h1 = cpu::dense_forward(&x, &w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
+        let h2 = cpu::dense_forward(&h1, &w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
+        let scale = 2.0 * o.rating_weight / rows as f32;
+        let head = cpu::rating_loss(&h2, &p.mlp[l.w3..l.w3 + l.h2], p.mlp[l.b3], &b.rating, scale);
+        let (dw3, db3) = cpu::rating_head_backward(&h2, &head.dpred);
+        let (dw2, db2) = cpu::dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
+        let dh1 = cpu::dense_backward_data(&head.dh2, &w2, Some(&h1), rows, l.h1, l.h2);
+        let (dw1, db1) = cpu::dense_backward_weights(&x, &dh1, rows, l.k, l.h1);
+        let dx = cpu::dense_backward_data(&dh1, &w1, None, rows, l.k, l.h1);
+        let mut grad = vec![0.0; l.len];
+        for (at, g) in [
+            (l.w1, &dw1),
+            (l.b1, &db1),
+            (l.w2, &dw2),
+            (l.b2, &db2),
+            (l.w3, &dw3),
+            (l.b3, &vec![db3]),
+        ] {
+            grad[at..at + g.len()].copy_from_slice(g);
+        }
+        cpu::adagrad(&mut p.mlp, &mut self.mlp_acc, &grad, lr, EPSILON);
+        // Retrieval task on the distinct rows, with the embeddings as they were before this step.
+        let (us, ms) = (&b.users, &b.movies);
+        let mut ud = vec![0.0; us.len() * d];
+        let mut md = vec![0.0; ms.len() * d];
+        cpu::embedding_gather(&p.user_emb, &us.table_rows, d, &mut ud, d, 0);
+        cpu::embedding_gather(&p.movie_emb, &ms.table_rows, d, &mut md, d, 0);
+        let w = o.retrieval_weight;
+        let users = cpu::retrieval_softmax_users(
+            &ud, &md, &us.count, &ms.count, &us.offsets, &us.rows, &ms.of_row, d, w,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud, &md, &us.count, &ms.count, &users.lse, &ms.offsets, &ms.rows, &us.of_row, d, w,
+        );
+        // Both tables: retrieval gradient of the distinct row plus the MLP input gradient of its rows.
+        cpu::embedding_adagrad(
+            Some(&users.grad_user),
+            Some((&dx, 2 * d, 0)),
+            &us.offsets,
+            &us.rows,
+            &us.table_rows,
+            &mut p.user_emb,
+            &mut self.user_acc,
+            d,
+            lr,
+            EPSILON,
+        );
+        cpu::embedding_adagrad(
+            Some(&grad_movie),
+            Some((&dx, 2 * d, d)),
+            &ms.offsets,
+            &ms.rows,
+            &ms.table_rows,
+            &mut p.movie_emb,
+            &mut self.movie_acc,
+            d,
+            lr,
+            EPSILON,
+        );
+        let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
+        let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
+        o.rating_weight as f64 * sq / rows as f64 + w as f64 * ret
+    }
+}
