@@ -186,9 +186,13 @@ impl BatchStore {
         let mut spans = Vec::new();
         for b in batches {
             let mut span = [(0, 0); FIELDS];
-            for (s, f) in span.iter_mut().zip(batch_fields(b)) {
+            for (i, (s, f)) in span.iter_mut().zip(batch_fields(b)).enumerate() {
                 *s = (data.len(), f.len());
                 data.extend_from_slice(&f);
+                // Every field is padded to its capacity, so batches with other distinct counts but the
+                // same rows (a reshuffle) pack to the same size.
+                let capacity = b.rows() + usize::from(i == 5 || i == 10); // the two offsets fields: rows + 1
+                data.resize(data.len() + capacity - f.len(), 0);
             }
             spans.push(span);
         }
@@ -198,6 +202,7 @@ impl BatchStore {
     /// Replaces the batches with new ones of the same row counts (`--reshuffle`).
     pub fn rewrite(&mut self, gpu: &Gpu, batches: &[Batch]) {
         let (data, spans) = Self::pack(batches);
+        debug_assert!(data.len() as u64 * 4 <= self.buffer.size(), "same rows per batch, same packed size");
         gpu.queue
             .write_buffer(&self.buffer, 0, bytemuck::cast_slice(&data));
         self.spans = spans;
