@@ -202,7 +202,10 @@ impl BatchStore {
     /// Replaces the batches with new ones of the same row counts (`--reshuffle`).
     pub fn rewrite(&mut self, gpu: &Gpu, batches: &[Batch]) {
         let (data, spans) = Self::pack(batches);
-        debug_assert!(data.len() as u64 * 4 <= self.buffer.size(), "same rows per batch, same packed size");
+        debug_assert!(
+            data.len() as u64 * 4 <= self.buffer.size(),
+            "same rows per batch, same packed size"
+        );
         gpu.queue
             .write_buffer(&self.buffer, 0, bytemuck::cast_slice(&data));
         self.spans = spans;

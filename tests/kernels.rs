@@ -112,12 +112,7 @@ fn dense_forward_matches_cpu() {
     let k = kernels(gpu, 12);
     let mut rng = SplitMix64::new(2);
     // (B, K, N): K a multiple of 8 (2D), N of 16; B below, between and above the 8-row blocks.
-    for (rows, kk, n) in [
-        (1037, 24, 48),
-        (8197, 16, 32),
-        (5, 8, 16),
-        (3, 64, 256),
-    ] {
+    for (rows, kk, n) in [(1037, 24, 48), (8197, 16, 32), (5, 8, 16), (3, 64, 256)] {
         let x = uniform(&mut rng, rows * kk, -1.0, 1.0);
         let w = uniform(&mut rng, kk * n, -0.5, 0.5);
         let b = uniform(&mut rng, n, -0.2, 0.2);
@@ -140,10 +135,7 @@ fn dense_forward_matches_cpu() {
             &[whole(&xb), whole(&wb), whole(&bb), whole(&y)],
             &p,
         );
-        run(
-            gpu,
-            &[(&l, threads::dense_forward(rows as u32, n as u32))],
-        );
+        run(gpu, &[(&l, threads::dense_forward(rows as u32, n as u32))]);
         let want = with_tail(&cpu::dense_forward(&x, &w, &b, rows, kk, n, true));
         assert_close(
             &format!("dense_forward B {rows} K {kk} N {n}"),
@@ -265,8 +257,13 @@ fn dense_backward_weights_writes_one_partial_per_split() {
         let mut want = vec![f32::NAN; (splits + 1) * g.len];
         for s in 0..splits {
             let (r0, r1) = (s * split, ((s + 1) * split).min(rows));
-            let (dw, db) =
-                cpu::dense_backward_weights(&x[r0 * kk..r1 * kk], &dy[r0 * n..r1 * n], r1 - r0, kk, n);
+            let (dw, db) = cpu::dense_backward_weights(
+                &x[r0 * kk..r1 * kk],
+                &dy[r0 * n..r1 * n],
+                r1 - r0,
+                kk,
+                n,
+            );
             want[s * g.len + g.w..][..kk * n].copy_from_slice(&dw);
             want[s * g.len + g.b..][..n].copy_from_slice(&db);
         }
@@ -325,13 +322,28 @@ fn rating_loss_matches_cpu_in_training_and_evaluation() {
             run(gpu, &[(&l, rows as u32)]);
             let what = |t: &str| format!("rating_loss {t} train {train} B {rows} H2 {hd}");
             let read = |b: &wgpu::Buffer, n: usize| read_f32(gpu, b, n + TAIL);
-            assert_close(&what("pred"), &read(&pred, rows), &with_tail(&want.pred), 1e-5, 1e-5);
-            assert_close(&what("sq_err"), &read(&sq, rows), &with_tail(&want.sq_err), 1e-5, 1e-4);
+            assert_close(
+                &what("pred"),
+                &read(&pred, rows),
+                &with_tail(&want.pred),
+                1e-5,
+                1e-5,
+            );
+            assert_close(
+                &what("sq_err"),
+                &read(&sq, rows),
+                &with_tail(&want.sq_err),
+                1e-5,
+                1e-4,
+            );
             // Evaluation writes neither dpred nor dh2.
             let (dp, dh) = if train {
                 (with_tail(&want.dpred), with_tail(&want.dh2))
             } else {
-                (vec![f32::NAN; rows + TAIL], vec![f32::NAN; rows * hd + TAIL])
+                (
+                    vec![f32::NAN; rows + TAIL],
+                    vec![f32::NAN; rows * hd + TAIL],
+                )
             };
             assert_close(&what("dpred"), &read(&dpred, rows), &dp, 1e-8, 1e-4);
             assert_close(&what("dh2"), &read(&dh2, rows * hd), &dh, 1e-8, 1e-4);
@@ -420,8 +432,20 @@ fn adagrad_dense_matches_cpu() {
         let (mut want_p, mut want_a) = (param.clone(), accum.clone());
         cpu::adagrad_dense(&grad, splits, &mut want_p, &mut want_a, 0.1, EPSILON);
         let what = |t: &str| format!("adagrad_dense {t} L {len} splits {splits}");
-        assert_close(&what("param"), &read_f32(gpu, &pb, len), &want_p, 1e-7, 1e-5);
-        assert_close(&what("accum"), &read_f32(gpu, &ab, len), &want_a, 1e-7, 1e-5);
+        assert_close(
+            &what("param"),
+            &read_f32(gpu, &pb, len),
+            &want_p,
+            1e-7,
+            1e-5,
+        );
+        assert_close(
+            &what("accum"),
+            &read_f32(gpu, &ab, len),
+            &want_a,
+            1e-7,
+            1e-5,
+        );
     }
 }
 
@@ -451,7 +475,13 @@ fn adagrad_dense_hand_computed_step() {
     run(gpu, &[(&l, 1)]);
     let step = 0.1 * 0.5 / (0.35f64.sqrt() + 1e-7);
     let want: Vec<f32> = w0.iter().map(|&w| (w as f64 - step) as f32).collect();
-    assert_close("accumulator", &read_f32(gpu, &ab, 4), &[0.35; 4], 1e-7, 1e-6);
+    assert_close(
+        "accumulator",
+        &read_f32(gpu, &ab, 4),
+        &[0.35; 4],
+        1e-7,
+        1e-6,
+    );
     assert_close("weights", &read_f32(gpu, &pb, 4), &want, 1e-7, 1e-6);
 }
 
@@ -505,7 +535,10 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
     let up = |label, v: &[u32]| gpu.upload(label, v);
     let upf = |label, v: &[f32]| gpu.upload(label, v);
     let (user_d, movie_d) = (upf("user_d", &rb.user_d()), upf("movie_d", &rb.movie_d()));
-    let (ucount, mcount) = (upf("user_count", &b.users.count), upf("movie_count", &b.movies.count));
+    let (ucount, mcount) = (
+        upf("user_count", &b.users.count),
+        upf("movie_count", &b.movies.count),
+    );
     let (uoff, urows, uof) = (
         up("user_offsets", &b.users.offsets),
         up("user_rows", &b.users.rows),
@@ -575,21 +608,45 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
         ("grad_user", &out.grad_user, nu * d),
         ("grad_movie", &out.grad_movie, nm * d),
     ] {
-        assert!(v[n..].iter().all(|x| x.is_nan()), "{name}: wrote past its rows");
+        assert!(
+            v[n..].iter().all(|x| x.is_nan()),
+            "{name}: wrote past its rows"
+        );
     }
     out
+}
+
+/// The largest embedding dimension `ModelConfig::validate` accepts: the kernels must support it.
+fn largest_dim() -> usize {
+    (1..=64)
+        .map(|i| 4 * i)
+        .filter(|&d| {
+            ModelConfig {
+                users: 2,
+                movies: 2,
+                embedding_dim: d,
+                hidden1: 16,
+                hidden2: 16,
+            }
+            .validate()
+            .is_ok()
+        })
+        .max()
+        .unwrap()
 }
 
 #[test]
 fn retrieval_softmax_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    // (seed, B, distinct users, distinct movies, D, embedding scale, atol): the last case has logits in
+    let max_dim = largest_dim();
+    // (seed, B, distinct users, distinct movies, D, embedding scale, atol): the third case has logits in
     // the tens, where only a max-stabilised softmax survives f32.
     for (seed, rows, nu, nm, dim, scale, atol) in [
         (9, 300, 37, 53, 12, 0.5, 1e-4),
         (10, 1037, 137, 203, 32, 0.3, 1e-4),
         (11, 1037, 70, 90, 12, 3.0, 2e-3),
         (12, 8197, 300, 520, 32, 0.2, 2e-3),
+        (13, 500, 70, 90, max_dim, 0.1, 1e-4),
     ] {
         let rb = RepeatedBatch::new(seed, rows, nu, nm, dim, scale);
         let b = &rb.batch;
@@ -625,8 +682,20 @@ fn retrieval_softmax_matches_cpu() {
         let (nu, nm) = (nu as usize, nm as usize);
         assert_close(&what("lse"), &got.lse[..nu], &users.lse, atol, 1e-5);
         assert_close(&what("loss"), &got.loss[..nu], &users.loss, atol, 1e-4);
-        assert_close(&what("grad_user"), &got.grad_user[..nu * dim], &users.grad_user, atol, 1e-4);
-        assert_close(&what("grad_movie"), &got.grad_movie[..nm * dim], &grad_movie, atol, 1e-4);
+        assert_close(
+            &what("grad_user"),
+            &got.grad_user[..nu * dim],
+            &users.grad_user,
+            atol,
+            1e-4,
+        );
+        assert_close(
+            &what("grad_movie"),
+            &got.grad_movie[..nm * dim],
+            &grad_movie,
+            atol,
+            1e-4,
+        );
     }
 }
 
@@ -639,21 +708,23 @@ fn retrieval_softmax_matches_the_direct_batch_formula() {
     let b = &rb.batch;
     let got = gpu_retrieval(gpu, &rb, 1.0);
     let (loss, du, dm) = cpu::retrieval_loss_direct(&rb.user_rows(), &rb.movie_rows(), rb.dim);
-    let sum_rows = |d: &Distinct, per_row: &[f64]| -> Vec<f64> {
-        let mut out = vec![0.0; d.len() * rb.dim];
-        for (r, &a) in d.of_row.iter().enumerate() {
-            for j in 0..rb.dim {
-                out[a as usize * rb.dim + j] += per_row[r * rb.dim + j];
-            }
-        }
-        out
-    };
-    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let gpu_loss: f64 = got.loss[..b.users.len()].iter().map(|&x| x as f64).sum();
     assert_close64("loss", &[gpu_loss], &[loss], 1e-4, 1e-5);
     let (nu, nm) = (b.users.len() * rb.dim, b.movies.len() * rb.dim);
-    assert_close64("grad_user", &f64s(&got.grad_user[..nu]), &sum_rows(&b.users, &du), 1e-5, 1e-4);
-    assert_close64("grad_movie", &f64s(&got.grad_movie[..nm]), &sum_rows(&b.movies, &dm), 1e-5, 1e-4);
+    assert_close64(
+        "grad_user",
+        &f64s(&got.grad_user[..nu]),
+        &rb.sum_rows(&b.users, &du),
+        1e-5,
+        1e-4,
+    );
+    assert_close64(
+        "grad_movie",
+        &f64s(&got.grad_movie[..nm]),
+        &rb.sum_rows(&b.movies, &dm),
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]
@@ -738,18 +809,31 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
         );
         let got_t = read_f32(gpu, &tb, vocab * dim);
         let got_a = read_f32(gpu, &ab, vocab * dim);
-        let what = |t: &str| format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset}");
+        let what = |t: &str| {
+            format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset}")
+        };
         assert_close(&what("table"), &got_t, &want_t, 1e-7, 1e-5);
         assert_close(&what("accum"), &got_a, &want_a, 1e-7, 1e-5);
         for row in (0..vocab as u32).filter(|r| !touched.contains(r)) {
             let at = row as usize * dim..(row as usize + 1) * dim;
             assert_eq!(
-                got_t[at.clone()].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                table[at.clone()].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                got_t[at.clone()]
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>(),
+                table[at.clone()]
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>(),
                 "{}: untouched row {row} changed",
                 what("table")
             );
-            assert_eq!(&got_a[at.clone()], &accum[at], "{}: untouched row {row}", what("accum"));
+            assert_eq!(
+                &got_a[at.clone()],
+                &accum[at],
+                "{}: untouched row {row}",
+                what("accum")
+            );
         }
     }
 }
@@ -758,7 +842,12 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
 fn candidate_scores_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut rng = SplitMix64::new(14);
-    for (q, c, dim) in [(37, 1037, 12), (70, 1682, 32), (1, 5, 12)] {
+    for (q, c, dim) in [
+        (37, 1037, 12),
+        (70, 1682, 32),
+        (1, 5, 12),
+        (3, 100, largest_dim()),
+    ] {
         let k = kernels(gpu, dim);
         let query = uniform(&mut rng, q * dim, -1.0, 1.0);
         let cand = uniform(&mut rng, c * dim, -1.0, 1.0);
@@ -811,7 +900,10 @@ fn factorized_top_k_counts_hits_exactly_with_ties() {
         gpu.upload("pair_query", &pq),
         gpu.upload("pair_candidate", &pc),
     );
-    for ks in [vec![1, 5, 10, 50, 100], vec![1, 2, 3, 10, 100, 300, 600, 1037]] {
+    for ks in [
+        vec![1, 5, 10, 50, 100],
+        vec![1, 2, 3, 10, 100, 300, 600, 1037],
+    ] {
         let hits = gpu.buffer("hits", 8); // zero-filled: the kernel adds
         let mut packed = [0u32; 8];
         packed[..ks.len()].copy_from_slice(&ks);
@@ -844,7 +936,10 @@ fn factorized_top_k_counts_hits_exactly_with_ties() {
         let mut want = cpu::factorized_top_k(&scores, c, &pq, &pc, &ks);
         want.resize(8, 0);
         let got = read_u32(gpu, &hits, 8);
-        assert_eq!(got, want, "factorized_top_k hits for ks {ks:?} (gpu left, cpu right)");
+        assert_eq!(
+            got, want,
+            "factorized_top_k hits for ks {ks:?} (gpu left, cpu right)"
+        );
         assert!(want[0] >= 20, "the tied-maximum pairs hit at k = 1");
     }
 }
@@ -889,7 +984,8 @@ fn training_epoch_matches_cpu_chain() {
 
     let mut cpu_model = CpuModel::new(cfg, init);
     // Trainer's batch stream (trainer::batch_rng).
-    let perm = wgrec::batches::permutation(n, &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000));
+    let perm =
+        wgrec::batches::permutation(n, &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000));
     let batches = wgrec::batches::make_batches(&train, &perm, opts.batch_size);
     let (mut weighted, mut rows) = (0.0, 0.0);
     for b in &batches {
@@ -905,7 +1001,11 @@ fn training_epoch_matches_cpu_chain() {
     assert_close("movie_acc", &got_ma, &cpu_model.movie_acc, 1e-6, 1e-4);
     assert_close("mlp_acc", &got_la, &cpu_model.mlp_acc, 1e-6, 1e-4);
     assert_close64("epoch loss", &[log.loss], &[weighted / rows], 1e-5, 1e-5);
-    assert_ne!(got.mlp, Params::init(&cfg, opts.seed).mlp, "the step changed nothing");
+    assert_ne!(
+        got.mlp,
+        Params::init(&cfg, opts.seed).mlp,
+        "the step changed nothing"
+    );
 }
 
 /// The model and Adagrad state on the host, stepped with the CPU twins.
@@ -942,7 +1042,13 @@ impl CpuModel {
         let h1 = cpu::dense_forward(&x, &w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
         let h2 = cpu::dense_forward(&h1, &w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
         let scale = 2.0 * o.rating_weight / rows as f32;
-        let head = cpu::rating_loss(&h2, &p.mlp[l.w3..l.w3 + l.h2], p.mlp[l.b3], &b.rating, scale);
+        let head = cpu::rating_loss(
+            &h2,
+            &p.mlp[l.w3..l.w3 + l.h2],
+            p.mlp[l.b3],
+            &b.rating,
+            scale,
+        );
         let (dw3, db3) = cpu::rating_head_backward(&h2, &head.dpred);
         let (dw2, db2) = cpu::dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
         let dh1 = cpu::dense_backward_data(&head.dh2, &w2, Some(&h1), rows, l.h1, l.h2);
@@ -968,10 +1074,27 @@ impl CpuModel {
         cpu::embedding_gather(&p.movie_emb, &ms.table_rows, d, &mut md, d, 0);
         let w = o.retrieval_weight;
         let users = cpu::retrieval_softmax_users(
-            &ud, &md, &us.count, &ms.count, &us.offsets, &us.rows, &ms.of_row, d, w,
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            d,
+            w,
         );
         let grad_movie = cpu::retrieval_softmax_movies(
-            &ud, &md, &us.count, &ms.count, &users.lse, &ms.offsets, &ms.rows, &us.of_row, d, w,
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            d,
+            w,
         );
         // Both tables: retrieval gradient of the distinct row plus the MLP input gradient of its rows.
         cpu::embedding_adagrad(

@@ -20,7 +20,7 @@ fn validate(name: &str, source: &str, module: &Module) -> ModuleInfo {
 }
 
 /// The override values to try for a shader: every combination of the values `Kernels::new` can ask for
-/// (D4 = 8 is D = 32, D4 = 3 is D = 12, D4 = 32 the largest D = 128), plus the WGSL defaults (nothing
+/// (D4 = 8 is D = 32, D4 = 3 is D = 12, D4 = 16 the largest D = 64), plus the WGSL defaults (nothing
 /// given). Other overrides keep their defaults.
 fn override_sets(module: &Module) -> Vec<Vec<(String, f64)>> {
     let mut sets = vec![vec![]];
@@ -29,7 +29,7 @@ fn override_sets(module: &Module) -> Vec<Vec<(String, f64)>> {
             continue;
         };
         let values: &[f64] = match name {
-            "D4" => &[8.0, 3.0, 32.0],
+            "D4" => &[8.0, 3.0, 16.0],
             "RELU" | "MASK" => &[1.0, 0.0],
             _ => continue,
         };
@@ -155,7 +155,10 @@ fn to_hlsl(name: &str, module: &Module, info: &ModuleInfo) {
     naga::back::hlsl::Writer::new(&mut source, &options, &pipeline)
         .write(module, info, None)
         .unwrap_or_else(|e| panic!("{name}: HLSL translation failed: {e}"));
-    assert!(source.contains("numthreads"), "{name}: HLSL has no numthreads");
+    assert!(
+        source.contains("numthreads"),
+        "{name}: HLSL has no numthreads"
+    );
 }
 
 #[test]
@@ -177,8 +180,7 @@ fn every_shader_validates_and_translates_for_every_backend() {
             "{name}: workgroup size {x}x{y}x{z} is beyond WebGPU's default limit of 256 invocations"
         );
         for set in override_sets(&module) {
-            let constants: PipelineConstants =
-                set.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let constants: PipelineConstants = set.iter().map(|(k, v)| (k.clone(), *v)).collect();
             let (resolved, resolved_info) = process_overrides(
                 &module,
                 &info,
@@ -208,6 +210,9 @@ fn every_wgsl_file_is_listed_in_shaders() {
     assert_eq!(files, listed, "shaders/*.wgsl and kernels::SHADERS differ");
     for &(name, source) in SHADERS {
         let on_disk = std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).unwrap();
-        assert_eq!(on_disk, source, "SHADERS[{name}] is not shaders/{name}.wgsl");
+        assert_eq!(
+            on_disk, source,
+            "SHADERS[{name}] is not shaders/{name}.wgsl"
+        );
     }
 }

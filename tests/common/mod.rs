@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use wgrec::batches::Batch;
+use wgrec::batches::{Batch, Distinct};
 use wgrec::data::SplitMix64;
 use wgrec::gpu::Gpu;
 use wgrec::kernels::{Kernels, Launch};
@@ -150,6 +150,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     }
 }
 
+pub fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
 /// Same check for f64 references.
 #[track_caller]
 pub fn assert_close64(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
@@ -225,5 +229,16 @@ impl RepeatedBatch {
 
     pub fn movie_rows(&self) -> Vec<f32> {
         Self::rows_of(&self.movie_table, &self.batch.movie, self.dim)
+    }
+
+    /// Per-row gradients (B, D) summed into the distinct rows of `d`: (n, D).
+    pub fn sum_rows(&self, d: &Distinct, per_row: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; d.len() * self.dim];
+        for (r, &a) in d.of_row.iter().enumerate() {
+            for k in 0..self.dim {
+                out[a as usize * self.dim + k] += per_row[r * self.dim + k];
+            }
+        }
+        out
     }
 }

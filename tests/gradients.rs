@@ -1,0 +1,448 @@
+//! The CPU twins' maths, without an adapter: analytic gradients chained from the backward twins the way a
+//! training step chains the kernels, against central differences of an independent f64 forward pass; the
+//! TFRS retrieval golden case; hand-computed Adagrad steps; and the distinct-rows retrieval identity
+//! against the direct B x B formula.
+
+mod common;
+
+use common::{assert_close64, f64s, uniform, RepeatedBatch};
+use wgrec::batches::{Batch, Distinct};
+use wgrec::cpu;
+use wgrec::data::SplitMix64;
+use wgrec::model::{MlpLayout, ModelConfig};
+
+/// A tiny multi-task problem: one batch with repeated users and movies, and one table row of each that the
+/// batch never touches (its gradient must be exactly zero).
+struct Tiny {
+    cfg: ModelConfig,
+    layout: MlpLayout,
+    batch: Batch,
+    rating_weight: f32,
+    retrieval_weight: f32,
+    /// Every parameter, flat: user table (U, D), movie table (M, D), then the MLP vector (L,).
+    theta: Vec<f32>,
+}
+
+impl Tiny {
+    fn new(seed: u64) -> Self {
+        let cfg = ModelConfig {
+            users: 4,
+            movies: 5,
+            embedding_dim: 4,
+            hidden1: 16,
+            hidden2: 16,
+        };
+        let layout = cfg.layout();
+        let mut rng = SplitMix64::new(seed);
+        let d = cfg.embedding_dim;
+        let mut theta = uniform(&mut rng, (cfg.users + cfg.movies) * d, -0.5, 0.5);
+        // Weights large enough for non-trivial ReLU patterns, biases non-zero so their gradients matter.
+        let mut mlp = vec![0.0; layout.len];
+        let l = &layout;
+        for (at, n, scale) in [
+            (l.w1, l.k * l.h1, 0.5),
+            (l.b1, l.h1, 0.1),
+            (l.w2, l.h1 * l.h2, 0.5),
+            (l.b2, l.h2, 0.1),
+            (l.w3, l.h2, 0.5),
+            (l.b3, 1, 0.5),
+        ] {
+            mlp[at..at + n].copy_from_slice(&uniform(&mut rng, n, -scale, scale));
+        }
+        theta.extend(mlp);
+        Self {
+            cfg,
+            layout,
+            // B = 6 rows over users {0, 1, 2} and movies {0, 1, 2, 3}; user 3 and movie 4 are untouched.
+            batch: Batch::new(
+                vec![0, 1, 0, 2, 1, 0],
+                vec![3, 1, 3, 0, 2, 1],
+                vec![4.0, 2.0, 5.0, 3.0, 1.0, 4.0],
+            ),
+            rating_weight: 0.7,
+            retrieval_weight: 1.3,
+            theta,
+        }
+    }
+
+    fn split<T>(&self, theta: &[T]) -> (usize, usize) {
+        let d = self.cfg.embedding_dim;
+        let u = self.cfg.users * d;
+        let m = u + self.cfg.movies * d;
+        assert_eq!(theta.len(), m + self.layout.len);
+        (u, m)
+    }
+
+    /// The total loss in f64, straight from the model's definition (no twins), and the smallest
+    /// |pre-activation| of either ReLU layer (central differences must not straddle a kink).
+    fn loss64(&self, theta: &[f64]) -> (f64, f64) {
+        let (u_end, m_end) = self.split(theta);
+        let (users, movies, mlp) = (&theta[..u_end], &theta[u_end..m_end], &theta[m_end..]);
+        let (d, l, b) = (self.cfg.embedding_dim, &self.layout, &self.batch);
+        let rows = b.rows();
+        let row = |t: &[f64], i: u32| t[i as usize * d..][..d].to_vec();
+        let dense = |x: &[f64], w: usize, bias: usize, k: usize, n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|j| mlp[bias + j] + (0..k).map(|kk| x[kk] * mlp[w + kk * n + j]).sum::<f64>())
+                .collect()
+        };
+        let (mut sq, mut margin) = (0.0, f64::INFINITY);
+        for i in 0..rows {
+            let mut x = row(users, b.user[i]);
+            x.extend(row(movies, b.movie[i]));
+            let z1 = dense(&x, l.w1, l.b1, l.k, l.h1);
+            let h1: Vec<f64> = z1.iter().map(|v| v.max(0.0)).collect();
+            let z2 = dense(&h1, l.w2, l.b2, l.h1, l.h2);
+            let h2: Vec<f64> = z2.iter().map(|v| v.max(0.0)).collect();
+            margin = z1.iter().chain(&z2).fold(margin, |m, v| m.min(v.abs()));
+            let pred = dense(&h2, l.w3, l.b3, l.h2, 1)[0];
+            sq += (pred - b.rating[i] as f64).powi(2);
+        }
+        // Retrieval: logits u_i . m_j over the B x B batch, labels on the diagonal, summed cross-entropy.
+        let mut retrieval = 0.0;
+        for i in 0..rows {
+            let u = row(users, b.user[i]);
+            let s: Vec<f64> = (0..rows)
+                .map(|j| {
+                    let m = row(movies, b.movie[j]);
+                    (0..d).map(|k| u[k] * m[k]).sum()
+                })
+                .collect();
+            let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
+            retrieval += lse - s[i];
+        }
+        let loss =
+            self.rating_weight as f64 * sq / rows as f64 + self.retrieval_weight as f64 * retrieval;
+        (loss, margin)
+    }
+
+    /// (loss, dL/dtheta) from the twins, chained as a GPU training step chains the kernels.
+    fn twins(&self) -> (f64, Vec<f64>) {
+        let (u_end, m_end) = self.split(&self.theta);
+        let (users, movies, mlp) = (
+            &self.theta[..u_end],
+            &self.theta[u_end..m_end],
+            &self.theta[m_end..],
+        );
+        let (d, l, b) = (self.cfg.embedding_dim, &self.layout, &self.batch);
+        let rows = b.rows();
+        // Rating task: embedding_gather x2 -> dense_forward x2 -> rating_loss, then backward.
+        let mut x = vec![0.0; rows * 2 * d];
+        cpu::embedding_gather(users, &b.user, d, &mut x, 2 * d, 0);
+        cpu::embedding_gather(movies, &b.movie, d, &mut x, 2 * d, d);
+        let (w1, w2) = (
+            &mlp[l.w1..l.w1 + l.k * l.h1],
+            &mlp[l.w2..l.w2 + l.h1 * l.h2],
+        );
+        let h1 = cpu::dense_forward(&x, w1, &mlp[l.b1..], rows, l.k, l.h1, true);
+        let h2 = cpu::dense_forward(&h1, w2, &mlp[l.b2..], rows, l.h1, l.h2, true);
+        // scale = 2 w / B turns (pred - rating) into dL/dpred of w * MSE.
+        let scale = 2.0 * self.rating_weight / rows as f32;
+        let head = cpu::rating_loss(&h2, &mlp[l.w3..l.w3 + l.h2], mlp[l.b3], &b.rating, scale);
+        let (dw3, db3) = cpu::rating_head_backward(&h2, &head.dpred);
+        let (dw2, db2) = cpu::dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
+        let dh1 = cpu::dense_backward_data(&head.dh2, w2, Some(&h1), rows, l.h1, l.h2);
+        let (dw1, db1) = cpu::dense_backward_weights(&x, &dh1, rows, l.k, l.h1);
+        let dx = cpu::dense_backward_data(&dh1, w1, None, rows, l.k, l.h1);
+        // Retrieval task on the distinct rows.
+        let (us, ms) = (&b.users, &b.movies);
+        let mut ud = vec![0.0; us.len() * d];
+        let mut md = vec![0.0; ms.len() * d];
+        cpu::embedding_gather(users, &us.table_rows, d, &mut ud, d, 0);
+        cpu::embedding_gather(movies, &ms.table_rows, d, &mut md, d, 0);
+        let w = self.retrieval_weight;
+        let ret = cpu::retrieval_softmax_users(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            d,
+            w,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &ret.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            d,
+            w,
+        );
+
+        let mut grad = vec![0.0f64; self.theta.len()];
+        // Embedding rows: the retrieval gradient of the distinct row plus each batch row's half of dx.
+        for (base, side, distinct, per_distinct, half) in [
+            (0, &b.user, us, &ret.grad_user, 0),
+            (u_end, &b.movie, ms, &grad_movie, d),
+        ] {
+            for (i, &t) in side.iter().enumerate() {
+                for k in 0..d {
+                    grad[base + t as usize * d + k] += dx[i * 2 * d + half + k] as f64;
+                }
+            }
+            for (a, &t) in distinct.table_rows.iter().enumerate() {
+                for k in 0..d {
+                    grad[base + t as usize * d + k] += per_distinct[a * d + k] as f64;
+                }
+            }
+        }
+        for (at, g) in [
+            (l.w1, &dw1),
+            (l.b1, &db1),
+            (l.w2, &dw2),
+            (l.b2, &db2),
+            (l.w3, &dw3),
+            (l.b3, &vec![db3]),
+        ] {
+            for (k, &v) in g.iter().enumerate() {
+                grad[m_end + at + k] = v as f64;
+            }
+        }
+        let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
+        let retrieval: f64 = ret.loss.iter().map(|&v| v as f64).sum();
+        let loss = self.rating_weight as f64 * sq / rows as f64 + w as f64 * retrieval;
+        (loss, grad)
+    }
+}
+
+#[test]
+fn backward_twins_match_central_differences() {
+    let tiny = Tiny::new(21);
+    let theta = f64s(&tiny.theta);
+    let (loss, margin) = tiny.loss64(&theta);
+    assert!(
+        margin > 1e-3,
+        "a pre-activation is {margin:e} from a ReLU kink; pick another seed"
+    );
+    let (twin_loss, analytic) = tiny.twins();
+    assert_close64(
+        "loss (twins vs f64 forward)",
+        &[twin_loss],
+        &[loss],
+        1e-6,
+        1e-6,
+    );
+    let h = 1e-6;
+    let numeric: Vec<f64> = (0..theta.len())
+        .map(|i| {
+            let mut t = theta.clone();
+            t[i] = theta[i] + h;
+            let up = tiny.loss64(&t).0;
+            t[i] = theta[i] - h;
+            let down = tiny.loss64(&t).0;
+            (up - down) / (2.0 * h)
+        })
+        .collect();
+    let (u_end, m_end) = tiny.split(&theta);
+    let l = tiny.layout;
+    let d = tiny.cfg.embedding_dim;
+    let parts = [
+        ("user_emb", 0, u_end),
+        ("movie_emb", u_end, m_end),
+        ("w1", m_end + l.w1, m_end + l.w1 + l.k * l.h1),
+        ("b1", m_end + l.b1, m_end + l.b1 + l.h1),
+        ("w2", m_end + l.w2, m_end + l.w2 + l.h1 * l.h2),
+        ("b2", m_end + l.b2, m_end + l.b2 + l.h2),
+        ("w3", m_end + l.w3, m_end + l.w3 + l.h2),
+        ("b3", m_end + l.b3, m_end + l.b3 + 1),
+    ];
+    for (name, a, b) in parts {
+        assert_close64(
+            &format!("dL/d{name}"),
+            &analytic[a..b],
+            &numeric[a..b],
+            1e-5,
+            1e-4,
+        );
+        assert!(
+            numeric[a..b].iter().any(|v| v.abs() > 1e-3),
+            "dL/d{name} is all but zero: the check would be vacuous"
+        );
+    }
+    // The padding of the MLP vector and the rows no batch row uses get no gradient.
+    let touched: Vec<usize> = parts.iter().flat_map(|&(_, a, b)| a..b).collect();
+    for i in (m_end..theta.len()).filter(|i| !touched.contains(i)) {
+        assert_eq!(analytic[i], 0.0, "padding element {} of the MLP", i - m_end);
+    }
+    for (base, row) in [(0, 3), (u_end, 4)] {
+        let r = base + row * d..base + (row + 1) * d;
+        assert!(analytic[r.clone()].iter().all(|&g| g == 0.0));
+        assert!(numeric[r].iter().all(|&g| g == 0.0));
+    }
+}
+
+/// The reference of the retrieval checks, `cpu::retrieval_loss_direct`, against central differences.
+#[test]
+fn direct_retrieval_gradients_match_central_differences() {
+    let mut rng = SplitMix64::new(22);
+    let (b, d) = (5, 3);
+    let u = uniform(&mut rng, b * d, -1.0, 1.0);
+    let m = uniform(&mut rng, b * d, -1.0, 1.0);
+    let (_, du, dm) = cpu::retrieval_loss_direct(&u, &m, d);
+    let loss = |u: &[f64], m: &[f64]| -> f64 {
+        let mut total = 0.0;
+        for i in 0..b {
+            let s: Vec<f64> = (0..b)
+                .map(|j| (0..d).map(|k| u[i * d + k] * m[j * d + k]).sum())
+                .collect();
+            let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            total += mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - s[i];
+        }
+        total
+    };
+    let (u64s, m64s) = (f64s(&u), f64s(&m));
+    let h = 1e-6;
+    let fd = |which: usize, i: usize| {
+        let (mut uu, mut mm) = (u64s.clone(), m64s.clone());
+        let t = if which == 0 { &mut uu } else { &mut mm };
+        t[i] += h;
+        let up = loss(&uu, &mm);
+        let t = if which == 0 { &mut uu } else { &mut mm };
+        t[i] -= 2.0 * h;
+        (up - loss(&uu, &mm)) / (2.0 * h)
+    };
+    let num_du: Vec<f64> = (0..b * d).map(|i| fd(0, i)).collect();
+    let num_dm: Vec<f64> = (0..b * d).map(|i| fd(1, i)).collect();
+    assert_close64("du", &du, &num_du, 1e-7, 1e-6);
+    assert_close64("dm", &dm, &num_dm, 1e-7, 1e-6);
+}
+
+/// TFRS's `tasks/retrieval_test.py`: queries [[1, 2, 3], [2, 3, 4]], candidates [[1, 1, 1], [1, 1, 0]],
+/// logits [[6, 3], [9, 5]], labels the diagonal, so the summed cross-entropy is
+/// -log sigmoid(6 - 3) - log(1 - sigmoid(9 - 5)).
+#[test]
+fn tfrs_retrieval_golden_case() {
+    let q = [1.0f32, 2.0, 3.0, 2.0, 3.0, 4.0];
+    let c = [1.0f32, 1.0, 1.0, 1.0, 1.0, 0.0];
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let expected = -sigmoid(3.0).ln() - (1.0 - sigmoid(4.0)).ln();
+
+    let (direct, _, _) = cpu::retrieval_loss_direct(&q, &c, 3);
+    assert_close64(
+        "retrieval_loss_direct",
+        &[direct],
+        &[expected],
+        1e-12,
+        1e-12,
+    );
+
+    // Two distinct users and two distinct movies, one row each.
+    let (users, movies) = (Distinct::new(&[0, 1]), Distinct::new(&[0, 1]));
+    let out = cpu::retrieval_softmax_users(
+        &q,
+        &c,
+        &users.count,
+        &movies.count,
+        &users.offsets,
+        &users.rows,
+        &movies.of_row,
+        3,
+        1.0,
+    );
+    let total: f64 = out.loss.iter().map(|&v| v as f64).sum();
+    assert_close64(
+        "retrieval_softmax_users loss",
+        &[total],
+        &[expected],
+        1e-6,
+        1e-6,
+    );
+    let lse: Vec<f64> = out.lse.iter().map(|&v| v as f64).collect();
+    let want_lse = [
+        (6.0f64.exp() + 3.0f64.exp()).ln(),
+        (9.0f64.exp() + 5.0f64.exp()).ln(),
+    ];
+    assert_close64("lse", &lse, &want_lse, 1e-6, 1e-6);
+}
+
+/// Keras Adagrad by hand: accumulator 0.1, gradient 0.5, learning rate 0.1, epsilon 1e-7.
+#[test]
+fn adagrad_hand_computed_steps() {
+    let (mut w, mut acc) = ([1.0f32, -3.0], [0.1f32, 0.1]);
+    cpu::adagrad(&mut w, &mut acc, &[0.5, 0.5], 0.1, 1e-7);
+    let step1 = 0.1 * 0.5 / (0.35f64.sqrt() + 1e-7);
+    assert_close64("acc after one step", &f64s(&acc), &[0.35, 0.35], 1e-7, 1e-7);
+    assert_close64(
+        "w after one step",
+        &f64s(&w),
+        &[1.0 - step1, -3.0 - step1],
+        1e-7,
+        1e-7,
+    );
+    // A second step: acc = 0.35 + 0.25 = 0.6.
+    cpu::adagrad(&mut w, &mut acc, &[0.5, 0.5], 0.1, 1e-7);
+    let step2 = 0.1 * 0.5 / (0.6f64.sqrt() + 1e-7);
+    assert_close64("acc after two steps", &f64s(&acc), &[0.6, 0.6], 1e-7, 1e-7);
+    assert_close64(
+        "w after two steps",
+        &f64s(&w),
+        &[1.0 - step1 - step2, -3.0 - step1 - step2],
+        1e-6,
+        1e-7,
+    );
+    // adagrad_dense sums the splits first: two splits of 0.25 are one gradient of 0.5.
+    let (mut w, mut acc) = ([1.0f32], [0.1f32]);
+    cpu::adagrad_dense(&[0.25, 0.25], 2, &mut w, &mut acc, 0.1, 1e-7);
+    assert_close64("adagrad_dense w", &f64s(&w), &[1.0 - step1], 1e-7, 1e-7);
+}
+
+/// The distinct-rows twins against TFRS's B x B definition on a batch with repeated users and movies:
+/// the same loss, and per-row gradients summed into the distinct rows.
+#[test]
+fn distinct_rows_retrieval_equals_the_direct_formula() {
+    for (seed, dim, scale) in [(40, 12, 0.5), (41, 5, 2.0)] {
+        let rb = RepeatedBatch::new(seed, 40, 7, 9, dim, scale);
+        let b = &rb.batch;
+        assert_eq!((b.users.len(), b.movies.len()), (7, 9));
+        let (loss, du, dm) = cpu::retrieval_loss_direct(&rb.user_rows(), &rb.movie_rows(), dim);
+        let (ud, md) = (rb.user_d(), rb.movie_d());
+        let (us, ms) = (&b.users, &b.movies);
+        let users = cpu::retrieval_softmax_users(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            dim,
+            1.0,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            dim,
+            1.0,
+        );
+        let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
+        let what = |t: &str| format!("{t} (D {dim}, scale {scale})");
+        assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);
+        assert_close64(
+            &what("grad_user"),
+            &f64s(&users.grad_user),
+            &rb.sum_rows(us, &du),
+            1e-5,
+            1e-5,
+        );
+        assert_close64(
+            &what("grad_movie"),
+            &f64s(&grad_movie),
+            &rb.sum_rows(ms, &dm),
+            1e-5,
+            1e-5,
+        );
+    }
+}
