@@ -190,7 +190,8 @@ mod tests {
 
     #[test]
     fn tutorial_runs_the_three_configs() {
-        let cli = Cli::parse_from(["wgrec", "tutorial", "--data-dir", "x", "--epochs", "2"]);
+        let cli =
+            Cli::try_parse_from(["wgrec", "tutorial", "--data-dir", "x", "--epochs", "2"]).unwrap();
         let Job::Runs { runs, .. } = cli.into_config().unwrap().job else {
             panic!("expected runs")
         };
@@ -206,16 +207,15 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        let cli = Cli::parse_from(["wgrec", "--backend", "nope", "adapters"]);
+        let cli = Cli::try_parse_from(["wgrec", "--backend", "nope", "adapters"]).unwrap();
         assert!(cli.into_config().is_err());
-        let cli = Cli::parse_from([
+        let args = [
             "wgrec",
             "train",
-            "--rating-weight",
-            "-1",
+            "--rating-weight=-1",
             "--retrieval-weight",
             "1",
-        ]);
-        assert!(cli.into_config().is_err());
+        ];
+        assert!(Cli::try_parse_from(args).unwrap().into_config().is_err());
     }
 }
