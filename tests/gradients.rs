@@ -258,8 +258,8 @@ fn backward_twins_match_central_differences() {
             &format!("dL/d{name}"),
             &analytic[a..b],
             &numeric[a..b],
+            1e-6,
             1e-5,
-            1e-4,
         );
         assert!(
             numeric[a..b].iter().any(|v| v.abs() > 1e-3),

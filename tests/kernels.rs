@@ -1,7 +1,7 @@
 //! Every kernel of `Kernels` against its CPU twin in `wgrec::cpu`, on shapes that span several workgroups
-//! and are not multiples of the workgroup or block sizes. Outputs start as NaN (or 0xFFFFFFFF) so an
-//! element the kernel should write but does not, or one it must leave alone but writes, shows up.
-//! Needs an adapter: skips without one, fails in CI.
+//! and are not multiples of the workgroup or block sizes. Outputs start as NaN (FactorizedTopK's hit
+//! counters, which the kernel adds to, start at zero) so that an element the kernel should write but does
+//! not, or one it must leave alone but writes, shows up. Needs an adapter: skips without one, fails in CI.
 
 mod common;
 
@@ -15,7 +15,7 @@ use wgrec::model::{ModelConfig, Params};
 use wgrec::plan::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::trainer::{TrainOptions, Trainer};
 
-/// `len` NaNs past the end of every output: a kernel writing past its rows would overwrite them.
+/// NaNs past the end of every output: a kernel writing past its rows would overwrite them.
 const TAIL: usize = 64;
 
 /// The CPU expectation of an output buffer: `value` followed by NaN padding.
@@ -1125,4 +1125,117 @@ impl CpuModel {
         let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
         o.rating_weight as f64 * sq / rows as f64 + w as f64 * ret
     }
+}
+
+/// The evaluator (FactorizedTopK over tiles of users, RMSE and loss over evaluation batches) against the
+/// metrics computed on the host from the same parameters with the CPU twins.
+#[test]
+fn evaluator_matches_cpu_metrics() {
+    let Some(gpu) = gpu() else { return };
+    let dim = 8;
+    let k = kernels(gpu, dim);
+    let cfg = ModelConfig {
+        users: 4201,
+        movies: 300,
+        embedding_dim: dim,
+        hidden1: 16,
+        hidden2: 32,
+    };
+    let mut rng = SplitMix64::new(17);
+    let mut params = Params::init(&cfg, 3);
+    // Embeddings wider than the initialiser's so that the ranks, and so the hits, vary with k.
+    params.user_emb = uniform(&mut rng, cfg.users * dim, -1.0, 1.0);
+    params.movie_emb = uniform(&mut rng, cfg.movies * dim, -1.0, 1.0);
+    // Candidates are movie-table rows as u.item lists them: every movie but the OOV row, a few twice
+    // (duplicate titles); the first occurrence is a pair's own candidate, the second ties with it.
+    let mut candidates: Vec<u32> = (1..cfg.movies as u32).collect();
+    candidates.extend([5, 17, 17, 60]);
+    rng.shuffle(&mut candidates);
+    // More distinct test users than one tile of the score matrix holds (4096).
+    let n = 6000;
+    let test = Ratings {
+        user: ids_covering(&mut rng, n, cfg.users as u32),
+        movie: (0..n).map(|_| 1 + rng.below(299) as u32).collect(),
+        rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
+    };
+    let model = GpuModel::new(gpu, &cfg, &params).unwrap();
+    let batch_size = 700;
+    let evaluator =
+        wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, batch_size).unwrap();
+
+    // Host side: scores of every test row's user against every candidate, and the rating MLP per batch.
+    let scores = cpu::candidate_scores(
+        &params.user_emb,
+        &{
+            let mut c = vec![0.0; candidates.len() * dim];
+            cpu::embedding_gather(&params.movie_emb, &candidates, dim, &mut c, dim, 0);
+            c
+        },
+        dim,
+    );
+    let own: Vec<u32> = test
+        .movie
+        .iter()
+        .map(|m| candidates.iter().position(|c| c == m).unwrap() as u32)
+        .collect();
+    let ks = wgrec::evaluate::KS;
+    let hits = cpu::factorized_top_k(&scores, candidates.len(), &test.user, &own, &ks);
+    let l = cfg.layout();
+    let p = &params;
+    let order: Vec<u32> = (0..n as u32).collect();
+    let batches = wgrec::batches::make_batches(&test, &order, batch_size);
+    for (rating_weight, retrieval_weight) in [(0.6f32, 1.3f32), (1.0, 0.0)] {
+        let (mut sq_total, mut loss) = (0.0f64, 0.0f64);
+        for b in &batches {
+            let rows = b.rows();
+            let mut x = vec![0.0; rows * 2 * dim];
+            cpu::embedding_gather(&p.user_emb, &b.user, dim, &mut x, 2 * dim, 0);
+            cpu::embedding_gather(&p.movie_emb, &b.movie, dim, &mut x, 2 * dim, dim);
+            let w1 = &p.mlp[l.w1..l.w1 + l.k * l.h1];
+            let w2 = &p.mlp[l.w2..l.w2 + l.h1 * l.h2];
+            let h1 = cpu::dense_forward(&x, w1, &p.mlp[l.b1..], rows, l.k, l.h1, true);
+            let h2 = cpu::dense_forward(&h1, w2, &p.mlp[l.b2..], rows, l.h1, l.h2, true);
+            let w3 = &p.mlp[l.w3..l.w3 + l.h2];
+            let head = cpu::rating_loss(&h2, w3, p.mlp[l.b3], &b.rating, 0.0);
+            let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
+            sq_total += sq;
+            let mut batch_loss = rating_weight as f64 * sq / rows as f64;
+            if retrieval_weight != 0.0 {
+                let (us, ms) = (&b.users, &b.movies);
+                let mut ud = vec![0.0; us.len() * dim];
+                let mut md = vec![0.0; ms.len() * dim];
+                cpu::embedding_gather(&p.user_emb, &us.table_rows, dim, &mut ud, dim, 0);
+                cpu::embedding_gather(&p.movie_emb, &ms.table_rows, dim, &mut md, dim, 0);
+                let r = cpu::retrieval_softmax_users(
+                    &ud,
+                    &md,
+                    &us.count,
+                    &ms.count,
+                    &us.offsets,
+                    &us.rows,
+                    &ms.of_row,
+                    dim,
+                    0.0,
+                );
+                let ret: f64 = r.loss.iter().map(|&v| v as f64).sum();
+                batch_loss += retrieval_weight as f64 * ret;
+            }
+            loss += batch_loss * rows as f64 / n as f64;
+        }
+        let got = evaluator.run(rating_weight, retrieval_weight).unwrap();
+        let want_top: Vec<(u32, f64)> = ks
+            .iter()
+            .zip(&hits)
+            .map(|(&k, &h)| (k, h as f64 / n as f64))
+            .collect();
+        assert_eq!(got.top_k, want_top, "FactorizedTopK (gpu left, cpu right)");
+        let what = format!("weights {rating_weight}, {retrieval_weight}");
+        let rmse = (sq_total / n as f64).sqrt();
+        assert_close64(&format!("RMSE, {what}"), &[got.rmse], &[rmse], 1e-6, 1e-5);
+        assert_close64(&format!("loss, {what}"), &[got.loss], &[loss], 1e-6, 1e-5);
+    }
+    assert!(
+        hits[0] > 0 && hits[4] < n as u32,
+        "hits {hits:?} do not vary with k"
+    );
 }

@@ -58,7 +58,7 @@ fn bindings(module: &Module) -> Vec<(naga::ResourceBinding, bool)> {
                 }
                 _ => false,
             };
-            g.binding.clone().map(|b| (b, writable))
+            g.binding.map(|b| (b, writable))
         })
         .collect()
 }
@@ -70,7 +70,7 @@ fn to_spirv(name: &str, module: &Module, info: &ModuleInfo) {
             .into_iter()
             .map(|(b, _)| {
                 (
-                    b.clone(),
+                    b,
                     naga::back::spv::BindingInfo {
                         descriptor_set: b.group,
                         binding: b.binding,

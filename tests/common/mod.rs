@@ -116,72 +116,50 @@ pub fn relu_like(rng: &mut SplitMix64, n: usize) -> Vec<f32> {
 /// leave alone) must be NaN in `got`. Prints the first mismatches side by side, then panics.
 #[track_caller]
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let bad: Vec<usize> = (0..got.len())
-        .filter(|&i| {
-            let (a, b) = (got[i], want[i]);
-            if b.is_nan() {
-                !a.is_nan()
-            } else {
-                !((a - b).abs() <= atol + rtol * b.abs())
-            }
-        })
-        .collect();
-    if !bad.is_empty() {
-        let mut msg = format!(
-            "{what}: {} of {} elements differ beyond atol {atol:e} + rtol {rtol:e} * |want|\n  \
-             {:>8} {:>16} {:>16} {:>12}\n",
-            bad.len(),
-            got.len(),
-            "index",
-            "gpu",
-            "cpu",
-            "|diff|"
-        );
-        for &i in bad.iter().take(8) {
-            msg += &format!(
-                "  {i:>8} {:>16.8e} {:>16.8e} {:>12.3e}\n",
-                got[i],
-                want[i],
-                (got[i] - want[i]).abs()
-            );
-        }
-        panic!("{msg}");
-    }
+    assert_close64(what, &f64s(got), &f64s(want), atol as f64, rtol as f64);
 }
 
 pub fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
-/// Same check for f64 references.
+fn close(got: f64, want: f64, atol: f64, rtol: f64) -> bool {
+    if want.is_nan() {
+        got.is_nan()
+    } else {
+        (got - want).abs() <= atol + rtol * want.abs()
+    }
+}
+
+/// [`assert_close`] for f64 values.
 #[track_caller]
 pub fn assert_close64(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let bad: Vec<usize> = (0..got.len())
-        .filter(|&i| !((got[i] - want[i]).abs() <= atol + rtol * want[i].abs()))
+        .filter(|&i| !close(got[i], want[i], atol, rtol))
         .collect();
-    if !bad.is_empty() {
-        let mut msg = format!(
-            "{what}: {} of {} elements differ beyond atol {atol:e} + rtol {rtol:e} * |want|\n  \
-             {:>8} {:>18} {:>18} {:>12}\n",
-            bad.len(),
-            got.len(),
-            "index",
-            "got",
-            "want",
-            "|diff|"
-        );
-        for &i in bad.iter().take(8) {
-            msg += &format!(
-                "  {i:>8} {:>18.10e} {:>18.10e} {:>12.3e}\n",
-                got[i],
-                want[i],
-                (got[i] - want[i]).abs()
-            );
-        }
-        panic!("{msg}");
+    if bad.is_empty() {
+        return;
     }
+    let mut msg = format!(
+        "{what}: {} of {} elements differ beyond atol {atol:e} + rtol {rtol:e} * |want|\n  \
+         {:>8} {:>18} {:>18} {:>12}\n",
+        bad.len(),
+        got.len(),
+        "index",
+        "got",
+        "want",
+        "|diff|"
+    );
+    for &i in bad.iter().take(8) {
+        msg += &format!(
+            "  {i:>8} {:>18.10e} {:>18.10e} {:>12.3e}\n",
+            got[i],
+            want[i],
+            (got[i] - want[i]).abs()
+        );
+    }
+    panic!("{msg}");
 }
 
 /// A batch with repeated users and movies: `rows` rows over exactly `users` distinct users and `movies`
