@@ -1,105 +1,133 @@
-//! Times the dense kernels at the tutorial's shapes (B = 8192) on the default adapter:
+//! Times the MLP kernels at the tutorial's shapes (B = 8192) on the default adapter:
 //! `cargo run --release --example kernel_times`. A stop-gap until `wgrec bench` (issue 3).
 
 use std::time::Instant;
-use wgrec::gpu::{whole, Gpu};
+use wgrec::gpu::{whole, Gpu, WINDOW};
 use wgrec::kernels::*;
 
-fn time(gpu: &Gpu, l: &Launch, threads: u32, reps: usize) -> f64 {
-    time3(gpu, l, (threads.div_ceil(64), 1, 1), reps)
-}
-fn time3(gpu: &Gpu, l: &Launch, g: (u32, u32, u32), reps: usize) -> f64 {
+fn time_all(gpu: &Gpu, launches: &[Launch], threads: u32, reps: usize) -> f64 {
     let go = |n: usize| {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for _ in 0..n {
-                l.run_groups(&mut pass, g);
+                for l in launches {
+                    l.run(&mut pass, threads);
+                }
             }
         }
         gpu.queue.submit([enc.finish()]);
         gpu.wait().unwrap();
     };
-    go(1);
+    go(1); // compiles the pipeline
     let t = Instant::now();
     go(reps);
     t.elapsed().as_secs_f64() / reps as f64
 }
 
-fn main() {
-    let gpu = Gpu::try_default().unwrap();
-    let k = Kernels::new(&gpu, 32).unwrap();
+/// Times one layer dispatched window by window over `b` rows.
+fn time_windows(
+    gpu: &Gpu,
+    layer: &Windowed,
+    b: usize,
+    k: usize,
+    n: usize,
+    threads: impl Fn(u32) -> u32,
+) -> f64 {
+    let mut total = 0.0;
+    for (l, row0, rows) in layer.windows(b) {
+        l.set(gpu, &DenseParams::new(row0, rows, k, n));
+        total += time_all(gpu, std::slice::from_ref(l), threads(rows as u32), 3);
+    }
+    total
+}
+
+fn report(name: &str, k: usize, n: usize, b: usize, secs: f64) {
+    let gflops = 2.0 * (b * k * n) as f64 / secs / 1e9;
+    println!(
+        "{name:<24} {k:>4} x {n:<4} {:>8.2} ms {gflops:>6.1} GFLOP/s",
+        secs * 1e3
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let gpu = Gpu::new(&Default::default())?;
+    println!("adapter: {} ({})", gpu.adapter.name, gpu.adapter.backend);
+    let k = Kernels::new(&gpu, 32)?;
     let b = 8192usize;
-    let x = gpu.upload("x", &vec![0.5f32; b * 256]);
-    let w = gpu.upload("w", &vec![0.01f32; 256 * 256]);
-    let bias = gpu.upload("b", &vec![0.0f32; 256]);
+    let w = gpu.upload("w", &vec![0.01f32; 256 * 256 + 2 * WINDOW]);
+    let x = gpu.upload("x", &vec![0.5f32; b * 256 + WINDOW]);
     let y = gpu.buffer("y", b * 256);
+    let y2 = gpu.buffer("y2", b * 256);
     let g = gpu.buffer("g", 16 * 256 * 256);
     for (kk, n) in [(64usize, 256usize), (256, 128)] {
-        let p = DenseParams {
-            rows: b as u32,
-            k4: (kk / 4) as u32,
-            n4: (n / 4) as u32,
-            _pad: 0,
-        };
-        let l = Launch::new(
-            &gpu,
+        let layer =
+            |kernel, input: &wgpu::Buffer, row_len: usize, rest: &[wgpu::BindingResource]| {
+                Windowed::new(
+                    &gpu,
+                    kernel,
+                    "layer",
+                    input,
+                    row_len,
+                    b,
+                    rest,
+                    &DenseParams::default(),
+                )
+            };
+        let [lo, hi] = weight_windows(&w, 0, kk, n);
+        let fwd = layer(
             &k.dense_forward,
-            "f",
-            &[whole(&x), whole(&w), whole(&bias), whole(&y)],
-            &p,
+            &x,
+            kk,
+            &[lo, hi, wgrec::gpu::window(&w, 0), whole(&y)],
         );
-        let t = time(&gpu, &l, threads::dense_forward(b as u32, n as u32), 5);
-        println!(
-            "dense_forward {kk}x{n}: {:.2} ms {:.1} GFLOP/s",
-            t * 1e3,
-            2.0 * (b * kk * n) as f64 / t / 1e9
-        );
-        let l = Launch::new(
-            &gpu,
+        let secs = time_windows(&gpu, &fwd, b, kk, n, |rows| {
+            threads::dense_forward(rows, n as u32)
+        });
+        report("dense_forward", kk, n, b, secs);
+        let [lo, hi] = weight_windows(&w, 0, kk, n);
+        let data = layer(
             &k.dense_backward_data,
-            "d",
-            &[whole(&x), whole(&w), whole(&x), whole(&y)],
-            &p,
+            &x,
+            n,
+            &[lo, hi, whole(&y), whole(&y2)],
         );
-        let t = time(
-            &gpu,
-            &l,
-            threads::dense_backward_data(b as u32, kk as u32),
-            5,
-        );
-        println!(
-            "dense_backward_data {kk}x{n}: {:.2} ms {:.1} GFLOP/s",
-            t * 1e3,
-            2.0 * (b * kk * n) as f64 / t / 1e9
-        );
-        let p = DenseWeightsParams {
-            rows: b as u32,
-            k4: (kk / 4) as u32,
-            n4: (n / 4) as u32,
-            split_rows: 512,
-            grad_len4: (256 * 256 / 4) as u32,
-            w_offset4: 0,
-            b_offset4: 0,
-            _pad: 0,
-        };
-        let l = Launch::new(
+        let secs = time_windows(&gpu, &data, b, kk, n, |rows| {
+            threads::dense_backward_data(rows, kk as u32)
+        });
+        report("dense_backward_data", kk, n, b, secs);
+        let rows_w = window_rows(&[kk, n]);
+        let launches = dense_backward_weights_launches(
             &gpu,
             &k.dense_backward_weights,
             "w",
-            &[whole(&x), whole(&y), whole(&g)],
-            &p,
+            (&x, kk),
+            (&x, n),
+            &g,
+            rows_w,
+            b,
         );
-        let t = time(
+        let split = WINDOWS_PER_SPLIT * rows_w;
+        for (s, l) in launches.iter().enumerate() {
+            let p = DenseWeightsParams {
+                rows: split.min(b - s * split) as u32,
+                k4: (kk / 4) as u32,
+                n4: (n / 4) as u32,
+                window_rows: rows_w as u32,
+                grad_len4: (256 * 256 / 4) as u32,
+                w_offset4: 0,
+                b_offset4: 0,
+                split: s as u32,
+            };
+            l.set(&gpu, &p);
+        }
+        let secs = time_all(
             &gpu,
-            &l,
-            threads::dense_backward_weights(b as u32, kk as u32, n as u32, 512),
+            &launches,
+            threads::dense_backward_weights(kk as u32, n as u32),
             5,
         );
-        println!(
-            "dense_backward_weights {kk}x{n}: {:.2} ms {:.1} GFLOP/s",
-            t * 1e3,
-            2.0 * (b * kk * n) as f64 / t / 1e9
-        );
+        report("dense_backward_weights", kk, n, b, secs);
     }
+    Ok(())
 }

@@ -1,65 +1,104 @@
-// dx = (dy W^T) [* (h > 0)]: the gradient w.r.t. a dense layer's input, optionally through the ReLU that
-// produced that input (h is the ReLU's output). Each invocation owns 8 rows x 4 input columns; both dy and
-// W are read along N, so every load is a contiguous vec4.
+// dx = (dy W^T) [* (h > 0)] for one window of rows: the gradient w.r.t. a dense layer's input, optionally
+// through the ReLU that produced that input (h is the ReLU's output). dy and W are read through 64 KiB
+// uniform windows as in dense_forward (see there for why). Each invocation owns 8 rows x 16 inputs: eight
+// mat4x4 accumulators whose column j holds inputs k0 + 4j .. k0 + 4j + 3.
 
 override MASK: bool = true;
 
 struct Params {
-    rows: u32, // B
-    k4: u32,   // K / 4 (input width of the layer = output width here)
-    n4: u32,   // N / 4 (layer output width)
-    _pad: u32,
+    rows: u32,  // rows in this window
+    k4: u32,    // K / 4 (layer input width, a multiple of 4)
+    n4: u32,    // N / 4 (layer output width)
+    k4_lo: u32, // K_lo / 4: rows of W in w_lo
+    row0: u32,  // first row of this window in dx and h
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>; // (B, N)
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;  // (K, N)
-@group(0) @binding(2) var<storage, read> h: array<vec4<f32>>;  // (B, K) ReLU output (unused without MASK)
-@group(0) @binding(3) var<storage, read_write> dx: array<vec4<f32>>; // (B, K)
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> dy_win: array<vec4<f32>, 4096>; // (rows, N) window of dy
+@group(0) @binding(1) var<uniform> w_lo: array<vec4<f32>, 4096>;   // (K_lo, N)
+@group(0) @binding(2) var<uniform> w_hi: array<vec4<f32>, 4096>;   // (K - K_lo, N)
+@group(0) @binding(3) var<storage, read> h: array<vec4<f32>>;       // (B, K) ReLU output (unused without MASK)
+@group(0) @binding(4) var<storage, read_write> dx: array<vec4<f32>>; // (B, K)
+@group(0) @binding(5) var<uniform> p: Params;
 
-const R: u32 = 8u;
+// Rows k .. k+3 of W at vec4 column n, transposed: (W^T block) * dy[n] adds to dx[k .. k+4].
+fn w_t(k: u32, n: u32) -> mat4x4<f32> {
+    let hi = k >= 4u * p.k4_lo;
+    let i = select(k, k - 4u * p.k4_lo, hi) * p.n4 + n;
+    let s = p.n4;
+    if hi {
+        return transpose(mat4x4<f32>(w_hi[i], w_hi[i + s], w_hi[i + 2u * s], w_hi[i + 3u * s]));
+    }
+    return transpose(mat4x4<f32>(w_lo[i], w_lo[i + s], w_lo[i + 2u * s], w_lo[i + 3u * s]));
+}
 
-fn hsum(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
+fn update(a: mat4x4<f32>, t0: mat4x4<f32>, t1: mat4x4<f32>, t2: mat4x4<f32>, t3: mat4x4<f32>, d: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(a[0] + t0 * d, a[1] + t1 * d, a[2] + t2 * d, a[3] + t3 * d);
+}
+
+fn store_row(r: u32, kb: u32, a: mat4x4<f32>) {
+    if r >= p.rows {
+        return;
+    }
+    let o = (p.row0 + r) * p.k4 + kb;
+    for (var j = 0u; j < 4u; j++) {
+        var v = a[j];
+        if MASK {
+            v = select(vec4<f32>(0.0), v, h[o + j] > vec4<f32>(0.0));
+        }
+        dx[o + j] = v;
+    }
 }
 
 @compute @workgroup_size(64)
 fn dense_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = gid.x + gid.y * nwg.x * 64u;
-    let row_blocks = (p.rows + R - 1u) / R;
-    if t >= p.k4 * row_blocks {
+    let k_blocks = p.k4 / 4u;
+    let r0 = (t / k_blocks) * 8u;
+    if r0 >= p.rows {
         return;
     }
-    let kb = t % p.k4; // output vec4 column: input features 4kb..4kb+3
-    let r0 = (t / p.k4) * R;
-
-    var acc: array<vec4<f32>, 32>; // [r * 4 + kk]
-    var dyrow: array<u32, 8>;
-    for (var r = 0u; r < R; r++) {
-        dyrow[r] = min(r0 + r, p.rows - 1u) * p.n4;
+    let kb = (t % k_blocks) * 4u; // first vec4 of this invocation's 16 inputs
+    let k0 = kb * 4u;
+    let last = p.rows - 1u;
+    let d0 = min(r0, last) * p.n4;
+    let d1 = min(r0 + 1u, last) * p.n4;
+    let d2 = min(r0 + 2u, last) * p.n4;
+    let d3 = min(r0 + 3u, last) * p.n4;
+    let d4 = min(r0 + 4u, last) * p.n4;
+    let d5 = min(r0 + 5u, last) * p.n4;
+    let d6 = min(r0 + 6u, last) * p.n4;
+    let d7 = min(r0 + 7u, last) * p.n4;
+    var a0 = mat4x4<f32>();
+    var a1 = mat4x4<f32>();
+    var a2 = mat4x4<f32>();
+    var a3 = mat4x4<f32>();
+    var a4 = mat4x4<f32>();
+    var a5 = mat4x4<f32>();
+    var a6 = mat4x4<f32>();
+    var a7 = mat4x4<f32>();
+    for (var n = 0u; n < p.n4; n++) {
+        let t0 = w_t(k0, n);
+        let t1 = w_t(k0 + 4u, n);
+        let t2 = w_t(k0 + 8u, n);
+        let t3 = w_t(k0 + 12u, n);
+        a0 = update(a0, t0, t1, t2, t3, dy_win[d0 + n]);
+        a1 = update(a1, t0, t1, t2, t3, dy_win[d1 + n]);
+        a2 = update(a2, t0, t1, t2, t3, dy_win[d2 + n]);
+        a3 = update(a3, t0, t1, t2, t3, dy_win[d3 + n]);
+        a4 = update(a4, t0, t1, t2, t3, dy_win[d4 + n]);
+        a5 = update(a5, t0, t1, t2, t3, dy_win[d5 + n]);
+        a6 = update(a6, t0, t1, t2, t3, dy_win[d6 + n]);
+        a7 = update(a7, t0, t1, t2, t3, dy_win[d7 + n]);
     }
-    let wrow = 4u * kb * p.n4;
-    for (var n4 = 0u; n4 < p.n4; n4++) {
-        let w0 = w[wrow + n4];
-        let w1 = w[wrow + p.n4 + n4];
-        let w2 = w[wrow + 2u * p.n4 + n4];
-        let w3 = w[wrow + 3u * p.n4 + n4];
-        for (var r = 0u; r < R; r++) {
-            let d = dy[dyrow[r] + n4];
-            acc[r * 4u] += d * w0;
-            acc[r * 4u + 1u] += d * w1;
-            acc[r * 4u + 2u] += d * w2;
-            acc[r * 4u + 3u] += d * w3;
-        }
-    }
-    for (var r = 0u; r < R; r++) {
-        let row = r0 + r;
-        if row < p.rows {
-            var v = vec4<f32>(hsum(acc[r * 4u]), hsum(acc[r * 4u + 1u]), hsum(acc[r * 4u + 2u]), hsum(acc[r * 4u + 3u]));
-            if MASK {
-                v = select(vec4<f32>(0.0), v, h[row * p.k4 + kb] > vec4<f32>(0.0));
-            }
-            dx[row * p.k4 + kb] = v;
-        }
-    }
+    store_row(r0, kb, a0);
+    store_row(r0 + 1u, kb, a1);
+    store_row(r0 + 2u, kb, a2);
+    store_row(r0 + 3u, kb, a3);
+    store_row(r0 + 4u, kb, a4);
+    store_row(r0 + 5u, kb, a5);
+    store_row(r0 + 6u, kb, a6);
+    store_row(r0 + 7u, kb, a7);
 }

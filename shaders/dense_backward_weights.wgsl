@@ -1,63 +1,105 @@
-// Partial weight and bias gradients of a dense layer, split along the batch so that there is enough
-// parallelism (split-K); adagrad_dense adds the splits up. Each invocation owns 8 input rows (k) x 16
-// output columns (n) of dW for one split of the batch:
+// Partial weight and bias gradients of a dense layer over one split of the batch, which is up to four
+// windows of rows; adagrad_dense adds the splits up:
 //   grad[s, W] = sum over rows i of split s of x[i, :]^T dy[i, :],   grad[s, b] = sum of dy[i, :].
+// x and dy are read through 64 KiB uniform windows (see dense_forward for why), window j holding rows
+// [j R, (j + 1) R) of the split for both. Each invocation owns 8 rows (k) x 16 columns (n) of dW: eight
+// mat4x4 accumulators, one per k, whose columns are four vec4 of n.
 
 struct Params {
-    rows: u32,       // B
-    k4: u32,         // K / 4 (multiple of 2)
-    n4: u32,         // N / 4 (multiple of 4)
-    split_rows: u32, // rows per split
-    grad_len4: u32,  // L / 4: one split's slice of the gradient buffer holds every MLP parameter
-    w_offset4: u32,  // where this layer's W starts in a slice, / 4
-    b_offset4: u32,  // where this layer's b starts, / 4
-    _pad: u32,
+    rows: u32,        // rows in this split (at most 4 R)
+    k4: u32,          // K / 4 (multiple of 2)
+    n4: u32,          // N / 4 (multiple of 4)
+    window_rows: u32, // R: rows per window
+    grad_len4: u32,   // L / 4: one split's slice of the gradient buffer holds every MLP parameter
+    w_offset4: u32,   // where this layer's W starts in a slice, / 4
+    b_offset4: u32,   // where this layer's b starts, / 4
+    split: u32,       // s
 }
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;  // (B, K)
-@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>; // (B, N)
-@group(0) @binding(2) var<storage, read_write> grad: array<vec4<f32>>; // (S, L)
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> x0: array<vec4<f32>, 4096>;  // (R, K) windows of x
+@group(0) @binding(1) var<uniform> x1: array<vec4<f32>, 4096>;
+@group(0) @binding(2) var<uniform> x2: array<vec4<f32>, 4096>;
+@group(0) @binding(3) var<uniform> x3: array<vec4<f32>, 4096>;
+@group(0) @binding(4) var<uniform> dy0: array<vec4<f32>, 4096>; // (R, N) windows of dy, same rows
+@group(0) @binding(5) var<uniform> dy1: array<vec4<f32>, 4096>;
+@group(0) @binding(6) var<uniform> dy2: array<vec4<f32>, 4096>;
+@group(0) @binding(7) var<uniform> dy3: array<vec4<f32>, 4096>;
+@group(0) @binding(8) var<storage, read_write> grad: array<vec4<f32>>; // (S, L)
+@group(0) @binding(9) var<uniform> p: Params;
+
+struct Acc {
+    k0: mat4x4<f32>,
+    k1: mat4x4<f32>,
+    k2: mat4x4<f32>,
+    k3: mat4x4<f32>,
+    k4: mat4x4<f32>,
+    k5: mat4x4<f32>,
+    k6: mat4x4<f32>,
+    k7: mat4x4<f32>,
+    bias: mat4x4<f32>,
+}
+
+fn load_x(w: u32, i: u32) -> vec4<f32> {
+    switch w {
+        case 0u: { return x0[i]; }
+        case 1u: { return x1[i]; }
+        case 2u: { return x2[i]; }
+        default: { return x3[i]; }
+    }
+}
+
+fn load_dy(w: u32, i: u32) -> mat4x4<f32> {
+    switch w {
+        case 0u: { return mat4x4<f32>(dy0[i], dy0[i + 1u], dy0[i + 2u], dy0[i + 3u]); }
+        case 1u: { return mat4x4<f32>(dy1[i], dy1[i + 1u], dy1[i + 2u], dy1[i + 3u]); }
+        case 2u: { return mat4x4<f32>(dy2[i], dy2[i + 1u], dy2[i + 2u], dy2[i + 3u]); }
+        default: { return mat4x4<f32>(dy3[i], dy3[i + 1u], dy3[i + 2u], dy3[i + 3u]); }
+    }
+}
 
 @compute @workgroup_size(64)
 fn dense_backward_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = gid.x + gid.y * nwg.x * 64u;
     let n_blocks = p.n4 / 4u;
-    let k_blocks = p.k4 / 2u;
-    let splits = (p.rows + p.split_rows - 1u) / p.split_rows;
-    if t >= n_blocks * k_blocks * splits {
+    if t >= n_blocks * (p.k4 / 2u) {
         return;
     }
-    let nb = t % n_blocks;
-    let kb = (t / n_blocks) % k_blocks;
-    let s = t / (n_blocks * k_blocks);
-    let n0 = nb * 4u;
-    let k0 = kb * 2u;
-
-    var acc: array<vec4<f32>, 32>; // [kk * 4 + j]: row 4*k0 + kk of W, vec4 column n0 + j
-    var bacc: array<vec4<f32>, 4>;
-    let i_end = min((s + 1u) * p.split_rows, p.rows);
-    for (var i = s * p.split_rows; i < i_end; i++) {
-        let xa = x[i * p.k4 + k0];
-        let xb = x[i * p.k4 + k0 + 1u];
-        let xs = array<f32, 8>(xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w);
-        for (var j = 0u; j < 4u; j++) {
-            let d = dy[i * p.n4 + n0 + j];
-            bacc[j] += d;
-            for (var kk = 0u; kk < 8u; kk++) {
-                acc[kk * 4u + j] += xs[kk] * d;
-            }
+    let n0 = (t % n_blocks) * 4u;
+    let kb = t / n_blocks; // x vec4s 2kb, 2kb + 1: k = 8kb .. 8kb + 7
+    var a: Acc;
+    for (var w = 0u; w < 4u; w++) {
+        let end = min(p.rows, (w + 1u) * p.window_rows);
+        for (var i = w * p.window_rows; i < end; i++) {
+            let r = i - w * p.window_rows;
+            let d = load_dy(w, r * p.n4 + n0);
+            let xa = load_x(w, r * p.k4 + 2u * kb);
+            let xb = load_x(w, r * p.k4 + 2u * kb + 1u);
+            a.bias += d;
+            a.k0 += d * xa.x;
+            a.k1 += d * xa.y;
+            a.k2 += d * xa.z;
+            a.k3 += d * xa.w;
+            a.k4 += d * xb.x;
+            a.k5 += d * xb.y;
+            a.k6 += d * xb.z;
+            a.k7 += d * xb.w;
         }
     }
-    let base = s * p.grad_len4;
-    for (var kk = 0u; kk < 8u; kk++) {
-        for (var j = 0u; j < 4u; j++) {
-            grad[base + p.w_offset4 + (4u * k0 + kk) * p.n4 + n0 + j] = acc[kk * 4u + j];
-        }
+    let o = p.split * p.grad_len4 + p.w_offset4 + 8u * kb * p.n4 + n0;
+    let n = p.n4;
+    for (var j = 0u; j < 4u; j++) {
+        grad[o + j] = a.k0[j];
+        grad[o + n + j] = a.k1[j];
+        grad[o + 2u * n + j] = a.k2[j];
+        grad[o + 3u * n + j] = a.k3[j];
+        grad[o + 4u * n + j] = a.k4[j];
+        grad[o + 5u * n + j] = a.k5[j];
+        grad[o + 6u * n + j] = a.k6[j];
+        grad[o + 7u * n + j] = a.k7[j];
     }
     if kb == 0u {
         for (var j = 0u; j < 4u; j++) {
-            grad[base + p.b_offset4 + n0 + j] = bacc[j];
+            grad[p.split * p.grad_len4 + p.b_offset4 + n0 + j] = a.bias[j];
         }
     }
 }

@@ -61,7 +61,7 @@ pub enum Command {
         /// Adagrad learning rate.
         #[arg(long, default_value_t = 0.1)]
         learning_rate: f32,
-        /// Width of the user and movie embeddings (a multiple of 4, at most 64).
+        /// Width of the user and movie embeddings: 16, 32, 48 or 64.
         #[arg(long, default_value_t = 32)]
         embedding_dim: usize,
         #[arg(long, default_value_t = 42)]

@@ -102,6 +102,13 @@ pub const NO_ADAPTER_HELP: &str = "wgpu found no adapter. On Debian/Ubuntu witho
 software Vulkan adapter: `apt-get install -y libvulkan1 mesa-vulkan-drivers` (scripts/tutorial.sh and \
 scripts/test.sh do this for you); with a GPU, install its Vulkan driver";
 
+/// Every data buffer can be bound as storage or, through 64 KiB windows, as uniform memory (much faster
+/// to read than storage on CPU adapters).
+const DATA_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::UNIFORM)
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
 /// A device and queue plus what we know about the adapter behind them.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -170,11 +177,14 @@ impl Gpu {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: ((len.max(4) * 4) as u64).next_multiple_of(16),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            usage: DATA_USAGE,
             mapped_at_creation: false,
         })
+    }
+
+    /// A zero-filled buffer of `len` elements that can also be read through uniform windows up to its end.
+    pub fn windowed_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.buffer(label, len + WINDOW)
     }
 
     /// A storage buffer holding `data` (padded to 16 bytes).
@@ -185,9 +195,7 @@ impl Gpu {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents: &bytes,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
+                usage: DATA_USAGE,
             })
     }
 
@@ -340,6 +348,21 @@ pub fn grid(groups: u32) -> (u32, u32) {
 /// Binding of a whole buffer.
 pub fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
     b.as_entire_binding()
+}
+
+/// Floats in one uniform window (64 KiB, WebGPU's default max_uniform_buffer_binding_size).
+pub const WINDOW: usize = 16384;
+
+/// Whole rows of `row_len` floats per uniform window, rounded down to a multiple of 64 so that every
+/// window's offset (a multiple of rows x row_len x 4 bytes) meets a 256-byte offset alignment.
+pub fn window_rows(row_len: usize) -> usize {
+    WINDOW / row_len / 64 * 64
+}
+
+/// A 64 KiB uniform-memory view of `b` from element `offset` (256-byte aligned; the buffer must extend a
+/// full window past it).
+pub fn window(b: &wgpu::Buffer, offset: usize) -> wgpu::BindingResource<'_> {
+    slice(b, offset, WINDOW)
 }
 
 /// Binding of `len` f32/u32 elements of `b` starting at element `offset` (offset must be aligned).

@@ -58,7 +58,42 @@ pub struct DenseParams {
     pub rows: u32,
     pub k4: u32,
     pub n4: u32,
-    pub _pad: u32,
+    pub k4_lo: u32,
+    pub row0: u32,
+    pub _pad: [u32; 3],
+}
+
+impl DenseParams {
+    /// A layer of K inputs and N outputs applied to `rows` rows starting at `row0`.
+    pub fn new(row0: usize, rows: usize, k: usize, n: usize) -> Self {
+        let (_, k_lo) = weight_split(k, n);
+        Self {
+            rows: rows as u32,
+            k4: (k / 4) as u32,
+            n4: (n / 4) as u32,
+            k4_lo: (k_lo / 4) as u32,
+            row0: row0 as u32,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Rows of a (K, N) weight matrix in its first uniform window: a multiple of 16, so that the blocks of
+/// dense_backward_data never straddle the windows. Returns (K, K_lo).
+pub fn weight_split(k: usize, n: usize) -> (usize, usize) {
+    (k, k.min(crate::gpu::WINDOW / n / 16 * 16))
+}
+
+/// The two uniform windows (w_lo, w_hi) of a (K, N) weight matrix stored at element `offset` of `buf`.
+pub fn weight_windows(
+    buf: &wgpu::Buffer,
+    offset: usize,
+    k: usize,
+    n: usize,
+) -> [wgpu::BindingResource<'_>; 2] {
+    let (_, k_lo) = weight_split(k, n);
+    let hi = if k_lo < k { offset + k_lo * n } else { offset };
+    [crate::gpu::window(buf, offset), crate::gpu::window(buf, hi)]
 }
 
 #[repr(C)]
@@ -67,11 +102,56 @@ pub struct DenseWeightsParams {
     pub rows: u32,
     pub k4: u32,
     pub n4: u32,
-    pub split_rows: u32,
+    pub window_rows: u32,
     pub grad_len4: u32,
     pub w_offset4: u32,
     pub b_offset4: u32,
-    pub _pad: u32,
+    pub split: u32,
+}
+
+/// dense_backward_weights reads each split of the batch through this many windows of x and dy.
+pub const WINDOWS_PER_SPLIT: usize = 4;
+
+/// Rows per window of the weight-gradient kernels for MLP widths `widths` (the widest row must fit).
+pub fn window_rows(widths: &[usize]) -> usize {
+    crate::gpu::window_rows(widths.iter().copied().max().unwrap_or(1))
+}
+
+/// One dense_backward_weights launch per split of a batch of up to `capacity` rows: split s reads rows
+/// [s S, (s + 1) S) with S = 4 R through four R-row windows of x (row length k) and dy (row length n).
+pub fn dense_backward_weights_launches(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    label: &str,
+    (x, k): (&wgpu::Buffer, usize),
+    (dy, n): (&wgpu::Buffer, usize),
+    grad: &wgpu::Buffer,
+    window_rows: usize,
+    capacity: usize,
+) -> Vec<Launch> {
+    let split_rows = WINDOWS_PER_SPLIT * window_rows;
+    (0..capacity.div_ceil(split_rows))
+        .map(|s| {
+            // Windows past the last row are never read; they bind row 0 so that the binding stays in range.
+            let first = |j: usize| {
+                Some(s * split_rows + j * window_rows)
+                    .filter(|&r| r < capacity)
+                    .unwrap_or(0)
+            };
+            let mut b: Vec<wgpu::BindingResource> = (0..WINDOWS_PER_SPLIT)
+                .map(|j| crate::gpu::window(x, first(j) * k))
+                .collect();
+            b.extend((0..WINDOWS_PER_SPLIT).map(|j| crate::gpu::window(dy, first(j) * n)));
+            b.push(grad.as_entire_binding());
+            Launch::new(
+                gpu,
+                kernel,
+                &format!("{label} [split {s}]"),
+                &b,
+                &DenseWeightsParams::default(),
+            )
+        })
+        .collect()
 }
 
 #[repr(C)]
@@ -118,7 +198,23 @@ pub struct RetrievalParams {
     pub users: u32,
     pub movies: u32,
     pub weight: f32,
-    pub _pad: u32,
+    pub first: u32,
+    pub last: u32,
+    pub _pad: [u32; 3],
+}
+
+impl RetrievalParams {
+    /// One window of the distinct-rows retrieval kernels; `users` / `movies` count what this window sees.
+    pub fn new(users: usize, movies: usize, weight: f32, first: bool, last: bool) -> Self {
+        Self {
+            users: users as u32,
+            movies: movies as u32,
+            weight,
+            first: first as u32,
+            last: last as u32,
+            _pad: [0; 3],
+        }
+    }
 }
 
 #[repr(C)]
@@ -152,20 +248,19 @@ pub struct TopKParams {
     pub ks: [u32; 8],
 }
 
-/// Rows per invocation block of dense_forward / dense_backward_data (`R` in the shaders).
-pub const DENSE_ROWS: u32 = 8;
-
 /// Invocation counts, mirroring each kernel's indexing.
 pub mod threads {
-    use super::DENSE_ROWS;
+    /// One invocation per 8 rows x 16 outputs.
     pub fn dense_forward(rows: u32, n: u32) -> u32 {
-        rows.div_ceil(DENSE_ROWS) * (n / 16)
+        rows.div_ceil(8) * (n / 16)
     }
+    /// One invocation per 8 rows x 16 inputs.
     pub fn dense_backward_data(rows: u32, k: u32) -> u32 {
-        rows.div_ceil(DENSE_ROWS) * (k / 4)
+        rows.div_ceil(8) * (k / 16)
     }
-    pub fn dense_backward_weights(rows: u32, k: u32, n: u32, split_rows: u32) -> u32 {
-        (n / 16) * (k / 8) * rows.div_ceil(split_rows)
+    /// Per split.
+    pub fn dense_backward_weights(k: u32, n: u32) -> u32 {
+        (n / 16) * (k / 8)
     }
     pub fn rating_head_backward(rows: u32, h: u32, split_rows: u32) -> u32 {
         (h / 4 + 1) * rows.div_ceil(split_rows)
@@ -274,5 +369,50 @@ impl Launch {
         pass.set_pipeline(&self.pipeline_kernel);
         pass.set_bind_group(0, &self.group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
+    }
+}
+
+/// A kernel whose first input is read through 64 KiB uniform windows of whole rows: one launch (bind
+/// group and uniform) per window, built once for a buffer of `capacity` rows. The buffer must extend a full
+/// window past its last row (`Gpu::windowed_buffer`).
+pub struct Windowed {
+    pub launches: Vec<Launch>,
+    pub rows_per_window: usize,
+}
+
+impl Windowed {
+    /// `rest`: the bindings after the windowed input, without the uniform.
+    pub fn new<P: Pod>(
+        gpu: &Gpu,
+        kernel: &Kernel,
+        label: &str,
+        input: &wgpu::Buffer,
+        row_len: usize,
+        capacity: usize,
+        rest: &[wgpu::BindingResource],
+        params: &P,
+    ) -> Self {
+        let rows_per_window = crate::gpu::window_rows(row_len);
+        let launches = (0..capacity.div_ceil(rows_per_window))
+            .map(|w| {
+                let mut b = vec![crate::gpu::window(input, w * rows_per_window * row_len)];
+                b.extend_from_slice(rest);
+                Launch::new(gpu, kernel, &format!("{label} [window {w}]"), &b, params)
+            })
+            .collect();
+        Self {
+            launches,
+            rows_per_window,
+        }
+    }
+
+    /// (launch, first row, rows) of every window that `rows` rows touch.
+    pub fn windows(&self, rows: usize) -> impl Iterator<Item = (&Launch, usize, usize)> {
+        let per = self.rows_per_window;
+        self.launches
+            .iter()
+            .enumerate()
+            .take(rows.div_ceil(per))
+            .map(move |(w, l)| (l, w * per, per.min(rows - w * per)))
     }
 }

@@ -26,18 +26,31 @@ impl ModelConfig {
         }
     }
 
-    /// The kernels read 4 floats at a time and keep up to 64 embedding values in registers.
+    /// Shape rules of the kernels: dense_forward and dense_backward_data handle 16 columns per invocation,
+    /// hidden widths are multiples of 64 (at most 256) so rows fit the uniform windows, biases fit one
+    /// 256-float uniform window,
+    /// each weight matrix fits two 64 KiB uniform windows, and the retrieval kernels keep up to 64 embedding
+    /// values in registers.
     pub fn validate(&self) -> Result<()> {
         let d = self.embedding_dim;
-        if d == 0 || d % 4 != 0 || d > 64 {
-            bail!("--embedding-dim must be a multiple of 4 between 4 and 64, got {d}");
+        if d == 0 || d % 16 != 0 || d > 64 {
+            bail!("--embedding-dim must be 16, 32, 48 or 64, got {d}");
         }
         for (name, h) in [
             ("first hidden layer", self.hidden1),
             ("second hidden layer", self.hidden2),
         ] {
-            if h == 0 || h % 16 != 0 {
-                bail!("the {name} width must be a positive multiple of 16, got {h}");
+            if h == 0 || h % 64 != 0 || h > 256 {
+                bail!("the {name} width must be 64, 128, 192 or 256, got {h}");
+            }
+        }
+        for (name, k, n) in [
+            ("first", 2 * d, self.hidden1),
+            ("second", self.hidden1, self.hidden2),
+        ] {
+            let (_, k_lo) = crate::kernels::weight_split(k, n);
+            if k - k_lo > crate::gpu::WINDOW / n {
+                bail!("the {name} dense layer ({k} x {n}) does not fit two 64 KiB uniform windows");
             }
         }
         Ok(())

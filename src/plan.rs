@@ -3,7 +3,7 @@
 //! and the forward launches of both tasks.
 
 use crate::batches::{Batch, Distinct};
-use crate::gpu::{slice, whole, Gpu};
+use crate::gpu::{slice, whole, window, Gpu, WINDOW};
 use crate::kernels::*;
 use crate::model::{MlpLayout, ModelConfig, Params};
 use anyhow::{bail, Result};
@@ -38,7 +38,8 @@ impl GpuModel {
             user_acc: gpu.upload("user_acc", &acc(p.user_emb.len())),
             movie_emb: gpu.upload("movie_emb", &p.movie_emb),
             movie_acc: gpu.upload("movie_acc", &acc(p.movie_emb.len())),
-            mlp: gpu.upload("mlp", &p.mlp),
+            // Padded by one uniform window so every weight window stays inside the buffer.
+            mlp: gpu.upload("mlp", &[p.mlp.as_slice(), &[0.0; WINDOW]].concat()),
             mlp_acc: gpu.upload("mlp_acc", &acc(p.mlp.len())),
         })
     }
@@ -111,7 +112,8 @@ impl BatchBuffers {
         let b = |name: &str, n: usize| gpu.buffer(&format!("{label}.{name}"), n);
         let distinct = |side: &str| DistinctBuffers {
             table_rows: b(&format!("{side}.table_rows"), capacity),
-            count: b(&format!("{side}.count"), capacity),
+            // Read through uniform windows by the retrieval kernels.
+            count: gpu.windowed_buffer(&format!("{label}.{side}.count"), capacity),
             offsets: b(&format!("{side}.offsets"), capacity + 1),
             rows: b(&format!("{side}.rows"), capacity),
             of_row: b(&format!("{side}.of_row"), capacity),
@@ -231,6 +233,7 @@ fn shape(b: &Batch) -> BatchShape {
 
 /// Activations of the rating MLP for up to B rows.
 pub struct Activations {
+    pub capacity: usize,
     pub x: wgpu::Buffer,      // (B, 2D) concat(user, movie)
     pub h1: wgpu::Buffer,     // (B, H1)
     pub h2: wgpu::Buffer,     // (B, H2)
@@ -250,14 +253,16 @@ impl Activations {
             "the MLP input (batch x 2D)",
             (b * cfg.embedding_dim * 8) as u64,
         )?;
+        // x, h1 and dh2 are read through uniform windows by the dense kernels.
         Ok(Self {
-            x: gpu.buffer("x", b * 2 * cfg.embedding_dim),
-            h1: gpu.buffer("h1", b * cfg.hidden1),
+            capacity: b,
+            x: gpu.windowed_buffer("x", b * 2 * cfg.embedding_dim),
+            h1: gpu.windowed_buffer("h1", b * cfg.hidden1),
             h2: gpu.buffer("h2", b * cfg.hidden2),
             pred: gpu.buffer("pred", b),
             sq_err: gpu.buffer("sq_err", b),
             dpred: gpu.buffer("dpred", b),
-            dh2: gpu.buffer("dh2", b * cfg.hidden2),
+            dh2: gpu.windowed_buffer("dh2", b * cfg.hidden2),
         })
     }
 }
@@ -267,8 +272,8 @@ impl Activations {
 pub struct MlpForward {
     gather_user: Launch,
     gather_movie: Launch,
-    layer1: Launch,
-    layer2: Launch,
+    layer1: Windowed,
+    layer2: Windowed,
     head: Launch,
     reduce: Launch,
     cfg: ModelConfig,
@@ -309,28 +314,24 @@ impl MlpForward {
                 &ids.movie,
                 d4,
             ),
-            layer1: Launch::new(
+            layer1: Windowed::new(
                 gpu,
                 &k.dense_forward,
                 "dense_forward (layer 1)",
-                &[
-                    whole(&a.x),
-                    slice(m, l.w1, l.k * l.h1),
-                    slice(m, l.b1, l.h1),
-                    whole(&a.h1),
-                ],
+                &a.x,
+                l.k,
+                a.capacity,
+                &dense_bindings(m, l.w1, l.k, l.h1, l.b1, &a.h1),
                 &DenseParams::default(),
             ),
-            layer2: Launch::new(
+            layer2: Windowed::new(
                 gpu,
                 &k.dense_forward,
                 "dense_forward (layer 2)",
-                &[
-                    whole(&a.h1),
-                    slice(m, l.w2, l.h1 * l.h2),
-                    slice(m, l.b2, l.h2),
-                    whole(&a.h2),
-                ],
+                &a.h1,
+                l.h1,
+                a.capacity,
+                &dense_bindings(m, l.w2, l.h1, l.h2, l.b2, &a.h2),
                 &DenseParams::default(),
             ),
             head: Launch::new(
@@ -378,24 +379,14 @@ impl MlpForward {
                 ..gather
             },
         );
-        self.layer1.set(
-            gpu,
-            &DenseParams {
-                rows: r,
-                k4: 2 * d4,
-                n4: (c.hidden1 / 4) as u32,
-                _pad: 0,
-            },
-        );
-        self.layer2.set(
-            gpu,
-            &DenseParams {
-                rows: r,
-                k4: (c.hidden1 / 4) as u32,
-                n4: (c.hidden2 / 4) as u32,
-                _pad: 0,
-            },
-        );
+        for (layer, k, n) in [
+            (&self.layer1, 2 * c.embedding_dim, c.hidden1),
+            (&self.layer2, c.hidden1, c.hidden2),
+        ] {
+            for (l, row0, rows) in layer.windows(rows) {
+                l.set(gpu, &DenseParams::new(row0, rows, k, n));
+            }
+        }
         let scale = 2.0 * rating_weight / rows as f32;
         self.head.set(
             gpu,
@@ -421,20 +412,36 @@ impl MlpForward {
         let d4 = (c.embedding_dim / 4) as u32;
         self.gather_user.run(pass, r * d4);
         self.gather_movie.run(pass, r * d4);
-        self.layer1
-            .run(pass, threads::dense_forward(r, c.hidden1 as u32));
-        self.layer2
-            .run(pass, threads::dense_forward(r, c.hidden2 as u32));
+        for (layer, n) in [(&self.layer1, c.hidden1), (&self.layer2, c.hidden2)] {
+            for (l, _, rows) in layer.windows(rows) {
+                l.run(pass, threads::dense_forward(rows as u32, n as u32));
+            }
+        }
         self.head.run(pass, r);
         self.reduce.run_one_group(pass);
     }
 }
 
+/// dense_forward's bindings after the x window: the two weight windows of the (K, N) matrix at `w`, the
+/// bias window at `b` (256 floats; N <= 256), y.
+fn dense_bindings<'a>(
+    mlp: &'a wgpu::Buffer,
+    w: usize,
+    k: usize,
+    n: usize,
+    b: usize,
+    y: &'a wgpu::Buffer,
+) -> Vec<wgpu::BindingResource<'a>> {
+    let [lo, hi] = weight_windows(mlp, w, k, n);
+    vec![lo, hi, slice(mlp, b, 256), whole(y)]
+}
+
 /// Distinct-user / distinct-movie embeddings and the retrieval task's outputs, capacity B each.
 pub struct RetrievalBuffers {
-    pub user_d: wgpu::Buffer,     // (NU, D)
-    pub movie_d: wgpu::Buffer,    // (NM, D)
-    pub lse: wgpu::Buffer,        // (NU,)
+    pub user_d: wgpu::Buffer,     // (NU, D), read through uniform windows
+    pub movie_d: wgpu::Buffer,    // (NM, D), read through uniform windows
+    pub state: wgpu::Buffer,      // (NU, D + 4) online-softmax state between movie windows
+    pub user_stat: wgpu::Buffer,  // (NU, 4): (lse, row count, 0, 0), read through uniform windows
     pub loss: wgpu::Buffer,       // (NU,)
     pub grad_user: wgpu::Buffer,  // (NU, D)
     pub grad_movie: wgpu::Buffer, // (NM, D)
@@ -444,9 +451,10 @@ impl RetrievalBuffers {
     pub fn new(gpu: &Gpu, cfg: &ModelConfig, b: usize) -> Self {
         let d = cfg.embedding_dim;
         Self {
-            user_d: gpu.buffer("user_d", b * d),
-            movie_d: gpu.buffer("movie_d", b * d),
-            lse: gpu.buffer("lse", b),
+            user_d: gpu.windowed_buffer("user_d", b * d),
+            movie_d: gpu.windowed_buffer("movie_d", b * d),
+            state: gpu.buffer("retrieval_state", b * (d + 4)),
+            user_stat: gpu.windowed_buffer("user_stat", b * 4),
             loss: gpu.buffer("retrieval_loss", b),
             grad_user: gpu.buffer("grad_user", b * d),
             grad_movie: gpu.buffer("grad_movie", b * d),
@@ -454,12 +462,33 @@ impl RetrievalBuffers {
     }
 }
 
+/// Rows per uniform window of the distinct-user / distinct-movie embeddings (and at most 4096, the
+/// user_stat vec4s one window holds).
+pub fn retrieval_window_rows(embedding_dim: usize) -> usize {
+    crate::gpu::window_rows(embedding_dim.max(4))
+}
+
+/// (launch, first row, rows, first window, last window) of the windows that `n` rows touch.
+pub fn window_span(
+    launches: &[Launch],
+    per: usize,
+    n: usize,
+) -> impl Iterator<Item = (&Launch, usize, usize, bool, bool)> {
+    let count = n.div_ceil(per);
+    launches
+        .iter()
+        .enumerate()
+        .take(count)
+        .map(move |(w, l)| (l, w * per, per.min(n - w * per), w == 0, w + 1 == count))
+}
+
 /// Retrieval task forward (and the user half of its backward): gathers the distinct rows, runs
-/// retrieval_softmax_users, and sums the per-user losses into `losses[slot]`.
+/// retrieval_softmax_users once per window of movies, and sums the per-user losses into `losses[slot]`.
 pub struct RetrievalForward {
     gather_users: Launch,
     gather_movies: Launch,
-    users: Launch,
+    users: Vec<Launch>, // one per window of distinct movies
+    window_rows: usize,
     reduce: Launch,
     dim4: u32,
 }
@@ -473,7 +502,8 @@ impl RetrievalForward {
         r: &RetrievalBuffers,
         losses: &wgpu::Buffer,
     ) -> Self {
-        let dim4 = (model.cfg.embedding_dim / 4) as u32;
+        let d = model.cfg.embedding_dim;
+        let dim4 = (d / 4) as u32;
         let gather = |label, table, idx, out| {
             let p = GatherParams {
                 n: 0,
@@ -490,6 +520,32 @@ impl RetrievalForward {
             )
         };
         let (u, m) = (&ids.users, &ids.movies);
+        let window_rows = retrieval_window_rows(d);
+        let users = (0..ids.capacity.div_ceil(window_rows))
+            .map(|w| {
+                let c0 = w * window_rows;
+                Launch::new(
+                    gpu,
+                    &k.retrieval_softmax_users,
+                    &format!("retrieval_softmax_users [window {w}]"),
+                    &[
+                        whole(&r.user_d),
+                        window(&r.movie_d, c0 * d),
+                        window(&m.count, c0),
+                        whole(&r.movie_d),
+                        whole(&u.count),
+                        whole(&u.offsets),
+                        whole(&u.rows),
+                        whole(&m.of_row),
+                        whole(&r.state),
+                        whole(&r.user_stat),
+                        whole(&r.loss),
+                        whole(&r.grad_user),
+                    ],
+                    &RetrievalParams::default(),
+                )
+            })
+            .collect();
         Self {
             gather_users: gather(
                 "embedding_gather (distinct users)",
@@ -503,24 +559,8 @@ impl RetrievalForward {
                 &m.table_rows,
                 &r.movie_d,
             ),
-            users: Launch::new(
-                gpu,
-                &k.retrieval_softmax_users,
-                "retrieval_softmax_users",
-                &[
-                    whole(&r.user_d),
-                    whole(&r.movie_d),
-                    whole(&u.count),
-                    whole(&m.count),
-                    whole(&u.offsets),
-                    whole(&u.rows),
-                    whole(&m.of_row),
-                    whole(&r.lse),
-                    whole(&r.loss),
-                    whole(&r.grad_user),
-                ],
-                &RetrievalParams::default(),
-            ),
+            users,
+            window_rows,
             reduce: Launch::new(
                 gpu,
                 &k.sum_reduce,
@@ -547,15 +587,10 @@ impl RetrievalForward {
                 ..g
             },
         );
-        self.users.set(
-            gpu,
-            &RetrievalParams {
-                users: b.users as u32,
-                movies: b.movies as u32,
-                weight,
-                _pad: 0,
-            },
-        );
+        for (l, _, movies, first, last) in window_span(&self.users, self.window_rows, b.movies) {
+            let p = RetrievalParams::new(b.users, movies, weight, first, last);
+            l.set(gpu, &p);
+        }
         self.reduce.set(
             gpu,
             &SumParams {
@@ -569,7 +604,9 @@ impl RetrievalForward {
     pub fn encode(&self, pass: &mut wgpu::ComputePass, b: &BatchShape) {
         self.gather_users.run(pass, b.users as u32 * self.dim4);
         self.gather_movies.run(pass, b.movies as u32 * self.dim4);
-        self.users.run(pass, b.users as u32);
+        for (l, ..) in window_span(&self.users, self.window_rows, b.movies) {
+            l.run(pass, b.users as u32);
+        }
         self.reduce.run_one_group(pass);
     }
 }

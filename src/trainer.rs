@@ -3,14 +3,11 @@
 
 use crate::batches::{make_batches, permutation, Batch};
 use crate::data::{Ratings, SplitMix64};
-use crate::gpu::{slice, whole, Gpu};
+use crate::gpu::{whole, window, Gpu};
 use crate::kernels::*;
 use crate::plan::*;
 use anyhow::{bail, Result};
 use std::time::Instant;
-
-/// Rows per batch split in the weight-gradient kernels (split-K for parallelism; adagrad_dense sums them).
-pub const SPLIT_ROWS: usize = 512;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainOptions {
@@ -85,12 +82,12 @@ fn batch_rng(seed: u64) -> SplitMix64 {
 /// The backward half of a step and the optimizer, for both tasks.
 struct Backward {
     head: Launch,
-    layer2_weights: Launch,
-    layer2_data: Launch,
-    layer1_weights: Launch,
-    layer1_data: Launch,
+    layer2_weights: Vec<Launch>, // one per split
+    layer2_data: Windowed,
+    layer1_weights: Vec<Launch>,
+    layer1_data: Windowed,
     adagrad: Launch,
-    movies: Launch,
+    movies: Vec<Launch>, // one per window of distinct users
     user_update: Launch,
     movie_update: Launch,
 }
@@ -108,6 +105,9 @@ pub struct Trainer<'g> {
     backward: Backward,
     losses: wgpu::Buffer,
     epochs_done: usize,
+    /// Rows per split of the weight gradients (adagrad_dense adds the splits up).
+    split_rows: usize,
+    retrieval_window_rows: usize,
 }
 
 impl<'g> Trainer<'g> {
@@ -131,16 +131,20 @@ impl<'g> Trainer<'g> {
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
-        let splits = cap.div_ceil(SPLIT_ROWS);
+        // Weight gradients: the batch in splits of 4 windows of R rows (one R for both layers).
+        let window_rows = window_rows(&[l.k, l.h1, l.h2]);
+        let split_rows = WINDOWS_PER_SPLIT * window_rows;
+        let splits = cap.div_ceil(split_rows);
         gpu.check_binding("the MLP gradient splits", (splits * l.len * 4) as u64)?;
         let grad = gpu.buffer("mlp_grad", splits * l.len); // (S, L)
-        let dh1 = gpu.buffer("dh1", cap * cfg.hidden1);
+        let dh1 = gpu.windowed_buffer("dh1", cap * cfg.hidden1);
         let dx = gpu.buffer("dx", cap * 2 * cfg.embedding_dim);
         let losses = gpu.buffer("losses", 2 * batches.len());
         let mlp = MlpForward::new(gpu, kernels, &model, &ids, &act, &losses);
         let retrieval = RetrievalForward::new(gpu, kernels, &model, &ids, &ret, &losses);
         let m = &model.mlp;
         let k = kernels;
+        let window_rows_ret = retrieval_window_rows(cfg.embedding_dim);
         let backward = Backward {
             head: Launch::new(
                 gpu,
@@ -149,43 +153,51 @@ impl<'g> Trainer<'g> {
                 &[whole(&act.h2), whole(&act.dpred), whole(&grad)],
                 &RatingHeadParams::default(),
             ),
-            layer2_weights: Launch::new(
+            layer2_weights: dense_backward_weights_launches(
                 gpu,
                 &k.dense_backward_weights,
                 "dense_backward_weights (layer 2)",
-                &[whole(&act.h1), whole(&act.dh2), whole(&grad)],
-                &DenseWeightsParams::default(),
+                (&act.h1, l.h1),
+                (&act.dh2, l.h2),
+                &grad,
+                window_rows,
+                cap,
             ),
-            layer2_data: Launch::new(
+            layer2_data: Windowed::new(
                 gpu,
                 &k.dense_backward_data,
                 "dense_backward_data (layer 2)",
-                &[
-                    whole(&act.dh2),
-                    slice(m, l.w2, l.h1 * l.h2),
-                    whole(&act.h1),
-                    whole(&dh1),
-                ],
+                &act.dh2,
+                l.h2,
+                cap,
+                &{
+                    let [lo, hi] = weight_windows(m, l.w2, l.h1, l.h2);
+                    [lo, hi, whole(&act.h1), whole(&dh1)]
+                },
                 &DenseParams::default(),
             ),
-            layer1_weights: Launch::new(
+            layer1_weights: dense_backward_weights_launches(
                 gpu,
                 &k.dense_backward_weights,
                 "dense_backward_weights (layer 1)",
-                &[whole(&act.x), whole(&dh1), whole(&grad)],
-                &DenseWeightsParams::default(),
+                (&act.x, l.k),
+                (&dh1, l.h1),
+                &grad,
+                window_rows,
+                cap,
             ),
-            // No ReLU in front of layer 1: the mask binding is unused, dh1 stands in for it.
-            layer1_data: Launch::new(
+            // No ReLU in front of layer 1: the mask binding is unused, x stands in for it.
+            layer1_data: Windowed::new(
                 gpu,
                 &k.dense_backward_data_linear,
                 "dense_backward_data (layer 1)",
-                &[
-                    whole(&dh1),
-                    slice(m, l.w1, l.k * l.h1),
-                    whole(&dh1),
-                    whole(&dx),
-                ],
+                &dh1,
+                l.h1,
+                cap,
+                &{
+                    let [lo, hi] = weight_windows(m, l.w1, l.k, l.h1);
+                    [lo, hi, whole(&act.x), whole(&dx)]
+                },
                 &DenseParams::default(),
             ),
             adagrad: Launch::new(
@@ -195,23 +207,28 @@ impl<'g> Trainer<'g> {
                 &[whole(&grad), whole(m), whole(&model.mlp_acc)],
                 &AdagradDenseParams::default(),
             ),
-            movies: Launch::new(
-                gpu,
-                &k.retrieval_softmax_movies,
-                "retrieval_softmax_movies",
-                &[
-                    whole(&ret.user_d),
-                    whole(&ret.movie_d),
-                    whole(&ids.users.count),
-                    whole(&ids.movies.count),
-                    whole(&ret.lse),
-                    whole(&ids.movies.offsets),
-                    whole(&ids.movies.rows),
-                    whole(&ids.users.of_row),
-                    whole(&ret.grad_movie),
-                ],
-                &RetrievalParams::default(),
-            ),
+            movies: (0..cap.div_ceil(window_rows_ret))
+                .map(|w| {
+                    let a0 = w * window_rows_ret;
+                    Launch::new(
+                        gpu,
+                        &k.retrieval_softmax_movies,
+                        &format!("retrieval_softmax_movies [window {w}]"),
+                        &[
+                            whole(&ret.movie_d),
+                            window(&ret.user_d, a0 * cfg.embedding_dim),
+                            window(&ret.user_stat, a0 * 4),
+                            whole(&ret.user_d),
+                            whole(&ids.movies.count),
+                            whole(&ids.movies.offsets),
+                            whole(&ids.movies.rows),
+                            whole(&ids.users.of_row),
+                            whole(&ret.grad_movie),
+                        ],
+                        &RetrievalParams::default(),
+                    )
+                })
+                .collect(),
             user_update: Launch::new(
                 gpu,
                 &k.embedding_adagrad,
@@ -256,6 +273,8 @@ impl<'g> Trainer<'g> {
             backward,
             losses,
             epochs_done: 0,
+            split_rows,
+            retrieval_window_rows: window_rows_ret,
         })
     }
 
@@ -269,24 +288,30 @@ impl<'g> Trainer<'g> {
         let cfg = &self.model.cfg;
         let l = &self.model.layout;
         let r = s.rows as u32;
-        let (d4, h14, h24) = (
-            (cfg.embedding_dim / 4) as u32,
-            (cfg.hidden1 / 4) as u32,
-            (cfg.hidden2 / 4) as u32,
-        );
-        let (lr, len4, split) = (o.learning_rate, (l.len / 4) as u32, SPLIT_ROWS as u32);
+        let (d4, h24) = ((cfg.embedding_dim / 4) as u32, (cfg.hidden2 / 4) as u32);
+        let (lr, len4, split) = (o.learning_rate, (l.len / 4) as u32, self.split_rows as u32);
+        let window_rows = self.split_rows / WINDOWS_PER_SPLIT;
         let bw = &self.backward;
         if o.rating_on() {
             self.mlp.set(gpu, s.rows, true, o.rating_weight, 2 * b);
-            let weights = |k4, n4, w: usize, bias: usize| DenseWeightsParams {
-                rows: r,
-                k4,
-                n4,
-                split_rows: split,
-                grad_len4: len4,
-                w_offset4: (w / 4) as u32,
-                b_offset4: (bias / 4) as u32,
-                _pad: 0,
+            let weights = |launches: &[Launch], k: usize, n: usize, w: usize, bias: usize| {
+                for (sp, launch) in launches
+                    .iter()
+                    .enumerate()
+                    .take(s.rows.div_ceil(self.split_rows))
+                {
+                    let p = DenseWeightsParams {
+                        rows: (s.rows - sp * self.split_rows).min(self.split_rows) as u32,
+                        k4: (k / 4) as u32,
+                        n4: (n / 4) as u32,
+                        window_rows: window_rows as u32,
+                        grad_len4: len4,
+                        w_offset4: (w / 4) as u32,
+                        b_offset4: (bias / 4) as u32,
+                        split: sp as u32,
+                    };
+                    launch.set(gpu, &p);
+                }
             };
             bw.head.set(
                 gpu,
@@ -300,32 +325,19 @@ impl<'g> Trainer<'g> {
                     _pad: [0; 2],
                 },
             );
-            bw.layer2_weights.set(gpu, &weights(h14, h24, l.w2, l.b2));
-            bw.layer2_data.set(
-                gpu,
-                &DenseParams {
-                    rows: r,
-                    k4: h14,
-                    n4: h24,
-                    _pad: 0,
-                },
-            );
-            bw.layer1_weights
-                .set(gpu, &weights(2 * d4, h14, l.w1, l.b1));
-            bw.layer1_data.set(
-                gpu,
-                &DenseParams {
-                    rows: r,
-                    k4: 2 * d4,
-                    n4: h14,
-                    _pad: 0,
-                },
-            );
+            weights(&bw.layer2_weights, l.h1, l.h2, l.w2, l.b2);
+            for (launch, row0, rows) in bw.layer2_data.windows(s.rows) {
+                launch.set(gpu, &DenseParams::new(row0, rows, l.h1, l.h2));
+            }
+            weights(&bw.layer1_weights, l.k, l.h1, l.w1, l.b1);
+            for (launch, row0, rows) in bw.layer1_data.windows(s.rows) {
+                launch.set(gpu, &DenseParams::new(row0, rows, l.k, l.h1));
+            }
             bw.adagrad.set(
                 gpu,
                 &AdagradDenseParams {
                     len4,
-                    splits: s.rows.div_ceil(SPLIT_ROWS) as u32,
+                    splits: s.rows.div_ceil(self.split_rows) as u32,
                     learning_rate: lr,
                     epsilon: EPSILON,
                 },
@@ -333,15 +345,14 @@ impl<'g> Trainer<'g> {
         }
         if o.retrieval_on() {
             self.retrieval.set(gpu, &s, o.retrieval_weight, 2 * b + 1);
-            bw.movies.set(
-                gpu,
-                &RetrievalParams {
-                    users: s.users as u32,
-                    movies: s.movies as u32,
-                    weight: o.retrieval_weight,
-                    _pad: 0,
-                },
-            );
+            for (l, _, users, first, last) in
+                window_span(&bw.movies, self.retrieval_window_rows, s.users)
+            {
+                l.set(
+                    gpu,
+                    &RetrievalParams::new(users, s.movies, o.retrieval_weight, first, last),
+                );
+            }
         }
         let update = |n: usize, off: u32| EmbeddingAdagradParams {
             n: n as u32,
@@ -368,7 +379,8 @@ impl<'g> Trainer<'g> {
             cfg.hidden1 as u32,
             cfg.hidden2 as u32,
         );
-        let split = SPLIT_ROWS as u32;
+        let split = self.split_rows as u32;
+        let splits = s.rows.div_ceil(self.split_rows);
         let mut enc = self
             .gpu
             .device
@@ -386,22 +398,26 @@ impl<'g> Trainer<'g> {
                 self.mlp.encode(&mut pass, s.rows);
                 bw.head
                     .run(&mut pass, threads::rating_head_backward(r, h2, split));
-                bw.layer2_weights
-                    .run(&mut pass, threads::dense_backward_weights(r, h1, h2, split));
-                bw.layer2_data
-                    .run(&mut pass, threads::dense_backward_data(r, h1));
-                bw.layer1_weights.run(
-                    &mut pass,
-                    threads::dense_backward_weights(r, 8 * d4, h1, split),
-                );
-                bw.layer1_data
-                    .run(&mut pass, threads::dense_backward_data(r, 8 * d4));
+                for launch in &bw.layer2_weights[..splits] {
+                    launch.run(&mut pass, threads::dense_backward_weights(h1, h2));
+                }
+                for (launch, _, rows) in bw.layer2_data.windows(s.rows) {
+                    launch.run(&mut pass, threads::dense_backward_data(rows as u32, h1));
+                }
+                for launch in &bw.layer1_weights[..splits] {
+                    launch.run(&mut pass, threads::dense_backward_weights(8 * d4, h1));
+                }
+                for (launch, _, rows) in bw.layer1_data.windows(s.rows) {
+                    launch.run(&mut pass, threads::dense_backward_data(rows as u32, 8 * d4));
+                }
                 bw.adagrad
                     .run(&mut pass, (self.model.layout.len / 4) as u32);
             }
             if o.retrieval_on() {
                 self.retrieval.encode(&mut pass, &s);
-                bw.movies.run(&mut pass, s.movies as u32);
+                for (l, ..) in window_span(&bw.movies, self.retrieval_window_rows, s.users) {
+                    l.run(&mut pass, s.movies as u32);
+                }
             }
             bw.user_update.run(&mut pass, s.users as u32 * d4);
             bw.movie_update.run(&mut pass, s.movies as u32 * d4);

@@ -9,10 +9,10 @@ use common::*;
 use wgrec::batches::Distinct;
 use wgrec::cpu;
 use wgrec::data::{Ratings, SplitMix64};
-use wgrec::gpu::{whole, Gpu};
+use wgrec::gpu::{slice, whole, window, Gpu, WINDOW};
 use wgrec::kernels::*;
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
+use wgrec::plan::{retrieval_window_rows, GpuModel, EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::trainer::{TrainOptions, Trainer};
 
 /// NaNs past the end of every output: a kernel writing past its rows would overwrite them.
@@ -106,36 +106,91 @@ fn two_dimensional_grid_covers_every_element() {
     );
 }
 
+/// `data` followed by one uniform window of NaN: a buffer read through 64 KiB uniform windows must extend a
+/// full window past its last element (`Gpu::windowed_buffer`), and NaN there shows up if a kernel reads past
+/// its rows instead of clamping.
+fn upload_windowed(gpu: &Gpu, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let mut v = data.to_vec();
+    v.extend(std::iter::repeat_n(f32::NAN, WINDOW));
+    gpu.upload(label, &v)
+}
+
+/// A (K, N) weight matrix and its (N,) bias packed as in the MLP parameter vector: at 64-aligned, non-zero
+/// offsets, NaN before, between and for a window after them, so that a read outside either tensor shows up.
+struct PackedLayer {
+    buf: wgpu::Buffer,
+    w: usize,
+    b: usize,
+}
+
+impl PackedLayer {
+    fn new(gpu: &Gpu, w: &[f32], b: &[f32]) -> Self {
+        let w_at = 64;
+        let b_at = (w_at + w.len() + 1).next_multiple_of(64);
+        let mut v = vec![f32::NAN; b_at + b.len() + WINDOW];
+        v[w_at..][..w.len()].copy_from_slice(w);
+        v[b_at..][..b.len()].copy_from_slice(b);
+        Self {
+            buf: gpu.upload("mlp", &v),
+            w: w_at,
+            b: b_at,
+        }
+    }
+
+    /// [w_lo, w_hi] of the (K, N) matrix.
+    fn weights(&self, k: usize, n: usize) -> [wgpu::BindingResource<'_>; 2] {
+        weight_windows(&self.buf, self.w, k, n)
+    }
+}
+
+/// Dense layer shapes (B, capacity, K, N) with widths `ModelConfig::validate` allows (K = 2D or H1, N = H1
+/// or H2) and B not a multiple of 8. The forward kernel reads x in windows of WINDOW / K rows (K 64: 256,
+/// 256: 64, 128: 128, 96: 170, 192: 85), the backward one dy in windows of WINDOW / N rows; every B but
+/// the smallest spans several windows of x, and of dy but for N 64. W is split into w_lo and w_hi for
+/// (256, 128), (128, 192) and (96, 256) (K_lo 128, 80 and 64). A capacity above B builds windows the batch
+/// does not use, as for a last, short batch.
+const DENSE_SHAPES: [(usize, usize, usize, usize); 6] = [
+    (1037, 1037, 64, 256),
+    (300, 300, 256, 128),
+    (997, 1037, 128, 192),
+    (205, 205, 96, 256),
+    (131, 131, 192, 64),
+    (5, 8, 32, 64),
+];
+
 #[test]
 fn dense_forward_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let k = kernels(gpu, 12);
     let mut rng = SplitMix64::new(2);
-    // (B, K, N): K a multiple of 8 (2D), N of 16; B below, between and above the 8-row blocks.
-    for (rows, kk, n) in [(1037, 24, 48), (8197, 16, 32), (5, 8, 16), (3, 64, 256)] {
-        let x = uniform(&mut rng, rows * kk, -1.0, 1.0);
-        let w = uniform(&mut rng, kk * n, -0.5, 0.5);
+    for (rows, cap, kk, n) in DENSE_SHAPES {
+        let x = uniform(&mut rng, cap * kk, -1.0, 1.0);
+        let scale = 1.0 / (kk as f32).sqrt();
+        let w = uniform(&mut rng, kk * n, -scale, scale);
         let b = uniform(&mut rng, n, -0.2, 0.2);
+        let (xb, layer) = (upload_windowed(gpu, "x", &x), PackedLayer::new(gpu, &w, &b));
         let y = nans(gpu, "y", rows * n + TAIL);
-        let p = DenseParams {
-            rows: rows as u32,
-            k4: (kk / 4) as u32,
-            n4: (n / 4) as u32,
-            _pad: 0,
-        };
-        let (xb, wb, bb) = (
-            gpu.upload("x", &x),
-            gpu.upload("w", &w),
-            gpu.upload("b", &b),
-        );
-        let l = Launch::new(
+        let [lo, hi] = layer.weights(kk, n);
+        let bias = slice(&layer.buf, layer.b, 256);
+        let fwd = Windowed::new(
             gpu,
             &k.dense_forward,
             "dense_forward",
-            &[whole(&xb), whole(&wb), whole(&bb), whole(&y)],
-            &p,
+            &xb,
+            kk,
+            cap,
+            &[lo, hi, bias, whole(&y)],
+            &DenseParams::default(),
         );
-        run(gpu, &[(&l, threads::dense_forward(rows as u32, n as u32))]);
+        assert_eq!(fwd.rows_per_window, wgrec::gpu::window_rows(kk));
+        assert!(rows < 8 || rows > fwd.rows_per_window, "one window only");
+        let mut launches = vec![];
+        for (l, row0, r) in fwd.windows(rows) {
+            l.set(gpu, &DenseParams::new(row0, r, kk, n));
+            launches.push((l, threads::dense_forward(r as u32, n as u32)));
+        }
+        assert_eq!(launches.len(), rows.div_ceil(fwd.rows_per_window));
+        run(gpu, &launches);
         let want = with_tail(&cpu::dense_forward(&x, &w, &b, rows, kk, n, true));
         assert_close(
             &format!("dense_forward B {rows} K {kk} N {n}"),
@@ -152,41 +207,44 @@ fn dense_backward_data_matches_cpu_with_and_without_mask() {
     let Some(gpu) = gpu() else { return };
     let k = kernels(gpu, 12);
     let mut rng = SplitMix64::new(3);
-    for (rows, kk, n) in [(1037, 24, 48), (8197, 16, 32), (3, 8, 16)] {
-        let dy = uniform(&mut rng, rows * n, -1.0, 1.0);
-        let w = uniform(&mut rng, kk * n, -0.5, 0.5);
-        let h = relu_like(&mut rng, rows * kk);
-        let (dyb, wb, hb) = (
-            gpu.upload("dy", &dy),
-            gpu.upload("w", &w),
+    for (rows, cap, kk, n) in DENSE_SHAPES {
+        let dy = uniform(&mut rng, cap * n, -1.0, 1.0);
+        let scale = 1.0 / (n as f32).sqrt();
+        let w = uniform(&mut rng, kk * n, -scale, scale);
+        let h = relu_like(&mut rng, cap * kk);
+        let (dyb, layer, hb) = (
+            upload_windowed(gpu, "dy", &dy),
+            PackedLayer::new(gpu, &w, &[0.0; 4]),
             gpu.upload("h", &h),
         );
         // Without the mask h must not be read at all: bind NaNs, which would zero every element if it were.
-        let unused = nans(gpu, "h (unused)", rows * kk);
-        let p = DenseParams {
-            rows: rows as u32,
-            k4: (kk / 4) as u32,
-            n4: (n / 4) as u32,
-            _pad: 0,
-        };
+        let unused = nans(gpu, "h (unused)", cap * kk);
         for (kernel, mask) in [
             (&k.dense_backward_data, true),
             (&k.dense_backward_data_linear, false),
         ] {
             let dx = nans(gpu, "dx", rows * kk + TAIL);
+            let [lo, hi] = layer.weights(kk, n);
             let hbind = if mask { &hb } else { &unused };
-            let l = Launch::new(
+            let bwd = Windowed::new(
                 gpu,
                 kernel,
                 "dense_backward_data",
-                &[whole(&dyb), whole(&wb), whole(hbind), whole(&dx)],
-                &p,
+                &dyb,
+                n,
+                cap,
+                &[lo, hi, whole(hbind), whole(&dx)],
+                &DenseParams::default(),
             );
-            run(
-                gpu,
-                &[(&l, threads::dense_backward_data(rows as u32, kk as u32))],
-            );
-            let hm = mask.then_some(h.as_slice());
+            assert_eq!(bwd.rows_per_window, wgrec::gpu::window_rows(n));
+            let mut launches = vec![];
+            for (l, row0, r) in bwd.windows(rows) {
+                l.set(gpu, &DenseParams::new(row0, r, kk, n));
+                launches.push((l, threads::dense_backward_data(r as u32, kk as u32)));
+            }
+            assert_eq!(launches.len(), rows.div_ceil(bwd.rows_per_window));
+            run(gpu, &launches);
+            let hm = mask.then_some(&h[..rows * kk]);
             let want = with_tail(&cpu::dense_backward_data(&dy, &w, hm, rows, kk, n));
             assert_close(
                 &format!("dense_backward_data mask {mask} B {rows} K {kk} N {n}"),
@@ -221,41 +279,62 @@ fn dense_backward_weights_writes_one_partial_per_split() {
     let Some(gpu) = gpu() else { return };
     let k = kernels(gpu, 12);
     let mut rng = SplitMix64::new(4);
-    // split_rows 300 does not divide 1037: splits of 300, 300, 300 and 137 rows.
-    for (rows, kk, n, split) in [
-        (1037, 24, 48, 300),
-        (8197, 16, 32, 512),
-        (3, 8, 16, 512),
-        (70, 64, 256, 64),
+    // (B, capacity, K, N, R): splits of S = 4R rows, read through four R-row windows of x and dy. R is the
+    // trainer's for the layer's own widths or, as layer 1 gets it, for wider hidden layers.
+    for (rows, cap, kk, n, r) in [
+        // S 256: three full splits, then 165 rows = windows of 64, 64, 37 and 0 rows.
+        (933usize, 933, 64, 256, window_rows(&[64, 256])),
+        // S 256: a full split and 44 rows in the first window of the second.
+        (300, 300, 256, 128, window_rows(&[256, 128])),
+        // Layer 1 of D 16 under H1 256, H2 128: S 256, splits of 256, 256, 256 and 232 (64, 64, 64, 40);
+        // the capacity builds a fifth split, which must not be written.
+        (1000, 1037, 32, 256, window_rows(&[32, 256, 128])),
+        // S 1024: eight full splits and 5 rows.
+        (8197, 8197, 32, 64, window_rows(&[32, 64])),
+        // R 85: windows of an odd row count, 200 rows = 85, 85, 30 and 0.
+        (200, 200, 192, 64, window_rows(&[192, 64])),
+        (3, 3, 128, 192, window_rows(&[128, 192])),
     ] {
-        let x = uniform(&mut rng, rows * kk, -1.0, 1.0);
-        let dy = uniform(&mut rng, rows * n, -1.0, 1.0);
+        let x = uniform(&mut rng, cap * kk, -1.0, 1.0);
+        let dy = uniform(&mut rng, cap * n, -1.0, 1.0);
         let g = GradSlots::new(kk * n, n);
-        let splits = rows.div_ceil(split);
-        // One split more than used: it must stay untouched.
-        let grad = nans(gpu, "grad", (splits + 1) * g.len);
-        let p = DenseWeightsParams {
-            rows: rows as u32,
-            k4: (kk / 4) as u32,
-            n4: (n / 4) as u32,
-            split_rows: split as u32,
-            grad_len4: (g.len / 4) as u32,
-            w_offset4: (g.w / 4) as u32,
-            b_offset4: (g.b / 4) as u32,
-            _pad: 0,
-        };
-        let (xb, dyb) = (gpu.upload("x", &x), gpu.upload("dy", &dy));
-        let l = Launch::new(
+        let split = WINDOWS_PER_SPLIT * r;
+        let (used, built) = (rows.div_ceil(split), cap.div_ceil(split));
+        // One split more than built: it, and the splits built but not used, must stay untouched.
+        let grad = nans(gpu, "grad", (built + 1) * g.len);
+        let (xb, dyb) = (
+            upload_windowed(gpu, "x", &x),
+            upload_windowed(gpu, "dy", &dy),
+        );
+        let launches = dense_backward_weights_launches(
             gpu,
             &k.dense_backward_weights,
             "dense_backward_weights",
-            &[whole(&xb), whole(&dyb), whole(&grad)],
-            &p,
+            (&xb, kk),
+            (&dyb, n),
+            &grad,
+            r,
+            cap,
         );
-        let t = threads::dense_backward_weights(rows as u32, kk as u32, n as u32, split as u32);
-        run(gpu, &[(&l, t)]);
-        let mut want = vec![f32::NAN; (splits + 1) * g.len];
-        for s in 0..splits {
+        assert_eq!(launches.len(), built);
+        let t = threads::dense_backward_weights(kk as u32, n as u32);
+        for (s, l) in launches.iter().enumerate().take(used) {
+            let p = DenseWeightsParams {
+                rows: (rows - s * split).min(split) as u32,
+                k4: (kk / 4) as u32,
+                n4: (n / 4) as u32,
+                window_rows: r as u32,
+                grad_len4: (g.len / 4) as u32,
+                w_offset4: (g.w / 4) as u32,
+                b_offset4: (g.b / 4) as u32,
+                split: s as u32,
+            };
+            l.set(gpu, &p);
+        }
+        let runs: Vec<(&Launch, u32)> = launches[..used].iter().map(|l| (l, t)).collect();
+        run(gpu, &runs);
+        let mut want = vec![f32::NAN; (built + 1) * g.len];
+        for s in 0..used {
             let (r0, r1) = (s * split, ((s + 1) * split).min(rows));
             let (dw, db) = cpu::dense_backward_weights(
                 &x[r0 * kk..r1 * kk],
@@ -268,7 +347,7 @@ fn dense_backward_weights_writes_one_partial_per_split() {
             want[s * g.len + g.b..][..n].copy_from_slice(&db);
         }
         assert_close(
-            &format!("dense_backward_weights B {rows} K {kk} N {n} split {split}"),
+            &format!("dense_backward_weights B {rows} K {kk} N {n} R {r}"),
             &read_f32(gpu, &grad, want.len()),
             &want,
             1e-4,
@@ -527,17 +606,32 @@ struct GpuRetrieval {
     grad_movie: Vec<f32>,
 }
 
-/// Runs retrieval_softmax_users, then retrieval_softmax_movies on the lse it wrote, as a training step does.
+/// (first row, rows, first window, last window) of each uniform window of `per` rows over `n` rows.
+fn retrieval_windows(n: usize, per: usize) -> Vec<(usize, usize, bool, bool)> {
+    let count = n.div_ceil(per);
+    (0..count)
+        .map(|w| (w * per, per.min(n - w * per), w == 0, w + 1 == count))
+        .collect()
+}
+
+/// Runs retrieval_softmax_users over every window of distinct movies, then retrieval_softmax_movies over
+/// every window of distinct users on the (lse, n_a) it wrote, as a training step does. The state carried
+/// between windows, and grad_movie (which the movie kernel adds to), start as NaN: the first window must
+/// not read them.
 fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetrieval {
     let k = kernels(gpu, rb.dim);
     let (b, d) = (&rb.batch, rb.dim);
     let (nu, nm) = (b.users.len(), b.movies.len());
+    let per = retrieval_window_rows(d);
     let up = |label, v: &[u32]| gpu.upload(label, v);
-    let upf = |label, v: &[f32]| gpu.upload(label, v);
-    let (user_d, movie_d) = (upf("user_d", &rb.user_d()), upf("movie_d", &rb.movie_d()));
+    // Read through uniform windows: padded by a window of NaN.
+    let (user_d, movie_d) = (
+        upload_windowed(gpu, "user_d", &rb.user_d()),
+        upload_windowed(gpu, "movie_d", &rb.movie_d()),
+    );
     let (ucount, mcount) = (
-        upf("user_count", &b.users.count),
-        upf("movie_count", &b.movies.count),
+        gpu.upload("user_count", &b.users.count),
+        upload_windowed(gpu, "movie_count", &b.movies.count),
     );
     let (uoff, urows, uof) = (
         up("user_offsets", &b.users.offsets),
@@ -549,61 +643,81 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
         up("movie_rows", &b.movies.rows),
         up("row_movie", &b.movies.of_row),
     );
-    let lse = nans(gpu, "lse", nu + TAIL);
+    let state = nans(gpu, "state", nu * (d + 4));
+    // Written as storage, then read through windows: NaN past the users.
+    let user_stat = nans(gpu, "user_stat", nu * 4 + WINDOW);
     let loss = nans(gpu, "loss", nu + TAIL);
     let grad_user = nans(gpu, "grad_user", nu * d + TAIL);
     let grad_movie = nans(gpu, "grad_movie", nm * d + TAIL);
-    let p = RetrievalParams {
-        users: nu as u32,
-        movies: nm as u32,
-        weight,
-        _pad: 0,
-    };
-    let users = Launch::new(
-        gpu,
-        &k.retrieval_softmax_users,
-        "retrieval_softmax_users",
-        &[
-            whole(&user_d),
-            whole(&movie_d),
-            whole(&ucount),
-            whole(&mcount),
-            whole(&uoff),
-            whole(&urows),
-            whole(&mof),
-            whole(&lse),
-            whole(&loss),
-            whole(&grad_user),
-        ],
-        &p,
-    );
-    let movies = Launch::new(
-        gpu,
-        &k.retrieval_softmax_movies,
-        "retrieval_softmax_movies",
-        &[
-            whole(&user_d),
-            whole(&movie_d),
-            whole(&ucount),
-            whole(&mcount),
-            whole(&lse),
-            whole(&moff),
-            whole(&mrows),
-            whole(&uof),
-            whole(&grad_movie),
-        ],
-        &p,
-    );
-    run(gpu, &[(&users, nu as u32), (&movies, nm as u32)]);
+    let users: Vec<(Launch, u32)> = retrieval_windows(nm, per)
+        .into_iter()
+        .map(|(c0, movies, first, last)| {
+            let l = Launch::new(
+                gpu,
+                &k.retrieval_softmax_users,
+                "retrieval_softmax_users",
+                &[
+                    whole(&user_d),
+                    window(&movie_d, c0 * d),
+                    window(&mcount, c0),
+                    whole(&movie_d),
+                    whole(&ucount),
+                    whole(&uoff),
+                    whole(&urows),
+                    whole(&mof),
+                    whole(&state),
+                    whole(&user_stat),
+                    whole(&loss),
+                    whole(&grad_user),
+                ],
+                &RetrievalParams::new(nu, movies, weight, first, last),
+            );
+            (l, nu as u32)
+        })
+        .collect();
+    let movies: Vec<(Launch, u32)> = retrieval_windows(nu, per)
+        .into_iter()
+        .map(|(a0, users, first, last)| {
+            let l = Launch::new(
+                gpu,
+                &k.retrieval_softmax_movies,
+                "retrieval_softmax_movies",
+                &[
+                    whole(&movie_d),
+                    window(&user_d, a0 * d),
+                    window(&user_stat, a0 * 4),
+                    whole(&user_d),
+                    whole(&mcount),
+                    whole(&moff),
+                    whole(&mrows),
+                    whole(&uof),
+                    whole(&grad_movie),
+                ],
+                &RetrievalParams::new(users, nm, weight, first, last),
+            );
+            (l, nm as u32)
+        })
+        .collect();
+    let runs: Vec<(&Launch, u32)> = users.iter().chain(&movies).map(|(l, t)| (l, *t)).collect();
+    run(gpu, &runs);
+    let stat = read_f32(gpu, &user_stat, nu * 4 + TAIL);
     let out = GpuRetrieval {
-        lse: read_f32(gpu, &lse, nu + TAIL),
+        lse: stat[..nu * 4].iter().step_by(4).copied().collect(),
         loss: read_f32(gpu, &loss, nu + TAIL),
         grad_user: read_f32(gpu, &grad_user, nu * d + TAIL),
         grad_movie: read_f32(gpu, &grad_movie, nm * d + TAIL),
     };
+    // user_stat holds (lse, n_a, 0, 0) for the movie kernel.
+    for a in 0..nu {
+        assert_eq!(
+            &stat[a * 4 + 1..a * 4 + 4],
+            &[b.users.count[a], 0.0, 0.0],
+            "user_stat of distinct user {a}"
+        );
+    }
     // Nothing past the distinct rows is written.
     for (name, v, n) in [
-        ("lse", &out.lse, nu),
+        ("user_stat", &stat, nu * 4),
         ("loss", &out.loss, nu),
         ("grad_user", &out.grad_user, nu * d),
         ("grad_movie", &out.grad_movie, nm * d),
@@ -616,6 +730,41 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
     out
 }
 
+/// The shapes the dense kernels support: D 16, 32, 48 or 64 and hidden widths 64, 128, 192 or 256, each
+/// weight matrix within two 64 KiB uniform windows. Needs no adapter.
+#[test]
+fn validate_accepts_only_the_dense_kernel_shapes() {
+    let cfg = |embedding_dim, hidden1, hidden2| ModelConfig {
+        users: 2,
+        movies: 2,
+        embedding_dim,
+        hidden1,
+        hidden2,
+    };
+    for d in [16, 32, 48, 64] {
+        assert!(cfg(d, 256, 128).validate().is_ok(), "D {d}");
+        assert!(cfg(d, 64, 64).validate().is_ok(), "D {d}");
+    }
+    for (d, h1, h2) in [
+        (8, 64, 64),
+        (12, 64, 64),
+        (20, 64, 64),
+        (80, 64, 64),
+        (16, 16, 64),
+        (16, 64, 16),
+        (16, 96, 64),
+        (16, 320, 64),
+        (16, 0, 64),
+        // W2 (256 x 256): 64 rows in w_lo leave 192 rows of 256 for one window of 64.
+        (16, 256, 256),
+    ] {
+        assert!(
+            cfg(d, h1, h2).validate().is_err(),
+            "D {d}, H1 {h1}, H2 {h2} accepted"
+        );
+    }
+}
+
 /// The largest embedding dimension `ModelConfig::validate` accepts: the kernels must support it.
 fn largest_dim() -> usize {
     (1..=64)
@@ -625,8 +774,8 @@ fn largest_dim() -> usize {
                 users: 2,
                 movies: 2,
                 embedding_dim: d,
-                hidden1: 16,
-                hidden2: 16,
+                hidden1: 64,
+                hidden2: 64,
             }
             .validate()
             .is_ok()
@@ -640,13 +789,17 @@ fn retrieval_softmax_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let max_dim = largest_dim();
     // (seed, B, distinct users, distinct movies, D, embedding scale, atol): the third case has logits in
-    // the tens, where only a max-stabilised softmax survives f32.
+    // the tens, where only a max-stabilised softmax survives f32. The kernels read the other side's rows
+    // through uniform windows of WINDOW / D rows (512 at D 32, 256 at D 64) and carry their sums between
+    // windows: the fourth case has two windows of movies, the last one three windows of users and three of
+    // movies, each with a partial last window.
     for (seed, rows, nu, nm, dim, scale, atol) in [
         (9, 300, 37, 53, 12, 0.5, 1e-4),
         (10, 1037, 137, 203, 32, 0.3, 1e-4),
         (11, 1037, 70, 90, 12, 3.0, 2e-3),
         (12, 8197, 300, 520, 32, 0.2, 2e-3),
         (13, 500, 70, 90, max_dim, 0.1, 1e-4),
+        (14, 2000, 600, 700, max_dim, 0.1, 1e-4),
     ] {
         let rb = RepeatedBatch::new(seed, rows, nu, nm, dim, scale);
         let b = &rb.batch;
@@ -944,67 +1097,203 @@ fn factorized_top_k_counts_hits_exactly_with_ties() {
     }
 }
 
-/// One epoch of two training steps (50 rows, then the last 23) on the GPU leaves the same parameters,
-/// accumulators and loss as the CPU twins chained the way a step chains the kernels.
+/// One epoch on the GPU leaves the same parameters, accumulators and loss as the CPU twins chained the way
+/// a step chains the kernels: two steps (50 rows, then the last 23) on the smallest MLP `validate` allows,
+/// then three steps (600, 600 and 137 rows) on the tutorial's hidden layers, where every dense kernel runs
+/// over several uniform windows and the weight gradients over several splits (D 16, H1 256, H2 128: R 64,
+/// so splits of 256 rows; windows of 512 rows of x, 64 of h1, 128 of dh2).
 #[test]
 fn training_epoch_matches_cpu_chain() {
     let Some(gpu) = gpu() else { return };
-    let dim = 8;
+    let dim = 16;
     let k = kernels(gpu, dim);
-    let cfg = ModelConfig {
-        users: 11,
-        movies: 13,
-        embedding_dim: dim,
-        hidden1: 16,
-        hidden2: 16,
-    };
-    let mut rng = SplitMix64::new(16);
-    let n = 73;
-    let train = Ratings {
-        user: (0..n).map(|_| 1 + rng.below(10) as u32).collect(),
-        movie: (0..n).map(|_| 1 + rng.below(12) as u32).collect(),
+    for (users, movies, hidden1, hidden2, n, batch_size, batches) in [
+        (11, 13, 64, 64, 73, 50, 2),
+        (301, 203, 256, 128, 1337, 600, 3),
+    ] {
+        let cfg = ModelConfig {
+            users,
+            movies,
+            embedding_dim: dim,
+            hidden1,
+            hidden2,
+        };
+        cfg.validate().unwrap();
+        let mut rng = SplitMix64::new(16);
+        let train = Ratings {
+            user: (0..n)
+                .map(|_| 1 + rng.below(users as u64 - 1) as u32)
+                .collect(),
+            movie: (0..n)
+                .map(|_| 1 + rng.below(movies as u64 - 1) as u32)
+                .collect(),
+            rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
+        };
+        let opts = TrainOptions {
+            rating_weight: 1.0,
+            retrieval_weight: 1.0,
+            epochs: 1,
+            batch_size,
+            learning_rate: 0.1,
+            seed: 5,
+            reshuffle: false,
+        };
+        let init = Params::init(&cfg, opts.seed);
+        let model = GpuModel::new(gpu, &cfg, &init).unwrap();
+        let mut trainer = Trainer::new(gpu, k, model, &train, &opts).unwrap();
+        assert_eq!(trainer.batches(), batches);
+        let log = trainer.epoch(None).unwrap();
+        let got = trainer.model.params(gpu).unwrap();
+        let (got_ua, got_ma, got_la) = trainer.model.accumulators(gpu).unwrap();
+
+        let mut cpu_model = CpuModel::new(cfg, init);
+        // Trainer's batch stream (trainer::batch_rng).
+        let perm =
+            wgrec::batches::permutation(n, &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000));
+        let cpu_batches = wgrec::batches::make_batches(&train, &perm, opts.batch_size);
+        assert_eq!(cpu_batches.len(), batches);
+        let (mut weighted, mut rows) = (0.0, 0.0);
+        for b in &cpu_batches {
+            let loss = cpu_model.step(b, &opts);
+            weighted += loss * b.rows() as f64;
+            rows += b.rows() as f64;
+        }
+        let want = &cpu_model.params;
+        let what = |t: &str| format!("{t} (H1 {hidden1}, H2 {hidden2}, batch {batch_size})");
+        assert_close(&what("user_emb"), &got.user_emb, &want.user_emb, 1e-6, 1e-4);
+        assert_close(
+            &what("movie_emb"),
+            &got.movie_emb,
+            &want.movie_emb,
+            1e-6,
+            1e-4,
+        );
+        assert_close(&what("mlp"), &got.mlp, &want.mlp, 1e-6, 1e-4);
+        assert_close(&what("user_acc"), &got_ua, &cpu_model.user_acc, 1e-6, 1e-4);
+        assert_close(
+            &what("movie_acc"),
+            &got_ma,
+            &cpu_model.movie_acc,
+            1e-6,
+            1e-4,
+        );
+        assert_close(&what("mlp_acc"), &got_la, &cpu_model.mlp_acc, 1e-6, 1e-4);
+        assert_close64(
+            &what("epoch loss"),
+            &[log.loss],
+            &[weighted / rows],
+            1e-5,
+            1e-5,
+        );
+        assert_ne!(
+            got.mlp,
+            Params::init(&cfg, opts.seed).mlp,
+            "the step changed nothing"
+        );
+    }
+}
+
+/// A device on the default adapter that requires 256-byte aligned buffer offsets, as WebGPU's defaults and
+/// D3D12 do (lavapipe asks for 32, so the shared adapter would not notice a misaligned window).
+fn gpu_with_256_byte_offsets() -> Option<Gpu> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).ok()?;
+    let mut limits = adapter.limits();
+    limits.min_uniform_buffer_offset_alignment = 256;
+    limits.min_storage_buffer_offset_alignment = 256;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("wgrec (256-byte offsets)"),
+        required_limits: limits.clone(),
+        ..Default::default()
+    }))
+    .ok()?;
+    Some(Gpu {
+        device,
+        queue,
+        adapter: wgrec::gpu::AdapterSummary::of(&adapter.get_info()),
+        limits,
+    })
+}
+
+/// Every model shape `ModelConfig::validate` accepts builds its trainer and evaluator without a validation
+/// error, and trains, on a device that requires 256-byte aligned buffer offsets: every uniform window (of
+/// x, h1, dh1, dh2, W, the distinct users and movies, their counts and stats) must start on a 256-byte
+/// boundary. Batches of up to 1400 rows (about 390 distinct users and 710 distinct movies) build and run
+/// several windows of every dense kernel, and of the retrieval kernels from D 32 up.
+#[test]
+fn every_valid_shape_binds_with_256_byte_offsets() {
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = gpu_with_256_byte_offsets().expect("a device with 256-byte offsets");
+    let (users, movies) = (400, 900);
+    let mut rng = SplitMix64::new(18);
+    let n = 1500;
+    let ratings = Ratings {
+        user: (0..n).map(|_| 1 + rng.below(users - 1) as u32).collect(),
+        movie: (0..n).map(|_| 1 + rng.below(movies - 1) as u32).collect(),
         rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
     };
+    let candidates: Vec<u32> = (1..movies as u32).collect();
     let opts = TrainOptions {
         rating_weight: 1.0,
         retrieval_weight: 1.0,
         epochs: 1,
-        batch_size: 50,
+        batch_size: 1400,
         learning_rate: 0.1,
         seed: 5,
         reshuffle: false,
     };
-    let init = Params::init(&cfg, opts.seed);
-    let model = GpuModel::new(gpu, &cfg, &init).unwrap();
-    let mut trainer = Trainer::new(gpu, k, model, &train, &opts).unwrap();
-    assert_eq!(trainer.batches(), 2);
-    let log = trainer.epoch(None).unwrap();
-    let got = trainer.model.params(gpu).unwrap();
-    let (got_ua, got_ma, got_la) = trainer.model.accumulators(gpu).unwrap();
-
-    let mut cpu_model = CpuModel::new(cfg, init);
-    // Trainer's batch stream (trainer::batch_rng).
-    let perm =
-        wgrec::batches::permutation(n, &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000));
-    let batches = wgrec::batches::make_batches(&train, &perm, opts.batch_size);
-    let (mut weighted, mut rows) = (0.0, 0.0);
-    for b in &batches {
-        let loss = cpu_model.step(b, &opts);
-        weighted += loss * b.rows() as f64;
-        rows += b.rows() as f64;
+    let (mut valid, mut failures) = (0, vec![]);
+    for dim in [16, 32, 48, 64] {
+        let k = Kernels::new(&gpu, dim).unwrap();
+        for (hidden1, hidden2) in [64, 128, 192, 256]
+            .into_iter()
+            .flat_map(|a| [64, 128, 192, 256].map(|b| (a, b)))
+        {
+            let cfg = ModelConfig {
+                users: users as usize,
+                movies: movies as usize,
+                embedding_dim: dim,
+                hidden1,
+                hidden2,
+            };
+            if cfg.validate().is_err() {
+                continue;
+            }
+            valid += 1;
+            let model = GpuModel::new(&gpu, &cfg, &Params::init(&cfg, 1)).unwrap();
+            let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let evaluator = wgrec::evaluate::Evaluator::new(
+                &gpu,
+                &k,
+                &model,
+                &ratings,
+                &candidates,
+                opts.batch_size,
+            )
+            .unwrap();
+            let trainer = Trainer::new(&gpu, &k, model, &ratings, &opts).unwrap();
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                failures.push(format!("D {dim}, H1 {hidden1}, H2 {hidden2}: {e}"));
+                continue;
+            }
+            let mut trainer = trainer;
+            let loss = trainer.epoch(None).unwrap().loss;
+            let metrics = evaluator.run(1.0, 1.0).unwrap();
+            assert!(
+                loss.is_finite() && metrics.loss.is_finite(),
+                "D {dim}, H1 {hidden1}, H2 {hidden2}: loss {loss}, {metrics:?}"
+            );
+        }
     }
-    let want = &cpu_model.params;
-    assert_close("user_emb", &got.user_emb, &want.user_emb, 1e-6, 1e-4);
-    assert_close("movie_emb", &got.movie_emb, &want.movie_emb, 1e-6, 1e-4);
-    assert_close("mlp", &got.mlp, &want.mlp, 1e-6, 1e-4);
-    assert_close("user_acc", &got_ua, &cpu_model.user_acc, 1e-6, 1e-4);
-    assert_close("movie_acc", &got_ma, &cpu_model.movie_acc, 1e-6, 1e-4);
-    assert_close("mlp_acc", &got_la, &cpu_model.mlp_acc, 1e-6, 1e-4);
-    assert_close64("epoch loss", &[log.loss], &[weighted / rows], 1e-5, 1e-5);
-    assert_ne!(
-        got.mlp,
-        Params::init(&cfg, opts.seed).mlp,
-        "the step changed nothing"
+    assert_eq!(valid, 48, "valid shapes");
+    assert!(
+        failures.is_empty(),
+        "{} of {valid} valid shapes fail to bind:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }
 
@@ -1132,14 +1421,15 @@ impl CpuModel {
 #[test]
 fn evaluator_matches_cpu_metrics() {
     let Some(gpu) = gpu() else { return };
-    let dim = 8;
+    let dim = 16;
     let k = kernels(gpu, dim);
+    // Evaluation batches of 700 rows: two windows of x (512 rows), six of h1 (128).
     let cfg = ModelConfig {
         users: 4201,
         movies: 300,
         embedding_dim: dim,
-        hidden1: 16,
-        hidden2: 32,
+        hidden1: 128,
+        hidden2: 64,
     };
     let mut rng = SplitMix64::new(17);
     let mut params = Params::init(&cfg, 3);
