@@ -39,22 +39,19 @@ struct Acc {
     bias: mat4x4<f32>,
 }
 
-fn load_x(w: u32, i: u32) -> vec4<f32> {
-    switch w {
-        case 0u: { return x0[i]; }
-        case 1u: { return x1[i]; }
-        case 2u: { return x2[i]; }
-        default: { return x3[i]; }
-    }
-}
-
-fn load_dy(w: u32, i: u32) -> mat4x4<f32> {
-    switch w {
-        case 0u: { return mat4x4<f32>(dy0[i], dy0[i + 1u], dy0[i + 2u], dy0[i + 3u]); }
-        case 1u: { return mat4x4<f32>(dy1[i], dy1[i + 1u], dy1[i + 2u], dy1[i + 3u]); }
-        case 2u: { return mat4x4<f32>(dy2[i], dy2[i + 1u], dy2[i + 2u], dy2[i + 3u]); }
-        default: { return mat4x4<f32>(dy3[i], dy3[i + 1u], dy3[i + 2u], dy3[i + 3u]); }
-    }
+// One row's contribution: dy row block d (four vec4 of n) times the row's 8 x values.
+fn accumulate(a: Acc, d: mat4x4<f32>, xa: vec4<f32>, xb: vec4<f32>) -> Acc {
+    return Acc(
+        a.k0 + d * xa.x,
+        a.k1 + d * xa.y,
+        a.k2 + d * xa.z,
+        a.k3 + d * xa.w,
+        a.k4 + d * xb.x,
+        a.k5 + d * xb.y,
+        a.k6 + d * xb.z,
+        a.k7 + d * xb.w,
+        a.bias + d,
+    );
 }
 
 @compute @workgroup_size(64)
@@ -67,23 +64,24 @@ fn dense_backward_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let n0 = (t % n_blocks) * 4u;
     let kb = t / n_blocks; // x vec4s 2kb, 2kb + 1: k = 8kb .. 8kb + 7
     var a: Acc;
-    for (var w = 0u; w < 4u; w++) {
-        let end = min(p.rows, (w + 1u) * p.window_rows);
-        for (var i = w * p.window_rows; i < end; i++) {
-            let r = i - w * p.window_rows;
-            let d = load_dy(w, r * p.n4 + n0);
-            let xa = load_x(w, r * p.k4 + 2u * kb);
-            let xb = load_x(w, r * p.k4 + 2u * kb + 1u);
-            a.bias += d;
-            a.k0 += d * xa.x;
-            a.k1 += d * xa.y;
-            a.k2 += d * xa.z;
-            a.k3 += d * xa.w;
-            a.k4 += d * xb.x;
-            a.k5 += d * xb.y;
-            a.k6 += d * xb.z;
-            a.k7 += d * xb.w;
-        }
+    // One loop per window (not a switch per load: CPU adapters run every case of a switch).
+    let r = p.window_rows;
+    let xi = 2u * kb;
+    for (var i = 0u; i < min(p.rows, r); i++) {
+        let j = i * p.n4 + n0;
+        a = accumulate(a, mat4x4<f32>(dy0[j], dy0[j + 1u], dy0[j + 2u], dy0[j + 3u]), x0[i * p.k4 + xi], x0[i * p.k4 + xi + 1u]);
+    }
+    for (var i = 0u; i + r < min(p.rows, 2u * r); i++) {
+        let j = i * p.n4 + n0;
+        a = accumulate(a, mat4x4<f32>(dy1[j], dy1[j + 1u], dy1[j + 2u], dy1[j + 3u]), x1[i * p.k4 + xi], x1[i * p.k4 + xi + 1u]);
+    }
+    for (var i = 0u; i + 2u * r < min(p.rows, 3u * r); i++) {
+        let j = i * p.n4 + n0;
+        a = accumulate(a, mat4x4<f32>(dy2[j], dy2[j + 1u], dy2[j + 2u], dy2[j + 3u]), x2[i * p.k4 + xi], x2[i * p.k4 + xi + 1u]);
+    }
+    for (var i = 0u; i + 3u * r < p.rows; i++) {
+        let j = i * p.n4 + n0;
+        a = accumulate(a, mat4x4<f32>(dy3[j], dy3[j + 1u], dy3[j + 2u], dy3[j + 3u]), x3[i * p.k4 + xi], x3[i * p.k4 + xi + 1u]);
     }
     let o = p.split * p.grad_len4 + p.w_offset4 + 8u * kb * p.n4 + n0;
     let n = p.n4;

@@ -24,12 +24,30 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>; // (B, N)
 @group(0) @binding(5) var<uniform> p: Params;
 
-// W[k, vec4 columns i .. i+3] as a matrix (column j = vec4 column i + j).
-fn w_block(hi: bool, i: u32) -> mat4x4<f32> {
-    if hi {
-        return mat4x4<f32>(w_hi[i], w_hi[i + 1u], w_hi[i + 2u], w_hi[i + 3u]);
-    }
-    return mat4x4<f32>(w_lo[i], w_lo[i + 1u], w_lo[i + 2u], w_lo[i + 3u]);
+// The accumulators of an invocation: rows r0 .. r0+7, each a mat4x4 of four vec4 output columns.
+struct Acc {
+    a0: mat4x4<f32>,
+    a1: mat4x4<f32>,
+    a2: mat4x4<f32>,
+    a3: mat4x4<f32>,
+    a4: mat4x4<f32>,
+    a5: mat4x4<f32>,
+    a6: mat4x4<f32>,
+    a7: mat4x4<f32>,
+}
+
+// Adds x[rows, 4 k] W[4 k, 16 columns] given the four W rows as matrices (column j = vec4 column j).
+fn update(acc: Acc, m0: mat4x4<f32>, m1: mat4x4<f32>, m2: mat4x4<f32>, m3: mat4x4<f32>, x: array<vec4<f32>, 8>) -> Acc {
+    var a = acc;
+    a.a0 += m0 * x[0].x + m1 * x[0].y + m2 * x[0].z + m3 * x[0].w;
+    a.a1 += m0 * x[1].x + m1 * x[1].y + m2 * x[1].z + m3 * x[1].w;
+    a.a2 += m0 * x[2].x + m1 * x[2].y + m2 * x[2].z + m3 * x[2].w;
+    a.a3 += m0 * x[3].x + m1 * x[3].y + m2 * x[3].z + m3 * x[3].w;
+    a.a4 += m0 * x[4].x + m1 * x[4].y + m2 * x[4].z + m3 * x[4].w;
+    a.a5 += m0 * x[5].x + m1 * x[5].y + m2 * x[5].z + m3 * x[5].w;
+    a.a6 += m0 * x[6].x + m1 * x[6].y + m2 * x[6].z + m3 * x[6].w;
+    a.a7 += m0 * x[7].x + m1 * x[7].y + m2 * x[7].z + m3 * x[7].w;
+    return a;
 }
 
 fn store_row(r: u32, c0: u32, acc: mat4x4<f32>) {
@@ -66,43 +84,36 @@ fn dense_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let x6 = min(r0 + 6u, last) * p.k4;
     let x7 = min(r0 + 7u, last) * p.k4;
     let bias = mat4x4<f32>(b[c0], b[c0 + 1u], b[c0 + 2u], b[c0 + 3u]);
-    var a0 = bias;
-    var a1 = bias;
-    var a2 = bias;
-    var a3 = bias;
-    var a4 = bias;
-    var a5 = bias;
-    var a6 = bias;
-    var a7 = bias;
-    for (var k4 = 0u; k4 < p.k4; k4++) {
-        let v0 = x_win[x0 + k4];
-        let v1 = x_win[x1 + k4];
-        let v2 = x_win[x2 + k4];
-        let v3 = x_win[x3 + k4];
-        let v4 = x_win[x4 + k4];
-        let v5 = x_win[x5 + k4];
-        let v6 = x_win[x6 + k4];
-        let v7 = x_win[x7 + k4];
-        let hi = k4 >= p.k4_lo;
-        let base = 4u * select(k4, k4 - p.k4_lo, hi) * p.n4 + c0;
-        for (var kk = 0u; kk < 4u; kk++) {
-            let m = w_block(hi, base + kk * p.n4);
-            a0 += m * v0[kk];
-            a1 += m * v1[kk];
-            a2 += m * v2[kk];
-            a3 += m * v3[kk];
-            a4 += m * v4[kk];
-            a5 += m * v5[kk];
-            a6 += m * v6[kk];
-            a7 += m * v7[kk];
-        }
+    var acc = Acc(bias, bias, bias, bias, bias, bias, bias, bias);
+    let n = p.n4;
+    // Two loops, one per weight window, rather than a branch per load: CPU adapters run both sides of a
+    // branch.
+    for (var k4 = 0u; k4 < p.k4_lo; k4++) {
+        let xs = array<vec4<f32>, 8>(x_win[x0 + k4], x_win[x1 + k4], x_win[x2 + k4], x_win[x3 + k4],
+                                     x_win[x4 + k4], x_win[x5 + k4], x_win[x6 + k4], x_win[x7 + k4]);
+        let r = 4u * k4 * n + c0;
+        let m0 = mat4x4<f32>(w_lo[r], w_lo[r + 1u], w_lo[r + 2u], w_lo[r + 3u]);
+        let m1 = mat4x4<f32>(w_lo[r + n], w_lo[r + n + 1u], w_lo[r + n + 2u], w_lo[r + n + 3u]);
+        let m2 = mat4x4<f32>(w_lo[r + 2u * n], w_lo[r + 2u * n + 1u], w_lo[r + 2u * n + 2u], w_lo[r + 2u * n + 3u]);
+        let m3 = mat4x4<f32>(w_lo[r + 3u * n], w_lo[r + 3u * n + 1u], w_lo[r + 3u * n + 2u], w_lo[r + 3u * n + 3u]);
+        acc = update(acc, m0, m1, m2, m3, xs);
     }
-    store_row(r0, c0, a0);
-    store_row(r0 + 1u, c0, a1);
-    store_row(r0 + 2u, c0, a2);
-    store_row(r0 + 3u, c0, a3);
-    store_row(r0 + 4u, c0, a4);
-    store_row(r0 + 5u, c0, a5);
-    store_row(r0 + 6u, c0, a6);
-    store_row(r0 + 7u, c0, a7);
+    for (var k4 = p.k4_lo; k4 < p.k4; k4++) {
+        let xs = array<vec4<f32>, 8>(x_win[x0 + k4], x_win[x1 + k4], x_win[x2 + k4], x_win[x3 + k4],
+                                     x_win[x4 + k4], x_win[x5 + k4], x_win[x6 + k4], x_win[x7 + k4]);
+        let r = 4u * (k4 - p.k4_lo) * n + c0;
+        let m0 = mat4x4<f32>(w_hi[r], w_hi[r + 1u], w_hi[r + 2u], w_hi[r + 3u]);
+        let m1 = mat4x4<f32>(w_hi[r + n], w_hi[r + n + 1u], w_hi[r + n + 2u], w_hi[r + n + 3u]);
+        let m2 = mat4x4<f32>(w_hi[r + 2u * n], w_hi[r + 2u * n + 1u], w_hi[r + 2u * n + 2u], w_hi[r + 2u * n + 3u]);
+        let m3 = mat4x4<f32>(w_hi[r + 3u * n], w_hi[r + 3u * n + 1u], w_hi[r + 3u * n + 2u], w_hi[r + 3u * n + 3u]);
+        acc = update(acc, m0, m1, m2, m3, xs);
+    }
+    store_row(r0, c0, acc.a0);
+    store_row(r0 + 1u, c0, acc.a1);
+    store_row(r0 + 2u, c0, acc.a2);
+    store_row(r0 + 3u, c0, acc.a3);
+    store_row(r0 + 4u, c0, acc.a4);
+    store_row(r0 + 5u, c0, acc.a5);
+    store_row(r0 + 6u, c0, acc.a6);
+    store_row(r0 + 7u, c0, acc.a7);
 }
