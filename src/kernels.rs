@@ -161,6 +161,8 @@ pub struct RatingLossParams {
     pub h4: u32,
     pub train: u32,
     pub scale: f32,
+    pub row0: u32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]

@@ -253,12 +253,12 @@ impl Activations {
             "the MLP input (batch x 2D)",
             (b * cfg.embedding_dim * 8) as u64,
         )?;
-        // x, h1 and dh2 are read through uniform windows by the dense kernels.
+        // x, h1, h2 and dh2 are read through uniform windows by the dense kernels and the rating head.
         Ok(Self {
             capacity: b,
             x: gpu.windowed_buffer("x", b * 2 * cfg.embedding_dim),
             h1: gpu.windowed_buffer("h1", b * cfg.hidden1),
-            h2: gpu.buffer("h2", b * cfg.hidden2),
+            h2: gpu.windowed_buffer("h2", b * cfg.hidden2),
             pred: gpu.buffer("pred", b),
             sq_err: gpu.buffer("sq_err", b),
             dpred: gpu.buffer("dpred", b),
@@ -274,7 +274,7 @@ pub struct MlpForward {
     gather_movie: Launch,
     layer1: Windowed,
     layer2: Windowed,
-    head: Launch,
+    head: Windowed,
     reduce: Launch,
     cfg: ModelConfig,
 }
@@ -334,13 +334,15 @@ impl MlpForward {
                 &dense_bindings(m, l.w2, l.h1, l.h2, l.b2, &a.h2),
                 &DenseParams::default(),
             ),
-            head: Launch::new(
+            head: Windowed::new(
                 gpu,
                 &k.rating_loss,
                 "rating_loss",
+                &a.h2,
+                l.h2,
+                a.capacity,
                 &[
-                    whole(&a.h2),
-                    slice(m, l.w3, l.h2),
+                    slice(m, l.w3, 256),
                     slice(m, l.b3, 4),
                     whole(&ids.rating),
                     whole(&a.pred),
@@ -388,15 +390,18 @@ impl MlpForward {
             }
         }
         let scale = 2.0 * rating_weight / rows as f32;
-        self.head.set(
-            gpu,
-            &RatingLossParams {
-                rows: r,
-                h4: (c.hidden2 / 4) as u32,
+        for (l, row0, rows) in self.head.windows(rows) {
+            let h4 = (c.hidden2 / 4) as u32;
+            let p = RatingLossParams {
+                rows: rows as u32,
+                h4,
                 train: train as u32,
                 scale,
-            },
-        );
+                row0: row0 as u32,
+                _pad: [0; 3],
+            };
+            l.set(gpu, &p);
+        }
         self.reduce.set(
             gpu,
             &SumParams {
@@ -417,7 +422,9 @@ impl MlpForward {
                 l.run(pass, threads::dense_forward(rows as u32, n as u32));
             }
         }
-        self.head.run(pass, r);
+        for (l, _, rows) in self.head.windows(rows) {
+            l.run(pass, rows as u32);
+        }
         self.reduce.run_one_group(pass);
     }
 }

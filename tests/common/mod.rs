@@ -15,15 +15,20 @@ pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     let gpu = GPU.get_or_init(Gpu::try_default).as_ref();
     if gpu.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "no wgpu adapter in CI: install mesa-vulkan-drivers (apt-get install -y libvulkan1 \
-                 mesa-vulkan-drivers) so the GPU tests run on the software adapter"
-            );
-        }
-        eprintln!("skipped: no wgpu adapter (install mesa-vulkan-drivers to run the GPU tests)");
+        no_adapter();
     }
     gpu
+}
+
+/// What a GPU test does without an adapter: fail in CI (`CI=true`), print a skip reason elsewhere.
+pub fn no_adapter() {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "no wgpu adapter in CI: install mesa-vulkan-drivers (apt-get install -y libvulkan1 \
+             mesa-vulkan-drivers) so the GPU tests run on the software adapter"
+        );
+    }
+    eprintln!("skipped: no wgpu adapter (install mesa-vulkan-drivers to run the GPU tests)");
 }
 
 /// The compiled kernels with D baked in, built once per D and shared by the tests.
