@@ -109,6 +109,20 @@ const DATA_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// The error for "no adapter at all" (or none for the requested backend).
+pub fn no_adapter(choice: &AdapterChoice) -> anyhow::Error {
+    match choice.backend {
+        Some(b) => {
+            let name: Vec<String> = b.iter_names().map(|(n, _)| n.to_lowercase()).collect();
+            anyhow!(
+                "wgpu found no {} adapter (`wgrec adapters` without --backend lists the others)",
+                name.join("/")
+            )
+        }
+        None => anyhow!("{NO_ADAPTER_HELP}"),
+    }
+}
+
 /// A device and queue plus what we know about the adapter behind them.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -123,7 +137,7 @@ impl Gpu {
         let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
         adapters.sort_by_key(|a| preference(&a.get_info()));
         if adapters.is_empty() {
-            bail!("{NO_ADAPTER_HELP}");
+            return Err(no_adapter(choice));
         }
         let adapter = pick(&adapters, choice).ok_or_else(|| {
             let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();

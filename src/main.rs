@@ -24,7 +24,7 @@ fn run() -> Result<ExitCode> {
         Job::Adapters => {
             let adapters = gpu::list_adapters(&config.adapter);
             if adapters.is_empty() {
-                anyhow::bail!("{}", gpu::NO_ADAPTER_HELP);
+                return Err(gpu::no_adapter(&config.adapter));
             }
             for (a, chosen) in adapters {
                 println!(
