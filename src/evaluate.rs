@@ -50,7 +50,7 @@ struct Tile {
     users: usize,
     pairs: usize,
     gather: Launch,
-    scores: Launch,
+    scores: Vec<(Launch, u32)>, // one per window of candidates, with its invocation count
     top_k: Launch,
 }
 
@@ -119,7 +119,7 @@ impl<'g> Evaluator<'g> {
         }
         let user_list = gpu.upload("eval users", &users.table_rows);
         let cand_ids = gpu.upload("candidates", candidates);
-        let cand_emb = gpu.buffer("candidate embeddings", c * cfg.embedding_dim);
+        let cand_emb = gpu.windowed_buffer("candidate embeddings", c * cfg.embedding_dim);
         let tile_users = per_tile.min(users.len());
         let query = gpu.buffer("query", tile_users * cfg.embedding_dim);
         let scores = gpu.buffer("scores", tile_users * c);
@@ -170,16 +170,15 @@ impl<'g> Evaluator<'g> {
                             out_offset4: 0,
                         },
                     ),
-                    scores: Launch::new(
+                    scores: candidate_scores_launches(
                         gpu,
                         &k.candidate_scores,
-                        "candidate_scores",
-                        &[whole(&query), whole(&cand_emb), whole(&scores)],
-                        &ScoresParams {
-                            queries: n as u32,
-                            candidates: c as u32,
-                            _pad: [0; 2],
-                        },
+                        &query,
+                        &cand_emb,
+                        &scores,
+                        n,
+                        c,
+                        cfg.embedding_dim,
                     ),
                     top_k: Launch::new(
                         gpu,
@@ -245,7 +244,9 @@ impl<'g> Evaluator<'g> {
                 .run(&mut pass, self.candidates as u32 * self.dim4);
             for t in &self.tiles {
                 t.gather.run(&mut pass, t.users as u32 * self.dim4);
-                t.scores.run(&mut pass, (t.users * self.candidates) as u32);
+                for (l, threads) in &t.scores {
+                    l.run(&mut pass, *threads);
+                }
                 t.top_k.run(&mut pass, t.pairs as u32);
             }
         }

@@ -170,7 +170,9 @@ impl Gpu {
 
     /// Largest buffer we can bind as one storage binding.
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {

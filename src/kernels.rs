@@ -119,6 +119,7 @@ pub fn window_rows(widths: &[usize]) -> usize {
 
 /// One dense_backward_weights launch per split of a batch of up to `capacity` rows: split s reads rows
 /// [s S, (s + 1) S) with S = 4 R through four R-row windows of x (row length k) and dy (row length n).
+#[allow(clippy::too_many_arguments)]
 pub fn dense_backward_weights_launches(
     gpu: &Gpu,
     kernel: &Kernel,
@@ -237,7 +238,49 @@ pub struct EmbeddingAdagradParams {
 pub struct ScoresParams {
     pub queries: u32,
     pub candidates: u32,
-    pub _pad: [u32; 2],
+    pub c0: u32,
+    pub window: u32,
+}
+
+/// One candidate_scores launch per uniform window of the candidate embeddings (`cand`, C x D, a windowed
+/// buffer), for `queries` query rows scored into `scores` (Q x C). Returns the launches with their
+/// invocation counts.
+#[allow(clippy::too_many_arguments)]
+pub fn candidate_scores_launches(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    query: &wgpu::Buffer,
+    cand: &wgpu::Buffer,
+    scores: &wgpu::Buffer,
+    queries: usize,
+    candidates: usize,
+    dim: usize,
+) -> Vec<(Launch, u32)> {
+    let per = crate::gpu::window_rows(dim);
+    (0..candidates.div_ceil(per))
+        .map(|w| {
+            let (c0, n) = (w * per, per.min(candidates - w * per));
+            let p = ScoresParams {
+                queries: queries as u32,
+                candidates: candidates as u32,
+                c0: c0 as u32,
+                window: n as u32,
+            };
+            let b = [
+                query.as_entire_binding(),
+                crate::gpu::window(cand, c0 * dim),
+                scores.as_entire_binding(),
+            ];
+            let l = Launch::new(
+                gpu,
+                kernel,
+                &format!("candidate_scores [candidates {c0}..]"),
+                &b,
+                &p,
+            );
+            (l, threads::candidate_scores(queries as u32, n as u32))
+        })
+        .collect()
 }
 
 #[repr(C)]
@@ -259,6 +302,10 @@ pub mod threads {
     /// One invocation per 8 rows x 16 inputs.
     pub fn dense_backward_data(rows: u32, k: u32) -> u32 {
         rows.div_ceil(8) * (k / 16)
+    }
+    /// One invocation per query and 16 candidates of a window.
+    pub fn candidate_scores(queries: u32, window: u32) -> u32 {
+        queries * window.div_ceil(16)
     }
     /// Per split.
     pub fn dense_backward_weights(k: u32, n: u32) -> u32 {
@@ -384,6 +431,7 @@ pub struct Windowed {
 
 impl Windowed {
     /// `rest`: the bindings after the windowed input, without the uniform.
+    #[allow(clippy::too_many_arguments)]
     pub fn new<P: Pod>(
         gpu: &Gpu,
         kernel: &Kernel,

@@ -33,7 +33,7 @@ impl ModelConfig {
     /// values in registers.
     pub fn validate(&self) -> Result<()> {
         let d = self.embedding_dim;
-        if d == 0 || d % 16 != 0 || d > 64 {
+        if d == 0 || !d.is_multiple_of(16) || d > 64 {
             bail!("--embedding-dim must be 16, 32, 48 or 64, got {d}");
         }
         for (name, h) in [
@@ -169,7 +169,7 @@ mod tests {
             assert!(w[0].0 + w[0].1 <= w[1].0);
         }
         assert!(spans.iter().all(|(o, _)| o % ALIGN == 0));
-        assert!(l.b3 < l.len && l.len % ALIGN == 0);
+        assert!(l.b3 < l.len && l.len.is_multiple_of(ALIGN));
     }
 
     #[test]

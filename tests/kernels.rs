@@ -1019,21 +1019,19 @@ fn candidate_scores_matches_cpu() {
         let k = kernels(gpu, dim);
         let query = uniform(&mut rng, q * dim, -1.0, 1.0);
         let cand = uniform(&mut rng, c * dim, -1.0, 1.0);
-        let (qb, cb) = (gpu.upload("query", &query), gpu.upload("candidate", &cand));
-        let scores = nans(gpu, "scores", q * c + TAIL);
-        let p = ScoresParams {
-            queries: q as u32,
-            candidates: c as u32,
-            _pad: [0; 2],
-        };
-        let l = Launch::new(
-            gpu,
-            &k.candidate_scores,
-            "candidate_scores",
-            &[whole(&qb), whole(&cb), whole(&scores)],
-            &p,
+        // Candidates are read through uniform windows: a full window of NaN past them.
+        let qb = gpu.upload("query", &query);
+        let cb = gpu.upload(
+            "candidate",
+            &[cand.as_slice(), &vec![f32::NAN; WINDOW]].concat(),
         );
-        run(gpu, &[(&l, (q * c) as u32)]);
+        let scores = nans(gpu, "scores", q * c + TAIL);
+        let launches =
+            candidate_scores_launches(gpu, &k.candidate_scores, &qb, &cb, &scores, q, c, dim);
+        // 1682 candidates at D 32 take four windows of 512.
+        assert_eq!(launches.len(), c.div_ceil(wgrec::gpu::window_rows(dim)));
+        let steps: Vec<(&Launch, u32)> = launches.iter().map(|(l, t)| (l, *t)).collect();
+        run(gpu, &steps);
         let want = with_tail(&cpu::candidate_scores(&query, &cand, dim));
         assert_close(
             &format!("candidate_scores {q} x {c}, D {dim}"),
