@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Makes sure wgpu will find an adapter: if Vulkan has no device and apt is available, installs Mesa's
-# software Vulkan driver (lavapipe). Sourced by tutorial.sh and test.sh.
+# Makes sure the build and wgpu will work: a Rust toolchain must be there (we say how to get one), and if
+# Vulkan has no driver and apt is available, installs Mesa's software Vulkan driver (lavapipe).
+# Sourced by tutorial.sh and test.sh.
 set -euo pipefail
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found. Install Rust (https://rustup.rs: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh)," >&2
+    echo "       or on Debian/Ubuntu 'apt-get install cargo' if it is 1.87 or newer, then run this again." >&2
+    exit 1
+fi
 
 have_vulkan_device() {
     # Any ICD manifest means a Vulkan driver is installed (GPU or lavapipe); wgpu then enumerates it.
