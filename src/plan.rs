@@ -245,13 +245,14 @@ pub struct Activations {
 
 impl Activations {
     pub fn new(gpu: &Gpu, cfg: &ModelConfig, b: usize) -> Result<Self> {
+        // The largest activations (h1 or x; dh1 is h1's size), with their uniform-window padding.
         gpu.check_binding(
             "the first hidden layer's activations (batch x H1)",
-            (b * cfg.hidden1 * 4) as u64,
+            ((b * cfg.hidden1 + WINDOW) * 4) as u64,
         )?;
         gpu.check_binding(
             "the MLP input (batch x 2D)",
-            (b * cfg.embedding_dim * 8) as u64,
+            ((b * 2 * cfg.embedding_dim + WINDOW) * 4) as u64,
         )?;
         // x, h1, h2 and dh2 are read through uniform windows by the dense kernels and the rating head.
         Ok(Self {
