@@ -458,11 +458,21 @@ impl Windowed {
 
     /// (launch, first row, rows) of every window that `rows` rows touch.
     pub fn windows(&self, rows: usize) -> impl Iterator<Item = (&Launch, usize, usize)> {
-        let per = self.rows_per_window;
-        self.launches
-            .iter()
-            .enumerate()
-            .take(rows.div_ceil(per))
-            .map(move |(w, l)| (l, w * per, per.min(rows - w * per)))
+        window_span(&self.launches, self.rows_per_window, rows).map(|(l, row0, n, ..)| (l, row0, n))
     }
+}
+
+/// For launches built one per window of `per` rows: (launch, first row, rows, first window, last window) of
+/// the windows that `n` rows touch.
+pub fn window_span(
+    launches: &[Launch],
+    per: usize,
+    n: usize,
+) -> impl Iterator<Item = (&Launch, usize, usize, bool, bool)> {
+    let count = n.div_ceil(per);
+    launches
+        .iter()
+        .enumerate()
+        .take(count)
+        .map(move |(w, l)| (l, w * per, per.min(n - w * per), w == 0, w + 1 == count))
 }

@@ -476,20 +476,6 @@ pub fn retrieval_window_rows(embedding_dim: usize) -> usize {
     crate::gpu::window_rows(embedding_dim.max(4))
 }
 
-/// (launch, first row, rows, first window, last window) of the windows that `n` rows touch.
-pub fn window_span(
-    launches: &[Launch],
-    per: usize,
-    n: usize,
-) -> impl Iterator<Item = (&Launch, usize, usize, bool, bool)> {
-    let count = n.div_ceil(per);
-    launches
-        .iter()
-        .enumerate()
-        .take(count)
-        .map(move |(w, l)| (l, w * per, per.min(n - w * per), w == 0, w + 1 == count))
-}
-
 /// Retrieval task forward (and the user half of its backward): gathers the distinct rows, runs
 /// retrieval_softmax_users once per window of movies, and sums the per-user losses into `losses[slot]`.
 pub struct RetrievalForward {
