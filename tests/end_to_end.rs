@@ -40,6 +40,11 @@ fn data_dir() -> Option<PathBuf> {
     None
 }
 
+/// The tutorial's three configurations (seed 42) in their bands, and the joint model's RMSE band
+/// [1.05, 1.20] on the mean of three seeds (42, 1, 2): one seed is too noisy for it. With the tutorial's
+/// fixed batches (`cache()`) the joint RMSE after 3 epochs is 1.2017 at seed 42, 1.187 at seed 1, 1.177 at
+/// seed 2 and 1.095 at seed 3 on lavapipe (TFRS: 1.12-1.13 for its seed). The seed changes the
+/// initialisation and the batch order; the split is fixed. One test, so that seed 42's joint run serves both.
 #[test]
 fn tutorial_metrics_fall_in_their_bands() {
     let Some(dir) = data_dir() else { return };
@@ -51,76 +56,44 @@ fn tutorial_metrics_fall_in_their_bands() {
     })
     .expect("loading ml-100k");
     let kernels = Kernels::new(gpu, 32).expect("compiling the kernels");
-    let run = |rating_weight: f32, retrieval_weight: f32| {
-        let opts = TrainOptions::tutorial(rating_weight, retrieval_weight);
+    let run = |rating_weight: f32, retrieval_weight: f32, seed: u64| {
+        let opts = TrainOptions {
+            seed,
+            ..TrainOptions::tutorial(rating_weight, retrieval_weight)
+        };
         let r = train_and_evaluate(gpu, &kernels, &data, 32, &opts, 4096, false)
             .expect("training and evaluation");
         let (top100, rmse) = (r.test.top(100), r.test.rmse);
         eprintln!(
-            "rating weight {rating_weight}, retrieval weight {retrieval_weight}: top-100 {top100:.4}, \
-             RMSE {rmse:.4} (train {:.1} s, eval {:.1} s)",
+            "rating weight {rating_weight}, retrieval weight {retrieval_weight}, seed {seed}: top-100 \
+             {top100:.4}, RMSE {rmse:.4} (train {:.1} s, eval {:.1} s)",
             r.train_seconds, r.eval_seconds
         );
         (top100, rmse)
     };
 
-    let (top100, rmse) = run(1.0, 1.0);
+    let (top100, rmse42) = run(1.0, 1.0, 42);
     assert!(
         (0.21..=0.26).contains(&top100),
         "joint model: top-100 accuracy {top100} outside [0.21, 0.26]"
     );
-    // The joint RMSE band [1.05, 1.20] is checked by `joint_rmse_in_tfrs_band` (ignored: see there).
-    assert!(rmse.is_finite(), "joint model: RMSE {rmse}");
+    let rmses = [rmse42, run(1.0, 1.0, 1).1, run(1.0, 1.0, 2).1];
+    let mean = rmses.iter().sum::<f64>() / rmses.len() as f64;
+    assert!(
+        (1.05..=1.20).contains(&mean),
+        "joint model: mean RMSE {mean:.4} over seeds 42, 1, 2 ({rmses:?}) outside [1.05, 1.20]"
+    );
 
-    let (top100, _) = run(1.0, 0.0);
+    let (top100, _) = run(1.0, 0.0, 42);
     assert!(
         (0.04..=0.08).contains(&top100),
         "rating-only model: top-100 accuracy {top100} outside [0.04, 0.08]"
     );
 
     // The rating head never trains, so its predictions stay near zero against ratings of 1 to 5.
-    let (_, rmse) = run(0.0, 1.0);
+    let (_, rmse) = run(0.0, 1.0, 42);
     assert!(
         rmse > 2.5,
         "retrieval-only model: RMSE {rmse} should exceed 2.5"
-    );
-}
-
-/// The joint model's RMSE band [1.05, 1.20], on the mean of three seeds (42, 1, 2). One seed is too noisy
-/// for it: with the tutorial's fixed batches (`cache()`) the joint RMSE after 3 epochs is 1.2017 at seed
-/// 42, 1.187 at seed 1, 1.177 at seed 2 and 1.095 at seed 3 on lavapipe (TFRS: 1.12-1.13 for its seed).
-/// The seed changes the initialisation and the batch order; the split is fixed.
-#[test]
-fn joint_rmse_mean_over_three_seeds_in_tfrs_band() {
-    let Some(dir) = data_dir() else { return };
-    let Some(gpu) = common::gpu() else { return };
-    let data = wgrec::data::load(&DataOptions {
-        data_dir: Some(dir.join("ml-100k")),
-        split_dir: Some(dir.join("ml-100k-split")),
-        seed: 42,
-    })
-    .expect("loading ml-100k");
-    let kernels = Kernels::new(gpu, 32).expect("compiling the kernels");
-    let rmses: Vec<f64> = [42, 1, 2]
-        .into_iter()
-        .map(|seed| {
-            let opts = TrainOptions {
-                seed,
-                ..TrainOptions::tutorial(1.0, 1.0)
-            };
-            let r = train_and_evaluate(gpu, &kernels, &data, 32, &opts, 4096, false)
-                .expect("training and evaluation");
-            eprintln!(
-                "joint model, seed {seed}: RMSE {:.4}, top-100 {:.4}",
-                r.test.rmse,
-                r.test.top(100)
-            );
-            r.test.rmse
-        })
-        .collect();
-    let mean = rmses.iter().sum::<f64>() / rmses.len() as f64;
-    assert!(
-        (1.05..=1.20).contains(&mean),
-        "joint model: mean RMSE {mean:.4} over seeds 42, 1, 2 ({rmses:?}) outside [1.05, 1.20]"
     );
 }
