@@ -9,7 +9,7 @@ fn time_all(gpu: &Gpu, launches: &[Launch], threads: u32, reps: usize) -> f64 {
     let go = |n: usize| {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
-            let mut pass = enc.begin_compute_pass(&Default::default());
+            let mut pass = Pass::begin(&mut enc, "kernel_times", None);
             for _ in 0..n {
                 for l in launches {
                     l.run(&mut pass, threads);

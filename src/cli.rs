@@ -40,6 +40,8 @@ pub enum Command {
         /// Write the adapter, histories and test metrics of every run as JSON.
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Train and evaluate one configuration.
     Train {
@@ -71,6 +73,8 @@ pub enum Command {
         reshuffle: bool,
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// List every adapter wgpu sees and mark the one that would be used.
     Adapters,
@@ -88,6 +92,17 @@ pub struct DataArgs {
     pub split_dir: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// Time every kernel dispatch (GPU timestamp queries, or CPU timing where the adapter has none) and
+    /// print a per-kernel table after each run: calls, time, share, GFLOP/s, GB/s. Slows the run down.
+    #[arg(long)]
+    pub profile: bool,
+    /// Write a Chrome trace (chrome://tracing, ui.perfetto.dev) of the CPU phases and every GPU dispatch.
+    #[arg(long, value_name = "FILE.json")]
+    pub trace: Option<PathBuf>,
+}
+
 /// What `main` acts on.
 pub enum Job {
     Adapters,
@@ -97,6 +112,8 @@ pub enum Job {
         embedding_dim: usize,
         eval_batch_size: usize,
         metrics_out: Option<PathBuf>,
+        profile: bool,
+        trace: Option<PathBuf>,
     },
 }
 
@@ -124,6 +141,7 @@ impl Cli {
                 epochs,
                 seed,
                 metrics_out,
+                profile,
             } => Job::Runs {
                 data: data(d, seed),
                 runs: [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
@@ -137,6 +155,8 @@ impl Cli {
                 embedding_dim: 32,
                 eval_batch_size: 4096,
                 metrics_out,
+                profile: profile.profile,
+                trace: profile.trace,
             },
             Command::Train {
                 data: d,
@@ -150,6 +170,7 @@ impl Cli {
                 seed,
                 reshuffle,
                 metrics_out,
+                profile,
             } => {
                 let opts = TrainOptions {
                     rating_weight,
@@ -167,6 +188,8 @@ impl Cli {
                     embedding_dim,
                     eval_batch_size,
                     metrics_out,
+                    profile: profile.profile,
+                    trace: profile.trace,
                 }
             }
         };

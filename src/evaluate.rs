@@ -6,6 +6,7 @@ use crate::data::Ratings;
 use crate::gpu::{slice, whole, Gpu};
 use crate::kernels::*;
 use crate::plan::*;
+use crate::profile::Profiler;
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
 
@@ -68,6 +69,7 @@ pub struct Evaluator<'g> {
     hits: wgpu::Buffer,
     pairs: usize,
     dim4: u32,
+    profiler: Option<&'g Profiler>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -221,7 +223,13 @@ impl<'g> Evaluator<'g> {
             hits,
             pairs: test.len(),
             dim4,
+            profiler: None,
         })
+    }
+
+    /// Times every dispatch of the following evaluations with `profiler`.
+    pub fn profile(&mut self, profiler: &'g Profiler) {
+        self.profiler = Some(profiler);
     }
 
     /// Evaluates the model's current parameters. The weights only decide the reported total loss.
@@ -236,10 +244,7 @@ impl<'g> Evaluator<'g> {
             });
         enc.clear_buffer(&self.hits, 0, None);
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("factorized_top_k"),
-                timestamp_writes: None,
-            });
+            let mut pass = Pass::begin(&mut enc, "factorized_top_k", self.profiler);
             self.gather_candidates
                 .run(&mut pass, self.candidates as u32 * self.dim4);
             for t in &self.tiles {
@@ -250,7 +255,7 @@ impl<'g> Evaluator<'g> {
                 t.top_k.run(&mut pass, t.pairs as u32);
             }
         }
-        gpu.queue.submit([enc.finish()]);
+        crate::profile::submit(gpu, enc, self.profiler)?;
         // Each evaluation batch reuses the work buffers, so each is its own submission.
         for b in 0..n {
             let s = self.store.batches[b];
@@ -265,16 +270,13 @@ impl<'g> Evaluator<'g> {
                 });
             self.store.copy_to(&mut enc, b, &self.ids);
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("evaluate batch"),
-                    timestamp_writes: None,
-                });
+                let mut pass = Pass::begin(&mut enc, "evaluate batch", self.profiler);
                 self.mlp.encode(&mut pass, s.rows);
                 if retrieval_weight != 0.0 {
                     self.retrieval.encode(&mut pass, &s);
                 }
             }
-            gpu.queue.submit([enc.finish()]);
+            crate::profile::submit(gpu, enc, self.profiler)?;
         }
         let hits: Vec<u32> = gpu
             .read(&self.hits, 0, KS.len())

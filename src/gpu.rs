@@ -150,7 +150,8 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrec"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries only cost anything when `--profile` writes them.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -278,6 +279,8 @@ impl Gpu {
 pub struct Kernel {
     pub name: &'static str,
     pub pipeline: wgpu::ComputePipeline,
+    /// D, from the override constant D4 where the kernel has one (0 otherwise); profiling prices with it.
+    pub dim: u32,
 }
 
 /// Threads per workgroup in every 1-D kernel of `shaders/` (they all use @workgroup_size(64)).
@@ -323,7 +326,12 @@ impl Kernel {
                 bail!("compiling shader {name}: {err}");
             }
         }
-        Ok(Self { name, pipeline })
+        let dim = constants.get("D4").map_or(0, |d4| 4 * *d4 as u32);
+        Ok(Self {
+            name,
+            pipeline,
+            dim,
+        })
     }
 
     /// A bind group whose entries are `buffers` in binding order (inputs, outputs, uniform last).

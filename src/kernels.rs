@@ -3,8 +3,10 @@
 //! many times.
 
 use crate::gpu::{Gpu, Kernel};
+use crate::profile::Profiler;
 use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
+use std::cell::RefCell;
 
 macro_rules! shader {
     ($name:literal) => {
@@ -365,6 +367,9 @@ pub struct Launch {
     pipeline_kernel: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
     params: wgpu::Buffer,
+    /// The last parameters written, kept so that a profiler can price each dispatch (`cost::of`).
+    last_params: RefCell<Vec<u8>>,
+    dim: u32,
 }
 
 impl Launch {
@@ -385,39 +390,183 @@ impl Launch {
             pipeline_kernel: kernel.pipeline.clone(),
             group,
             params: uniform,
+            last_params: RefCell::new(bytemuck::bytes_of(params).to_vec()),
+            dim: kernel.dim,
         }
     }
 
     /// New parameters; they take effect at the next `queue.submit` (one submit per step).
     pub fn set<P: Pod>(&self, gpu: &Gpu, params: &P) {
-        gpu.queue
-            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+        let bytes = bytemuck::bytes_of(params);
+        gpu.queue.write_buffer(&self.params, 0, bytes);
+        let mut last = self.last_params.borrow_mut();
+        last.clear();
+        last.extend_from_slice(bytes);
     }
 
-    pub fn run(&self, pass: &mut wgpu::ComputePass, threads: u32) {
+    /// Work of one dispatch with the current parameters.
+    pub fn cost(&self) -> Cost {
+        cost::of(self.name, &self.last_params.borrow(), self.dim)
+    }
+
+    pub fn run(&self, pass: &mut Pass, threads: u32) {
         if threads == 0 {
             return;
         }
         let (x, y) = crate::gpu::grid(threads.div_ceil(crate::gpu::WORKGROUP));
-        pass.set_pipeline(&self.pipeline_kernel);
-        pass.set_bind_group(0, &self.group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        pass.dispatch(self, (x, y, 1));
     }
 
     /// Dispatches an explicit (x, y, z) grid of workgroups.
-    pub fn run_groups(&self, pass: &mut wgpu::ComputePass, (x, y, z): (u32, u32, u32)) {
+    pub fn run_groups(&self, pass: &mut Pass, (x, y, z): (u32, u32, u32)) {
         if x * y * z == 0 {
             return;
         }
+        pass.dispatch(self, (x, y, z));
+    }
+
+    pub fn run_one_group(&self, pass: &mut Pass) {
+        pass.dispatch(self, (1, 1, 1));
+    }
+
+    /// Records the dispatch into a wgpu pass.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, (x, y, z): (u32, u32, u32)) {
         pass.set_pipeline(&self.pipeline_kernel);
         pass.set_bind_group(0, &self.group, &[]);
         pass.dispatch_workgroups(x, y, z);
     }
+}
 
-    pub fn run_one_group(&self, pass: &mut wgpu::ComputePass) {
-        pass.set_pipeline(&self.pipeline_kernel);
-        pass.set_bind_group(0, &self.group, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
+/// A compute pass being recorded into `encoder`. Without a profiler every dispatch goes into one wgpu
+/// compute pass; with one, each dispatch is timed on its own (see `Profiler::dispatch`).
+pub struct Pass<'e> {
+    encoder: &'e mut wgpu::CommandEncoder,
+    pass: Option<wgpu::ComputePass<'static>>,
+    label: &'static str,
+    profiler: Option<&'e Profiler>,
+}
+
+impl<'e> Pass<'e> {
+    pub fn begin(
+        encoder: &'e mut wgpu::CommandEncoder,
+        label: &'static str,
+        profiler: Option<&'e Profiler>,
+    ) -> Self {
+        Self {
+            encoder,
+            pass: None,
+            label,
+            profiler,
+        }
+    }
+
+    fn dispatch(&mut self, launch: &Launch, groups: (u32, u32, u32)) {
+        match self.profiler {
+            Some(p) => p.dispatch(self.encoder, launch, groups),
+            None => {
+                let (encoder, label) = (&mut *self.encoder, self.label);
+                let pass = self.pass.get_or_insert_with(|| {
+                    encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some(label),
+                            timestamp_writes: None,
+                        })
+                        .forget_lifetime()
+                });
+                launch.encode(pass, groups);
+            }
+        }
+    }
+}
+
+/// Floating-point operations and bytes of one dispatch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub flops: f64,
+    /// Compulsory traffic: every operand read once and every result written once.
+    pub bytes: f64,
+}
+
+/// What each kernel does per dispatch, from its parameters (the formulas follow the shaders' loops; D is the
+/// embedding width baked into the retrieval and scoring kernels, 0 elsewhere).
+pub mod cost {
+    use super::*;
+
+    fn params<P: Pod>(bytes: &[u8]) -> P {
+        bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])
+    }
+
+    fn c(flops: f64, floats: f64) -> Cost {
+        Cost {
+            flops,
+            bytes: 4.0 * floats,
+        }
+    }
+
+    pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
+        let d = dim as f64;
+        match kernel {
+            "embedding_gather" => {
+                let p: GatherParams = params(bytes);
+                let (n, w) = (p.n as f64, 4.0 * p.dim4 as f64);
+                c(0.0, n * (2.0 * w + 1.0))
+            }
+            "dense_forward" | "dense_backward_data" => {
+                // y = relu(x W + b) over (rows, K) x (K, N); dx = (dy W^T) * mask has the same shape.
+                let p: DenseParams = params(bytes);
+                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
+                c(2.0 * r * k * n, r * k + k * n + n + r * n)
+            }
+            "dense_backward_weights" => {
+                // dW += x^T dy and db += sum dy over one split of rows.
+                let p: DenseWeightsParams = params(bytes);
+                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
+                c(2.0 * r * k * n + r * n, r * k + r * n + k * n + n)
+            }
+            "rating_loss" => {
+                let p: RatingLossParams = params(bytes);
+                let (r, h) = (p.rows as f64, 4.0 * p.h4 as f64);
+                c(2.0 * r * h + 4.0 * r, r * h + h + 3.0 * r)
+            }
+            "rating_head_backward" => {
+                // dh2 = dy w3 * mask and the w3 / b3 gradient sums.
+                let p: RatingHeadParams = params(bytes);
+                let (r, h) = (p.rows as f64, 4.0 * p.h4 as f64);
+                c(4.0 * r * h, 2.0 * r * h + r + h)
+            }
+            "adagrad_dense" => {
+                let p: AdagradDenseParams = params(bytes);
+                let (n, s) = (4.0 * p.len4 as f64, p.splits as f64);
+                c(n * (s + 6.0), n * (s + 4.0))
+            }
+            "sum_reduce" => {
+                let p: SumParams = params(bytes);
+                c(p.n as f64, p.n as f64 + 1.0)
+            }
+            "retrieval_softmax_users" | "retrieval_softmax_movies" => {
+                // Every (user, movie) pair of the window: a D-long dot product and a D-long weighted sum.
+                let p: RetrievalParams = params(bytes);
+                let (u, m) = (p.users as f64, p.movies as f64);
+                c(4.0 * u * m * d + 4.0 * u * m, (u + m) * (2.0 * d + 2.0))
+            }
+            "embedding_adagrad" => {
+                // Lower bound: the per-row input gradients it also sums depend on the batch, not the params.
+                let p: EmbeddingAdagradParams = params(bytes);
+                let n = p.n as f64 * 4.0 * p.dim4 as f64;
+                c(6.0 * n, 5.0 * n)
+            }
+            "candidate_scores" => {
+                let p: ScoresParams = params(bytes);
+                let (q, w) = (p.queries as f64, p.window as f64);
+                c(2.0 * q * w * d, q * d + w * d + q * w)
+            }
+            "factorized_top_k" => {
+                let p: TopKParams = params(bytes);
+                let (n, cand) = (p.pairs as f64, p.candidates as f64);
+                c(n * cand, n * (cand + 3.0))
+            }
+            _ => Cost::default(),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! The pipeline reads top to bottom: `data` (MovieLens files, vocabularies, split) -> `batches` (fixed
 //! batches and their distinct users / movies) -> `plan` (GPU buffers and forward launches) -> `kernels`
 //! (one launcher per shader in `shaders/`) -> `trainer` (backward, Adagrad, epochs) -> `evaluate`
-//! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `cpu` holds the CPU twin of every kernel.
+//! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `profile` times every dispatch and writes Chrome traces. `cpu` holds the CPU twin of every kernel.
 
 pub mod batches;
 pub mod cpu;
@@ -13,5 +13,6 @@ pub mod gpu;
 pub mod kernels;
 pub mod model;
 pub mod plan;
+pub mod profile;
 pub mod report;
 pub mod trainer;

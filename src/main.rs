@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Job};
 use std::process::ExitCode;
-use wgrec::{data, gpu, kernels::Kernels, report};
+use wgrec::{data, gpu, kernels::Kernels, profile, report};
 
 fn main() -> ExitCode {
     match run() {
@@ -48,11 +48,22 @@ fn run() -> Result<ExitCode> {
             embedding_dim,
             eval_batch_size,
             metrics_out,
+            profile,
+            trace,
         } => {
+            if trace.is_some() {
+                profile::trace::start();
+            }
             let t = std::time::Instant::now();
-            let dataset = data::load(&data)?;
+            let dataset = {
+                let _span = profile::trace::span("load data");
+                data::load(&data)?
+            };
             let load_seconds = t.elapsed().as_secs_f64();
-            let gpu = gpu::Gpu::new(&config.adapter)?;
+            let gpu = {
+                let _span = profile::trace::span("open the adapter");
+                gpu::Gpu::new(&config.adapter)?
+            };
             if !config.quiet {
                 eprintln!(
                     "data: {} (loaded in {load_seconds:.2} s)",
@@ -61,7 +72,24 @@ fn run() -> Result<ExitCode> {
                 let a = &gpu.adapter;
                 eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
             }
-            let kernels = Kernels::new(&gpu, embedding_dim)?;
+            let kernels = {
+                let _span = profile::trace::span("compile the kernels");
+                Kernels::new(&gpu, embedding_dim)?
+            };
+            // A trace needs the GPU timings too; the table is printed only with --profile.
+            let profiler = if profile || trace.is_some() {
+                let p = profile::Profiler::new(&gpu)?;
+                if p.timing() == profile::Timing::CpuWallClock {
+                    eprintln!(
+                        "note: adapter {} has no timestamp queries; each dispatch is timed on the CPU \
+                         on its own, submission included",
+                        gpu.adapter.name
+                    );
+                }
+                Some(p)
+            } else {
+                None
+            };
             let mut results = Vec::new();
             for opts in &runs {
                 if !config.quiet {
@@ -78,12 +106,25 @@ fn run() -> Result<ExitCode> {
                     opts,
                     eval_batch_size,
                     !config.quiet,
+                    profiler.as_ref(),
                 )?;
+                if let (true, Some(p)) = (profile, &profiler) {
+                    eprint!("{}", p.table());
+                }
+                if let Some(p) = &profiler {
+                    p.reset();
+                }
                 results.push(r);
             }
             print!("{}", report::table(&results, &gpu.adapter));
             if let Some(path) = metrics_out {
                 report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
+            }
+            if let Some(path) = trace {
+                profile::trace::write(&path)?;
+                if !config.quiet {
+                    eprintln!("trace written to {}", path.display());
+                }
             }
         }
     }

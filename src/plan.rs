@@ -413,7 +413,7 @@ impl MlpForward {
         );
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass, rows: usize) {
+    pub fn encode(&self, pass: &mut Pass, rows: usize) {
         let (c, r) = (&self.cfg, rows as u32);
         let d4 = (c.embedding_dim / 4) as u32;
         self.gather_user.run(pass, r * d4);
@@ -595,7 +595,7 @@ impl RetrievalForward {
         );
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass, b: &BatchShape) {
+    pub fn encode(&self, pass: &mut Pass, b: &BatchShape) {
         self.gather_users.run(pass, b.users as u32 * self.dim4);
         self.gather_movies.run(pass, b.movies as u32 * self.dim4);
         for (l, ..) in window_span(&self.users, self.window_rows, b.movies) {

@@ -6,6 +6,7 @@ use crate::gpu::{AdapterSummary, Gpu};
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, Params};
 use crate::plan::GpuModel;
+use crate::profile::{trace, Profiler};
 use crate::trainer::{EpochLog, TrainOptions, Trainer};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,6 +19,8 @@ pub struct RunResult {
     pub test: TestMetrics,
     pub train_seconds: f64,
     pub eval_seconds: f64,
+    /// Per-kernel totals when the run was profiled (`Profiler::to_json`).
+    pub profile: Option<serde_json::Value>,
 }
 
 impl RunResult {
@@ -34,11 +37,14 @@ impl RunResult {
             "test": self.test.to_json(),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
+            "profile": self.profile,
         })
     }
 }
 
-/// Trains one configuration from a fresh initialisation and evaluates it on the test split.
+/// Trains one configuration from a fresh initialisation and evaluates it on the test split; with a
+/// profiler, every dispatch is timed (phases "train" and "evaluate").
+#[allow(clippy::too_many_arguments)]
 pub fn train_and_evaluate(
     gpu: &Gpu,
     kernels: &Kernels,
@@ -47,14 +53,23 @@ pub fn train_and_evaluate(
     opts: &TrainOptions,
     eval_batch_size: usize,
     progress: bool,
+    profiler: Option<&Profiler>,
 ) -> Result<RunResult> {
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
     cfg.validate()?;
+    let upload = trace::span("initialise and upload the model and batches");
     let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?;
     let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
+    gpu.wait()?;
+    drop(upload);
+    if let Some(p) = profiler {
+        p.set_phase("train");
+        trainer.profile(p);
+    }
     let t0 = Instant::now();
     let mut history = Vec::new();
     for epoch in 1..=opts.epochs {
+        let _span = trace::span(format!("epoch {epoch}"));
         let log = if progress {
             let bar = ProgressBar::new(trainer.batches() as u64);
             bar.set_style(
@@ -78,7 +93,8 @@ pub fn train_and_evaluate(
         history.push(log);
     }
     let train_seconds = t0.elapsed().as_secs_f64();
-    let evaluator = Evaluator::new(
+    let span = trace::span("evaluate");
+    let mut evaluator = Evaluator::new(
         gpu,
         kernels,
         &trainer.model,
@@ -86,15 +102,21 @@ pub fn train_and_evaluate(
         &data.candidates,
         eval_batch_size,
     )?;
+    if let Some(p) = profiler {
+        p.set_phase("evaluate");
+        evaluator.profile(p);
+    }
     let t1 = Instant::now();
     let test = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
+    drop(span);
     Ok(RunResult {
         opts: opts.clone(),
         history,
         test,
         train_seconds,
         eval_seconds,
+        profile: profiler.map(Profiler::to_json),
     })
 }
 

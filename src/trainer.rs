@@ -6,6 +6,7 @@ use crate::data::{Ratings, SplitMix64};
 use crate::gpu::{whole, window, Gpu};
 use crate::kernels::*;
 use crate::plan::*;
+use crate::profile::Profiler;
 use anyhow::{bail, Result};
 use std::time::Instant;
 
@@ -105,6 +106,7 @@ pub struct Trainer<'g> {
     backward: Backward,
     losses: wgpu::Buffer,
     epochs_done: usize,
+    profiler: Option<&'g Profiler>,
     /// Rows per split of the weight gradients (adagrad_dense adds the splits up).
     split_rows: usize,
     retrieval_window_rows: usize,
@@ -273,9 +275,15 @@ impl<'g> Trainer<'g> {
             backward,
             losses,
             epochs_done: 0,
+            profiler: None,
             split_rows,
             retrieval_window_rows: window_rows_ret,
         })
+    }
+
+    /// Times every dispatch of the following steps with `profiler`.
+    pub fn profile(&mut self, profiler: &'g Profiler) {
+        self.profiler = Some(profiler);
     }
 
     pub fn batches(&self) -> usize {
@@ -369,7 +377,7 @@ impl<'g> Trainer<'g> {
     }
 
     /// Encodes and submits one training step on batch `b`.
-    fn step(&self, b: usize) {
+    fn step(&self, b: usize) -> Result<()> {
         self.set(b);
         let (o, s) = (&self.opts, self.store.batches[b]);
         let cfg = &self.model.cfg;
@@ -389,10 +397,7 @@ impl<'g> Trainer<'g> {
             });
         self.store.copy_to(&mut enc, b, &self.ids);
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("train step"),
-                timestamp_writes: None,
-            });
+            let mut pass = Pass::begin(&mut enc, "train step", self.profiler);
             let bw = &self.backward;
             if o.rating_on() {
                 self.mlp.encode(&mut pass, s.rows);
@@ -422,7 +427,7 @@ impl<'g> Trainer<'g> {
             bw.user_update.run(&mut pass, s.users as u32 * d4);
             bw.movie_update.run(&mut pass, s.movies as u32 * d4);
         }
-        self.gpu.queue.submit([enc.finish()]);
+        crate::profile::submit(self.gpu, enc, self.profiler)
     }
 
     /// Total loss of batch b from the sums the step left in `losses` (waits for the GPU).
@@ -458,7 +463,7 @@ impl<'g> Trainer<'g> {
         let n = self.batches();
         let (mut weighted, mut rows) = (0.0, 0.0);
         for b in 0..n {
-            self.step(b);
+            self.step(b)?;
             if let Some(p) = progress.as_deref_mut() {
                 let loss = self.batch_loss(b)?;
                 let r = self.store.batches[b].rows as f64;

@@ -61,7 +61,7 @@ fn tutorial_metrics_fall_in_their_bands() {
             seed,
             ..TrainOptions::tutorial(rating_weight, retrieval_weight)
         };
-        let r = train_and_evaluate(gpu, &kernels, &data, 32, &opts, 4096, false)
+        let r = train_and_evaluate(gpu, &kernels, &data, 32, &opts, 4096, false, None)
             .expect("training and evaluation");
         let (top100, rmse) = (r.test.top(100), r.test.rmse);
         eprintln!(

@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use wgrec::batches::{Batch, Distinct};
 use wgrec::data::SplitMix64;
 use wgrec::gpu::Gpu;
-use wgrec::kernels::{Kernels, Launch};
+use wgrec::kernels::{Kernels, Launch, Pass};
 
 /// The default adapter, shared by every test of the binary; None (after printing why) when there is no
 /// adapter outside CI. In CI (`CI=true`) a missing adapter is a failure, not a skip.
@@ -43,17 +43,14 @@ pub fn kernels(gpu: &'static Gpu, dim: usize) -> &'static Kernels {
 }
 
 /// Encodes what `encode` records in one compute pass, submits it and waits for the GPU.
-pub fn submit(gpu: &Gpu, encode: impl FnOnce(&mut wgpu::ComputePass)) {
+pub fn submit(gpu: &Gpu, encode: impl FnOnce(&mut Pass)) {
     let mut enc = gpu
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("test"),
         });
     {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("test"),
-            timestamp_writes: None,
-        });
+        let mut pass = Pass::begin(&mut enc, "test", None);
         encode(&mut pass);
     }
     gpu.queue.submit([enc.finish()]);
