@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use wgrec::bench::Shape;
 use wgrec::data::DataOptions;
 use wgrec::gpu::{parse_backend, AdapterChoice};
 use wgrec::trainer::TrainOptions;
@@ -78,6 +79,18 @@ pub enum Command {
     },
     /// List every adapter wgpu sees and mark the one that would be used.
     Adapters,
+    /// Time every kernel of a training epoch and an evaluation on synthetic data, at the tutorial's shapes
+    /// and at a larger one, against a native CPU sgemm of the same products.
+    Bench {
+        /// tutorial, large, or all.
+        #[arg(long, default_value = "all", value_parser = ["tutorial", "large", "all"])]
+        shape: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write the results as JSON.
+        #[arg(long, value_name = "FILE.json")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -106,6 +119,11 @@ pub struct ProfileArgs {
 /// What `main` acts on.
 pub enum Job {
     Adapters,
+    Bench {
+        shapes: Vec<Shape>,
+        seed: u64,
+        out: Option<PathBuf>,
+    },
     Runs {
         data: DataOptions,
         runs: Vec<TrainOptions>,
@@ -136,6 +154,15 @@ impl Cli {
         };
         let job = match self.command {
             Command::Adapters => Job::Adapters,
+            Command::Bench { shape, seed, out } => Job::Bench {
+                shapes: match shape.as_str() {
+                    "tutorial" => vec![Shape::tutorial()],
+                    "large" => vec![Shape::large()],
+                    _ => vec![Shape::tutorial(), Shape::large()],
+                },
+                seed,
+                out,
+            },
             Command::Tutorial {
                 data: d,
                 epochs,

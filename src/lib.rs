@@ -6,6 +6,7 @@
 //! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `profile` times every dispatch and writes Chrome traces. `cpu` holds the CPU twin of every kernel.
 
 pub mod batches;
+pub mod bench;
 pub mod cpu;
 pub mod data;
 pub mod evaluate;

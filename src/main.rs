@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Job};
 use std::process::ExitCode;
-use wgrec::{data, gpu, kernels::Kernels, profile, report};
+use wgrec::{bench, data, gpu, kernels::Kernels, profile, report};
 
 fn main() -> ExitCode {
     match run() {
@@ -41,6 +41,26 @@ fn run() -> Result<ExitCode> {
                 );
             }
             println!("* = the adapter wgrec would use with these options");
+        }
+        Job::Bench { shapes, seed, out } => {
+            let gpu = gpu::Gpu::new(&config.adapter)?;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let a = &gpu.adapter;
+            println!(
+                "adapter: {} ({}, {}, {}); native sgemm: matrixmultiply on {threads} threads",
+                a.name, a.backend, a.device_type, a.driver_info
+            );
+            let mut results = Vec::new();
+            for shape in &shapes {
+                let b = bench::run(&gpu, shape, threads, seed)?;
+                print!("{}", bench::table(&b));
+                results.push(b);
+            }
+            if let Some(path) = out {
+                let doc =
+                    serde_json::json!({"adapter": a, "sgemm_threads": threads, "shapes": results});
+                report::write_json(&path, &doc)?;
+            }
         }
         Job::Runs {
             data,

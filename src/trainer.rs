@@ -286,6 +286,11 @@ impl<'g> Trainer<'g> {
         self.profiler = Some(profiler);
     }
 
+    /// Rows, distinct users and distinct movies of every batch.
+    pub fn batch_shapes(&self) -> Vec<BatchShape> {
+        self.store.batches.clone()
+    }
+
     pub fn batches(&self) -> usize {
         self.store.batches.len()
     }
