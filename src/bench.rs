@@ -316,3 +316,130 @@ pub fn table(b: &ShapeBench) -> String {
     }
     s
 }
+
+/// One point of the scaling benchmark: a steady-state epoch of the joint model on synthetic data.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalePoint {
+    pub ratings: usize,
+    pub users: usize,
+    pub movies: usize,
+    pub batch_size: usize,
+    pub epoch_seconds: f64,
+    pub ratings_per_second: f64,
+}
+
+/// Epoch time of the tutorial's joint model against dataset size (batch 8192; users and movies grow with
+/// the ratings as in MovieLens 100K) and against batch size (100,000 ratings). Each point trains a warm-up
+/// epoch and reports the second.
+pub fn scaling(gpu: &Gpu, seed: u64) -> Result<Vec<ScalePoint>> {
+    let kernels = Kernels::new(gpu, 32)?;
+    let mut grid: Vec<(usize, usize)> = [25_000, 50_000, 100_000, 200_000, 400_000]
+        .into_iter()
+        .map(|n| (n, 8192))
+        .collect();
+    grid.extend(
+        [2048, 4096, 16_384, 32_768]
+            .into_iter()
+            .map(|b| (100_000, b)),
+    );
+    let mut out = Vec::new();
+    for (ratings, batch_size) in grid {
+        let (users, movies) = (ratings / 106 + 1, ratings / 60 + 1);
+        let train = synthetic_ratings(users, movies, ratings, seed);
+        let cfg = ModelConfig::tutorial(users + 1, movies + 1, 32);
+        let opts = TrainOptions {
+            batch_size,
+            seed,
+            ..TrainOptions::tutorial(1.0, 1.0)
+        };
+        let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, seed))?;
+        let mut trainer = Trainer::new(gpu, &kernels, model, &train, &opts)?;
+        trainer.epoch(None)?;
+        let epoch_seconds = trainer.epoch(None)?.seconds;
+        eprintln!("  {ratings:>7} ratings, batch {batch_size:>5}: {epoch_seconds:.2} s per epoch");
+        out.push(ScalePoint {
+            ratings,
+            users,
+            movies,
+            batch_size,
+            epoch_seconds,
+            ratings_per_second: ratings as f64 / epoch_seconds,
+        });
+    }
+    Ok(out)
+}
+
+pub fn scaling_table(points: &[ScalePoint]) -> String {
+    let mut s = format!(
+        "{:>9}{:>8}{:>8}{:>8}{:>10}{:>14}\n",
+        "ratings", "users", "movies", "batch", "epoch s", "ratings/s"
+    );
+    for p in points {
+        s.push_str(&format!(
+            "{:>9}{:>8}{:>8}{:>8}{:>10.2}{:>14.0}\n",
+            p.ratings, p.users, p.movies, p.batch_size, p.epoch_seconds, p.ratings_per_second
+        ));
+    }
+    s
+}
+
+/// Two panels: epoch seconds against ratings (batch 8192) and against batch size (100,000 ratings).
+pub fn scaling_svg(path: &std::path::Path, points: &[ScalePoint], adapter: &str) -> Result<()> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing {}: {e:?}", path.display());
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(
+            &format!("wgrec: one joint epoch on {adapter}"),
+            ("sans-serif", 18),
+        )
+        .map_err(|e| err(&e))?;
+    let panels = root.split_evenly((1, 2));
+    let series = [
+        (
+            "ratings per epoch (batch 8192)",
+            points
+                .iter()
+                .filter(|p| p.batch_size == 8192)
+                .map(|p| (p.ratings as f64, p.epoch_seconds))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "batch size (100,000 ratings)",
+            points
+                .iter()
+                .filter(|p| p.ratings == 100_000)
+                .map(|p| (p.batch_size as f64, p.epoch_seconds))
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (area, (x_desc, mut pts)) in panels.iter().zip(series) {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+            continue;
+        };
+        let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(area)
+            .margin(14)
+            .x_label_area_size(42)
+            .y_label_area_size(56)
+            .build_cartesian_2d((first.0 * 0.8..last.0 * 1.25).log_scale(), 0.0..y_max)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc("seconds per epoch")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -90,6 +90,9 @@ pub enum Command {
         /// Write the results as JSON.
         #[arg(long, value_name = "FILE.json")]
         out: Option<PathBuf>,
+        /// Instead: one epoch against dataset size and batch size; a table, and an SVG chart to FILE.svg.
+        #[arg(long, value_name = "FILE.svg")]
+        scaling: Option<PathBuf>,
     },
 }
 
@@ -123,6 +126,7 @@ pub enum Job {
         shapes: Vec<Shape>,
         seed: u64,
         out: Option<PathBuf>,
+        scaling: Option<PathBuf>,
     },
     Runs {
         data: DataOptions,
@@ -154,7 +158,12 @@ impl Cli {
         };
         let job = match self.command {
             Command::Adapters => Job::Adapters,
-            Command::Bench { shape, seed, out } => Job::Bench {
+            Command::Bench {
+                shape,
+                seed,
+                out,
+                scaling,
+            } => Job::Bench {
                 shapes: match shape.as_str() {
                     "tutorial" => vec![Shape::tutorial()],
                     "large" => vec![Shape::large()],
@@ -162,6 +171,7 @@ impl Cli {
                 },
                 seed,
                 out,
+                scaling,
             },
             Command::Tutorial {
                 data: d,

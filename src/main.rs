@@ -42,10 +42,26 @@ fn run() -> Result<ExitCode> {
             }
             println!("* = the adapter wgrec would use with these options");
         }
-        Job::Bench { shapes, seed, out } => {
+        Job::Bench {
+            shapes,
+            seed,
+            out,
+            scaling,
+        } => {
             let gpu = gpu::Gpu::new(&config.adapter)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let a = &gpu.adapter;
+            if let Some(svg) = scaling {
+                println!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+                let points = bench::scaling(&gpu, seed)?;
+                print!("{}", bench::scaling_table(&points));
+                bench::scaling_svg(&svg, &points, &a.name)?;
+                if let Some(path) = out {
+                    let doc = serde_json::json!({"adapter": a, "scaling": points});
+                    report::write_json(&path, &doc)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "adapter: {} ({}, {}, {}); native sgemm: matrixmultiply on {threads} threads",
                 a.name, a.backend, a.device_type, a.driver_info
