@@ -443,3 +443,44 @@ pub fn scaling_svg(path: &std::path::Path, points: &[ScalePoint], adapter: &str)
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threaded_sgemm_matches_naive_product() {
+        let (m, k, n) = (37, 19, 23);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 3) % 13) as f32 - 6.0).collect();
+        for threads in [1, 2, 3, 8] {
+            let mut c = vec![f32::NAN; m * n];
+            sgemm(&a, &b, &mut c, [m, k, n], threads);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+                    assert_eq!(c[i * n + j], want, "({i}, {j}) with {threads} threads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn synthetic_ratings_are_deterministic_and_in_range() {
+        let r = synthetic_ratings(50, 80, 5000, 3);
+        assert_eq!(r, synthetic_ratings(50, 80, 5000, 3));
+        assert_ne!(r, synthetic_ratings(50, 80, 5000, 4));
+        assert!(r.user.iter().all(|&u| (1..=50).contains(&u)));
+        assert!(r.movie.iter().all(|&m| (1..=80).contains(&m)));
+        assert!(r
+            .rating
+            .iter()
+            .all(|&x| (1.0..=5.0).contains(&x) && x.fract() == 0.0));
+        // Zipf-like: the most popular tenth of the movies gets far more than a tenth of the ratings.
+        let top = r.movie.iter().filter(|&&m| m <= 8).count();
+        assert!(
+            top > 5000 / 5,
+            "top-decile movies got {top} of 5000 ratings"
+        );
+    }
+}
