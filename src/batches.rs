@@ -92,12 +92,15 @@ pub fn permutation(n: usize, rng: &mut SplitMix64) -> Vec<u32> {
 /// what TFRS's `shuffle().batch().cache()` gives.
 pub fn make_batches(ratings: &Ratings, perm: &[u32], batch_size: usize) -> Vec<Batch> {
     perm.chunks(batch_size)
-        .map(|chunk| {
-            let pick = |v: &[u32]| chunk.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
-            let rating = chunk.iter().map(|&i| ratings.rating[i as usize]).collect();
-            Batch::new(pick(&ratings.user), pick(&ratings.movie), rating)
-        })
+        .map(|chunk| batch_of(ratings, chunk))
         .collect()
+}
+
+/// The batch of the ratings at indices `chunk`, in that order.
+pub fn batch_of(ratings: &Ratings, chunk: &[u32]) -> Batch {
+    let pick = |v: &[u32]| chunk.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
+    let rating = chunk.iter().map(|&i| ratings.rating[i as usize]).collect();
+    Batch::new(pick(&ratings.user), pick(&ratings.movie), rating)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Evaluation on the test split, as TFRS's `model.evaluate` reports it: FactorizedTopK categorical accuracy
 //! against one candidate per u.item row, RMSE of the rating head, and the weighted total loss.
 
-use crate::batches::{make_batches, Distinct};
+use crate::batches::Distinct;
 use crate::data::Ratings;
 use crate::gpu::{slice, whole, Gpu};
 use crate::kernels::*;
@@ -92,13 +92,12 @@ impl<'g> Evaluator<'g> {
         let dim4 = (cfg.embedding_dim / 4) as u32;
         // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
         let order: Vec<u32> = (0..test.len() as u32).collect();
-        let batches = make_batches(test, &order, eval_batch_size);
+        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size)?;
         let cap = eval_batch_size.min(test.len());
-        let store = BatchStore::new(gpu, "test batches", &batches)?;
         let ids = BatchBuffers::new(gpu, "eval batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
-        let losses = gpu.buffer("eval losses", 2 * batches.len());
+        let losses = gpu.buffer("eval losses", 2 * store.batches.len());
         let mlp = MlpForward::new(gpu, k, model, &ids, &act, &losses);
         let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses);
 
@@ -268,7 +267,7 @@ impl<'g> Evaluator<'g> {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("evaluate batch"),
                 });
-            self.store.copy_to(&mut enc, b, &self.ids);
+            self.store.copy_to(gpu, &mut enc, b, &self.ids);
             {
                 let mut pass = Pass::begin(&mut enc, "evaluate batch", self.profiler);
                 self.mlp.encode(&mut pass, s.rows);

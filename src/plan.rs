@@ -2,11 +2,12 @@
 //! buffers, batch id buffers (all batches resident, copied into the work buffers each step), activations,
 //! and the forward launches of both tasks.
 
-use crate::batches::{Batch, Distinct};
+use crate::batches::{batch_of, Batch, Distinct};
+use crate::data::Ratings;
 use crate::gpu::{slice, whole, window, Gpu, WINDOW};
 use crate::kernels::*;
 use crate::model::{MlpLayout, ModelConfig, Params};
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 /// Keras Adagrad's defaults.
 pub const INITIAL_ACCUMULATOR: f32 = 0.1;
@@ -148,14 +149,30 @@ impl BatchBuffers {
     }
 }
 
-/// Every batch of an epoch resident on the GPU, packed field after field; a step copies its slices into
-/// the work buffers (a few hundred KiB of device-local copies instead of host uploads).
+/// The batches of an epoch. Up to `RESIDENT_BYTES` they live on the GPU, packed field after field, and a step
+/// copies its slices into the work buffers (a few hundred KiB of device-local copies instead of host
+/// uploads). Larger sets (tens of millions of ratings) are streamed: the host keeps the ratings in batch
+/// order and each step builds its batch and writes it into the work buffers.
 pub struct BatchStore {
-    buffer: wgpu::Buffer,
-    /// Per batch and field: (offset, len) in u32s.
-    spans: Vec<[(usize, usize); FIELDS]>,
+    storage: Storage,
     pub batches: Vec<BatchShape>,
 }
+
+enum Storage {
+    Resident {
+        buffer: wgpu::Buffer,
+        /// Per batch and field: (offset, len) in u32s.
+        spans: Vec<[(usize, usize); FIELDS]>,
+    },
+    Streamed {
+        /// The ratings in batch order: batch b is rows [b B, (b + 1) B).
+        ordered: Ratings,
+        batch_size: usize,
+    },
+}
+
+/// Largest packed batch set kept on the GPU.
+pub const RESIDENT_BYTES: u64 = 256 << 20;
 
 /// What the host needs to know of a batch to size its dispatches.
 #[derive(Clone, Copy, Debug)]
@@ -165,62 +182,145 @@ pub struct BatchShape {
     pub movies: usize,
 }
 
+/// u32s of a packed batch of `rows` rows: 13 fields of `rows`, the two offsets fields one longer.
+fn packed_len(rows: usize) -> usize {
+    FIELDS * rows + 2
+}
+
 impl BatchStore {
-    pub fn new(gpu: &Gpu, label: &str, batches: &[Batch]) -> Result<Self> {
-        let (data, spans) = Self::pack(batches);
-        let bytes = data.len() as u64 * 4;
-        if bytes > gpu.limits.max_buffer_size {
-            bail!(
-                "the batches need {:.0} MiB on the GPU, more than the adapter's max_buffer_size ({:.0} MiB)",
-                bytes as f64 / 1048576.0,
-                gpu.limits.max_buffer_size as f64 / 1048576.0
-            );
+    /// `ratings` taken in the order `perm`, cut into batches of `batch_size` rows (the last may be smaller).
+    pub fn new(
+        gpu: &Gpu,
+        label: &str,
+        ratings: &Ratings,
+        perm: &[u32],
+        batch_size: usize,
+    ) -> Result<Self> {
+        Self::with_budget(gpu, label, ratings, perm, batch_size, RESIDENT_BYTES)
+    }
+
+    /// As `new`, resident only up to `budget` bytes.
+    pub fn with_budget(
+        gpu: &Gpu,
+        label: &str,
+        ratings: &Ratings,
+        perm: &[u32],
+        batch_size: usize,
+        budget: u64,
+    ) -> Result<Self> {
+        if batch_size == 0 {
+            anyhow::bail!("the batch size must be at least 1");
         }
+        let bytes: u64 = perm
+            .chunks(batch_size)
+            .map(|c| packed_len(c.len()) as u64 * 4)
+            .sum();
+        if bytes <= budget.min(gpu.limits.max_buffer_size) {
+            let mut data = Vec::with_capacity((bytes / 4) as usize);
+            let mut spans = Vec::new();
+            let mut batches = Vec::new();
+            for chunk in perm.chunks(batch_size) {
+                let b = batch_of(ratings, chunk);
+                spans.push(pack(&mut data, &b));
+                batches.push(shape(&b));
+            }
+            return Ok(Self {
+                storage: Storage::Resident {
+                    buffer: gpu.upload(label, &data),
+                    spans,
+                },
+                batches,
+            });
+        }
+        let ordered = Ratings {
+            user: perm.iter().map(|&i| ratings.user[i as usize]).collect(),
+            movie: perm.iter().map(|&i| ratings.movie[i as usize]).collect(),
+            rating: perm.iter().map(|&i| ratings.rating[i as usize]).collect(),
+        };
+        let batches = (0..ordered.len())
+            .step_by(batch_size)
+            .map(|r0| shape(&Self::streamed_batch(&ordered, batch_size, r0 / batch_size)))
+            .collect();
         Ok(Self {
-            buffer: gpu.upload(label, &data),
-            spans,
-            batches: batches.iter().map(shape).collect(),
+            storage: Storage::Streamed {
+                ordered,
+                batch_size,
+            },
+            batches,
         })
     }
 
-    fn pack(batches: &[Batch]) -> (Vec<u32>, Vec<[(usize, usize); FIELDS]>) {
-        let mut data = Vec::new();
-        let mut spans = Vec::new();
-        for b in batches {
-            let mut span = [(0, 0); FIELDS];
-            for (i, (s, f)) in span.iter_mut().zip(batch_fields(b)).enumerate() {
-                *s = (data.len(), f.len());
-                data.extend_from_slice(&f);
-                // Every field is padded to its capacity, so batches with other distinct counts but the
-                // same rows (a reshuffle) pack to the same size.
-                let capacity = b.rows() + usize::from(i == 5 || i == 10); // the two offsets fields: rows + 1
-                data.resize(data.len() + capacity - f.len(), 0);
-            }
-            spans.push(span);
-        }
-        (data, spans)
+    /// Whether the batches live on the GPU (false: streamed from the host every step).
+    pub fn resident(&self) -> bool {
+        matches!(self.storage, Storage::Resident { .. })
     }
 
-    /// Replaces the batches with new ones of the same row counts (`--reshuffle`).
-    pub fn rewrite(&mut self, gpu: &Gpu, batches: &[Batch]) {
-        let (data, spans) = Self::pack(batches);
-        debug_assert!(
-            data.len() as u64 * 4 <= self.buffer.size(),
-            "same rows per batch, same packed size"
-        );
-        gpu.queue
-            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(&data));
-        self.spans = spans;
-        self.batches = batches.iter().map(shape).collect();
+    fn streamed_batch(ordered: &Ratings, batch_size: usize, b: usize) -> Batch {
+        let r = b * batch_size..((b + 1) * batch_size).min(ordered.len());
+        Batch::new(
+            ordered.user[r.clone()].to_vec(),
+            ordered.movie[r.clone()].to_vec(),
+            ordered.rating[r].to_vec(),
+        )
     }
 
-    pub fn copy_to(&self, enc: &mut wgpu::CommandEncoder, batch: usize, work: &BatchBuffers) {
-        for (&(off, len), dst) in self.spans[batch].iter().zip(work.fields()) {
-            if len > 0 {
-                enc.copy_buffer_to_buffer(&self.buffer, off as u64 * 4, dst, 0, len as u64 * 4);
+    /// Replaces the batches with `ratings` in a new order `perm`, same batch size and storage (`--reshuffle`).
+    pub fn rewrite(
+        &mut self,
+        gpu: &Gpu,
+        label: &str,
+        ratings: &Ratings,
+        perm: &[u32],
+    ) -> Result<()> {
+        let batch_size = self.batches.first().map_or(1, |b| b.rows);
+        let budget = if self.resident() { u64::MAX } else { 0 };
+        *self = Self::with_budget(gpu, label, ratings, perm, batch_size, budget)?;
+        Ok(())
+    }
+
+    /// Puts batch `batch` into the work buffers: copies recorded into `enc`, or queue writes that land before
+    /// the next submission.
+    pub fn copy_to(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        batch: usize,
+        work: &BatchBuffers,
+    ) {
+        match &self.storage {
+            Storage::Resident { buffer, spans } => {
+                for (&(off, len), dst) in spans[batch].iter().zip(work.fields()) {
+                    if len > 0 {
+                        enc.copy_buffer_to_buffer(buffer, off as u64 * 4, dst, 0, len as u64 * 4);
+                    }
+                }
+            }
+            Storage::Streamed {
+                ordered,
+                batch_size,
+            } => {
+                let b = Self::streamed_batch(ordered, *batch_size, batch);
+                for (field, dst) in batch_fields(&b).iter().zip(work.fields()) {
+                    if !field.is_empty() {
+                        gpu.queue.write_buffer(dst, 0, bytemuck::cast_slice(field));
+                    }
+                }
             }
         }
     }
+}
+
+/// Appends batch `b`'s fields to `data`, each padded to its capacity (so that batches with the same rows
+/// pack to the same size); returns their spans.
+fn pack(data: &mut Vec<u32>, b: &Batch) -> [(usize, usize); FIELDS] {
+    let mut span = [(0, 0); FIELDS];
+    for (i, (s, f)) in span.iter_mut().zip(batch_fields(b)).enumerate() {
+        *s = (data.len(), f.len());
+        data.extend_from_slice(&f);
+        let capacity = b.rows() + usize::from(i == 5 || i == 10); // the two offsets fields: rows + 1
+        data.resize(data.len() + capacity - f.len(), 0);
+    }
+    span
 }
 
 fn shape(b: &Batch) -> BatchShape {

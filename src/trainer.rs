@@ -1,7 +1,7 @@
 //! Training: the backward launches of both tasks, Adagrad, and the epoch loop with Keras-style progress.
 //! One step is one command buffer: copy the batch's ids, forward, backward, update, loss sums.
 
-use crate::batches::{make_batches, permutation, Batch};
+use crate::batches::permutation;
 use crate::data::{Ratings, SplitMix64};
 use crate::gpu::{whole, window, Gpu};
 use crate::kernels::*;
@@ -128,8 +128,8 @@ impl<'g> Trainer<'g> {
         let l = model.layout;
         let cap = opts.batch_size.min(train.len());
         let mut rng = batch_rng(opts.seed);
-        let batches = make_batches(train, &permutation(train.len(), &mut rng), opts.batch_size);
-        let store = BatchStore::new(gpu, "train batches", &batches)?;
+        let perm = permutation(train.len(), &mut rng);
+        let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
@@ -141,7 +141,7 @@ impl<'g> Trainer<'g> {
         let grad = gpu.buffer("mlp_grad", splits * l.len); // (S, L)
         let dh1 = gpu.windowed_buffer("dh1", cap * cfg.hidden1);
         let dx = gpu.buffer("dx", cap * 2 * cfg.embedding_dim);
-        let losses = gpu.buffer("losses", 2 * batches.len());
+        let losses = gpu.buffer("losses", 2 * store.batches.len());
         let mlp = MlpForward::new(gpu, kernels, &model, &ids, &act, &losses);
         let retrieval = RetrievalForward::new(gpu, kernels, &model, &ids, &ret, &losses);
         let m = &model.mlp;
@@ -400,7 +400,7 @@ impl<'g> Trainer<'g> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("train step"),
             });
-        self.store.copy_to(&mut enc, b, &self.ids);
+        self.store.copy_to(self.gpu, &mut enc, b, &self.ids);
         {
             let mut pass = Pass::begin(&mut enc, "train step", self.profiler);
             let bw = &self.backward;
@@ -462,8 +462,8 @@ impl<'g> Trainer<'g> {
         let t0 = Instant::now();
         if self.opts.reshuffle && self.epochs_done > 0 {
             let perm = permutation(self.train.len(), &mut self.rng);
-            let batches: Vec<Batch> = make_batches(&self.train, &perm, self.opts.batch_size);
-            self.store.rewrite(self.gpu, &batches);
+            self.store
+                .rewrite(self.gpu, "train batches", &self.train, &perm)?;
         }
         let n = self.batches();
         let (mut weighted, mut rows) = (0.0, 0.0);

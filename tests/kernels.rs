@@ -1438,3 +1438,42 @@ fn evaluator_matches_cpu_metrics() {
         "hits {hits:?} do not vary with k"
     );
 }
+
+#[test]
+fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
+    let Some(gpu) = gpu() else { return };
+    use wgrec::plan::{BatchBuffers, BatchStore};
+    let mut rng = SplitMix64::new(21);
+    let n = 1000;
+    let ratings = Ratings {
+        user: (0..n).map(|_| 1 + rng.below(40) as u32).collect(),
+        movie: (0..n).map(|_| 1 + rng.below(70) as u32).collect(),
+        rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
+    };
+    let perm = wgrec::batches::permutation(n, &mut rng);
+    let resident =
+        BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, u64::MAX).unwrap();
+    let streamed = BatchStore::with_budget(gpu, "streamed", &ratings, &perm, 300, 0).unwrap();
+    assert!(resident.resident() && !streamed.resident());
+    assert_eq!(resident.batches.len(), 4);
+    let read = |store: &BatchStore, b: usize| {
+        let work = BatchBuffers::new(gpu, "work", 300);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        store.copy_to(gpu, &mut enc, b, &work);
+        gpu.queue.submit([enc.finish()]);
+        let rows = store.batches[b].rows;
+        [
+            &work.user,
+            &work.movie,
+            &work.rating,
+            &work.users.rows,
+            &work.movies.offsets,
+        ]
+        .map(|buf| read_u32(gpu, buf, rows))
+    };
+    for b in 0..4 {
+        assert_eq!(resident.batches[b].users, streamed.batches[b].users);
+        assert_eq!(resident.batches[b].movies, streamed.batches[b].movies);
+        assert_eq!(read(&resident, b), read(&streamed, b), "batch {b}");
+    }
+}
