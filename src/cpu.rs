@@ -340,6 +340,32 @@ pub fn candidate_scores(query: &[f32], candidate: &[f32], dim: usize) -> Vec<f32
     s
 }
 
+/// Per pair, (rank among all candidates, rank among the candidates not excluded for its user): the number
+/// scoring strictly higher than the pair's own candidate. `excluded(q, c)`: candidate c is excluded for the
+/// user of tile row q.
+pub fn pair_ranks(
+    scores: &[f32],
+    candidates: usize,
+    pair_query: &[u32],
+    pair_candidate: &[u32],
+    excluded: impl Fn(u32, usize) -> bool,
+) -> Vec<(u32, u32)> {
+    pair_query
+        .iter()
+        .zip(pair_candidate)
+        .map(|(&q, &own)| {
+            let row = &scores[q as usize * candidates..][..candidates];
+            let own = row[own as usize];
+            let higher = |c: &usize| row[*c] > own;
+            let all = (0..candidates).filter(higher).count() as u32;
+            let unseen = (0..candidates)
+                .filter(|c| higher(c) && !excluded(q, *c))
+                .count() as u32;
+            (all, unseen)
+        })
+        .collect()
+}
+
 /// Hits per cut-off: pair i hits at k when fewer than k candidates score strictly above its own candidate.
 pub fn factorized_top_k(
     scores: &[f32],

@@ -35,6 +35,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("embedding_adagrad", shader!("embedding_adagrad")),
     ("candidate_scores", shader!("candidate_scores")),
     ("factorized_top_k", shader!("factorized_top_k")),
+    ("pair_ranks", shader!("pair_ranks")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -295,6 +296,36 @@ pub struct TopKParams {
     pub ks: [u32; 8],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PairRanksParams {
+    pub groups: u32,
+    pub candidates: u32,
+    /// u32 words per user row of the exclusion mask (0: nothing excluded).
+    pub words: u32,
+    pub user0: u32,
+}
+
+/// Pairs per pair_ranks invocation (they share one user's row of scores).
+pub const PAIRS_PER_GROUP: usize = 8;
+
+/// pair_ranks' groups for pairs sorted by their user's tile row: (tile row, first pair, pairs) with at most
+/// PAIRS_PER_GROUP pairs each; `first` counts from `pair0`, the tile's first pair.
+pub fn pair_groups(pair_query: &[u32], pair0: usize) -> Vec<[u32; 4]> {
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < pair_query.len() {
+        let q = pair_query[i];
+        let mut n = 1;
+        while i + n < pair_query.len() && pair_query[i + n] == q && n < PAIRS_PER_GROUP {
+            n += 1;
+        }
+        groups.push([q, (pair0 + i) as u32, n as u32, 0]);
+        i += n;
+    }
+    groups
+}
+
 /// Invocation counts, mirroring each kernel's indexing.
 pub mod threads {
     /// One invocation per 8 rows x 16 outputs.
@@ -334,6 +365,7 @@ pub struct Kernels {
     pub embedding_adagrad: Kernel,
     pub candidate_scores: Kernel,
     pub factorized_top_k: Kernel,
+    pub pair_ranks: Kernel,
 }
 
 impl Kernels {
@@ -357,6 +389,7 @@ impl Kernels {
             embedding_adagrad: k("embedding_adagrad", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
             factorized_top_k: k("factorized_top_k", &[])?,
+            pair_ranks: k("pair_ranks", &[])?,
         })
     }
 }
@@ -559,6 +592,16 @@ pub mod cost {
                 let p: ScoresParams = params(bytes);
                 let (q, w) = (p.queries as f64, p.window as f64);
                 c(2.0 * q * w * d, q * d + w * d + q * w)
+            }
+            "pair_ranks" => {
+                // Each group reads its user's row once and compares it with up to eight own scores.
+                let p: PairRanksParams = params(bytes);
+                let (g, cand) = (p.groups as f64, p.candidates as f64);
+                let mask = if p.words > 0 { cand / 32.0 } else { 0.0 };
+                c(
+                    g * cand * PAIRS_PER_GROUP as f64 * 2.0,
+                    g * (cand + mask + 4.0 + 2.0 * PAIRS_PER_GROUP as f64),
+                )
             }
             "factorized_top_k" => {
                 let p: TopKParams = params(bytes);

@@ -1477,3 +1477,82 @@ fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
         assert_eq!(read(&resident, b), read(&streamed, b), "batch {b}");
     }
 }
+
+/// pair_ranks against its twin: tied integer scores, users with more pairs than a group holds, a candidate
+/// count that leaves a partial mask word, two tiles, with and without an exclusion mask.
+#[test]
+fn pair_ranks_matches_cpu_with_ties_groups_and_masks() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(33);
+    let (users, c) = (29usize, 1037usize);
+    let words = c.div_ceil(32);
+    let scores: Vec<f32> = (0..users * c).map(|_| rng.below(150) as f32).collect();
+    // Pairs sorted by user, 0 to 20 per user (several groups for some).
+    let mut pq = Vec::new();
+    for u in 0..users as u32 {
+        for _ in 0..rng.below(21) {
+            pq.push(u);
+        }
+    }
+    let pc: Vec<u32> = pq.iter().map(|_| rng.below(c as u64) as u32).collect();
+    let mask: Vec<u32> = (0..users * words)
+        .map(|_| (rng.next_u64() & rng.next_u64()) as u32)
+        .collect();
+    let bit = |q: u32, cand: usize| (mask[q as usize * words + cand / 32] >> (cand % 32)) & 1 == 1;
+    let (pcb, maskb) = (
+        gpu.upload("pair_candidate", &pc),
+        gpu.upload("excluded", &mask),
+    );
+    // Tile 1: users 0..12, tile 2: users 12..29, each with its own slice of the score matrix.
+    let split = pq.iter().position(|&q| q >= 12).unwrap();
+    for use_mask in [false, true] {
+        let all = nans(gpu, "rank_all", pq.len());
+        let unseen = nans(gpu, "rank_unseen", pq.len());
+        let mut launches = Vec::new();
+        for (u0, p0, p1) in [(0usize, 0usize, split), (12, split, pq.len())] {
+            let local: Vec<u32> = pq[p0..p1].iter().map(|&q| q - u0 as u32).collect();
+            let groups = pair_groups(&local, p0);
+            assert!(groups.iter().all(|g| g[2] as usize <= PAIRS_PER_GROUP));
+            let gb = gpu.upload("groups", &groups);
+            let sb = gpu.upload("tile scores", &scores[u0 * c..]);
+            let l = Launch::new(
+                gpu,
+                &k.pair_ranks,
+                "pair_ranks",
+                &[
+                    whole(&sb),
+                    whole(&gb),
+                    whole(&pcb),
+                    whole(&maskb),
+                    whole(&all),
+                    whole(&unseen),
+                ],
+                &PairRanksParams {
+                    groups: groups.len() as u32,
+                    candidates: c as u32,
+                    words: if use_mask { words as u32 } else { 0 },
+                    user0: u0 as u32,
+                },
+            );
+            launches.push((l, groups.len() as u32));
+        }
+        let runs: Vec<(&Launch, u32)> = launches.iter().map(|(l, n)| (l, *n)).collect();
+        run(gpu, &runs);
+        let want = cpu::pair_ranks(&scores, c, &pq, &pc, |q, cand| use_mask && bit(q, cand));
+        let got: Vec<(u32, u32)> = read_u32(gpu, &all, pq.len())
+            .into_iter()
+            .zip(read_u32(gpu, &unseen, pq.len()))
+            .collect();
+        assert_eq!(
+            got, want,
+            "pair ranks, mask {use_mask} (gpu left, cpu right)"
+        );
+        if use_mask {
+            assert!(
+                want.iter().any(|(a, u)| u < a),
+                "the mask excludes something"
+            );
+        }
+    }
+}
