@@ -8,10 +8,12 @@
 pub mod batches;
 pub mod cpu;
 pub mod data;
+pub mod download;
 pub mod evaluate;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod synth;
 pub mod trainer;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Job};
 use std::process::ExitCode;
-use wgrec::{data, gpu, kernels::Kernels, report};
+use wgrec::{data, gpu, kernels::Kernels, report, synth};
 
 fn main() -> ExitCode {
     match run() {
@@ -41,6 +41,20 @@ fn run() -> Result<ExitCode> {
                 );
             }
             println!("* = the adapter wgrec would use with these options");
+        }
+        Job::Synth(opts) => {
+            let t = std::time::Instant::now();
+            synth::write(&opts)?;
+            if !config.quiet {
+                eprintln!(
+                    "wrote {} ratings of {} users on {} movies to {} in {:.1} s",
+                    opts.ratings,
+                    opts.users,
+                    opts.movies,
+                    opts.out.display(),
+                    t.elapsed().as_secs_f64()
+                );
+            }
         }
         Job::Runs {
             data,
