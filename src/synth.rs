@@ -85,9 +85,9 @@ fn write_atomically(
 /// The title of movie `id`: a few with commas and quotes, so CSV writers and readers must quote.
 pub fn title(id: u32) -> String {
     let year = 1920 + id % 100;
-    if id % 50 == 0 {
+    if id.is_multiple_of(50) {
         format!("\"Quoted\" Movie {id} ({year})")
-    } else if id % 10 == 0 {
+    } else if id.is_multiple_of(10) {
         format!("Movie {id}, The ({year})")
     } else {
         format!("Synthetic Movie {id} ({year})")

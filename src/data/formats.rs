@@ -370,18 +370,42 @@ fn header_columns(fields: &[String], wanted: &[&str]) -> std::result::Result<Vec
 #[derive(Debug, Default)]
 pub struct Users {
     ids: HashMap<Box<str>, u32>,
+    /// Provisional id by numeric value, for ids written canonically (no leading zeros) below
+    /// [`DENSE_LIMIT`]: MovieLens ids are, and a table lookup is much cheaper than hashing a string.
+    by_number: Vec<u32>,
     names: Vec<Box<str>>,
 }
 
+/// Ids below this use direct tables (at most 64 MiB) instead of hash maps.
+const DENSE_LIMIT: u32 = 1 << 24;
+const NONE: u32 = u32::MAX;
+
 impl Users {
+    /// `name` is non-empty ASCII digits (checked by the caller).
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+        let canonical = name.len() == 1 || !name.starts_with('0');
+        match name.parse::<u32>() {
+            Ok(n) if canonical && n < DENSE_LIMIT => {
+                let n = n as usize;
+                if n >= self.by_number.len() {
+                    self.by_number.resize((n + 1).next_power_of_two(), NONE);
+                }
+                if self.by_number[n] == NONE {
+                    self.by_number[n] = self.names.len() as u32;
+                    self.names.push(name.into());
+                }
+                self.by_number[n]
+            }
+            _ => {
+                if let Some(&id) = self.ids.get(name) {
+                    return id;
+                }
+                let id = self.names.len() as u32;
+                self.names.push(name.into());
+                self.ids.insert(name.into(), id);
+                id
+            }
         }
-        let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        id
     }
 
     pub fn len(&self) -> usize {
@@ -423,6 +447,34 @@ impl Columns {
     }
 }
 
+/// Movie id -> title index: a table when the ids are small (they are in MovieLens), else the map.
+enum TitleOf<'a> {
+    Dense(Vec<u32>),
+    Map(&'a HashMap<u32, u32>),
+}
+
+impl<'a> TitleOf<'a> {
+    fn new(movie_of: &'a HashMap<u32, u32>) -> Self {
+        match movie_of.keys().max() {
+            Some(&max) if max < DENSE_LIMIT => {
+                let mut table = vec![NONE; max as usize + 1];
+                for (&id, &title) in movie_of {
+                    table[id as usize] = title;
+                }
+                TitleOf::Dense(table)
+            }
+            _ => TitleOf::Map(movie_of),
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<u32> {
+        match self {
+            TitleOf::Dense(table) => table.get(id as usize).copied().filter(|&t| t != NONE),
+            TitleOf::Map(map) => map.get(&id).copied(),
+        }
+    }
+}
+
 /// Streams a ratings file (`u.data`, `ratings.dat`, `ratings.csv`), mapping movie ids to title indices
 /// through `movie_of` (named `movies_file` in errors) and interning users in `users`. `size_hint` (the
 /// file length, if known) reserves the columns up front so they do not grow by copying.
@@ -447,6 +499,7 @@ pub fn read_ratings(
         cols.timestamp.reserve(guess);
     }
     let item = format.item_word();
+    let title_of = TitleOf::new(movie_of);
     let mut lines = Lines::new(path, reader);
     // CSV: the header's fields and the positions of userId, movieId, rating, timestamp.
     let mut header: Option<(Vec<String>, [usize; 4])> = None;
@@ -527,8 +580,8 @@ pub fn read_ratings(
         let id: u32 = movie
             .parse()
             .map_err(|_| err(&format_args!("{item} id {movie:?} is not a whole number")))?;
-        let title = *movie_of
-            .get(&id)
+        let title = title_of
+            .get(id)
             .ok_or_else(|| err(&format_args!("{item} id {id} is not in {movies_file}")))?;
         let rating = rating
             .parse::<f32>()
@@ -559,4 +612,43 @@ pub fn read_ratings(
         );
     }
     Ok(cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_interned_as_written() {
+        let mut users = Users::default();
+        let ids: Vec<u32> = ["7", "07", "7", "0", "00", "4294967295", "16777216", "07"]
+            .iter()
+            .map(|n| users.intern(n))
+            .collect();
+        assert_eq!(ids, [0, 1, 0, 2, 3, 4, 5, 1]);
+        let vocab = users.vocabulary();
+        assert_eq!(
+            vocab.tokens,
+            ["0", "00", "07", "16777216", "4294967295", "7"]
+        );
+        assert_eq!(users.remap(&vocab), [6, 3, 1, 2, 5, 4]);
+    }
+
+    #[test]
+    fn large_movie_ids_fall_back_to_the_map() {
+        let map: HashMap<u32, u32> = [(5, 1), (u32::MAX - 1, 2)].into_iter().collect();
+        let t = TitleOf::new(&map);
+        assert!(matches!(t, TitleOf::Map(_)));
+        assert_eq!(
+            (t.get(5), t.get(u32::MAX - 1), t.get(6)),
+            (Some(1), Some(2), None)
+        );
+        let small: HashMap<u32, u32> = [(5, 1), (9, 2)].into_iter().collect();
+        let t = TitleOf::new(&small);
+        assert!(matches!(t, TitleOf::Dense(_)));
+        assert_eq!(
+            (t.get(5), t.get(9), t.get(6), t.get(10), t.get(u32::MAX)),
+            (Some(1), Some(2), None, None, None)
+        );
+    }
 }
