@@ -645,6 +645,30 @@ mod tests {
     }
 
     #[test]
+    fn random_split_is_a_shuffle_of_whole_rows() {
+        // Column-wise in-place swaps must give exactly what shuffling (user, movie, rating) rows did.
+        let items: String = (1..=9).map(|m| format!("{m}|T{m}|x\n")).collect();
+        let data: String = (0..57)
+            .map(|i| format!("{}\t{}\t{}\t{i}\n", i % 11 + 1, i % 9 + 1, i % 5 + 1))
+            .collect();
+        let ds = load_dir(fixture("rows", items.as_bytes(), data.as_bytes())).unwrap();
+        let mut rows: Vec<(String, u32, f32)> = (0..57)
+            .map(|i| ((i % 11 + 1).to_string(), i % 9 + 1, (i % 5 + 1) as f32))
+            .collect();
+        SplitMix64::new(0).shuffle(&mut rows);
+        let want: Vec<(u32, u32, f32)> = rows
+            .iter()
+            .map(|(u, m, r)| (ds.users.lookup(u), ds.titles.lookup(&format!("T{m}")), *r))
+            .collect();
+        let got: Vec<(u32, u32, f32)> = [&ds.train, &ds.test]
+            .iter()
+            .flat_map(|s| (0..s.len()).map(|i| (s.user[i], s.movie[i], s.rating[i])))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(ds.train.len(), 57 * 4 / 5);
+    }
+
+    #[test]
     fn missing_files_are_named() {
         let dir = fixture("missing", ITEMS, b"1\t1\t5\t0\n");
         let split = scratch("missing-split");
