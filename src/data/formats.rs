@@ -380,32 +380,48 @@ pub struct Users {
 const DENSE_LIMIT: u32 = 1 << 24;
 const NONE: u32 = u32::MAX;
 
+/// Whether a direct table reaching id `max` is worth it for `count` ids: MovieLens ids are dense
+/// (ML-25M: movie ids up to 209,171 for 62,423 movies), adversarial ones need not be.
+fn dense_ok(max: u32, count: usize) -> bool {
+    (max as usize) < 4096 + 64 * count
+}
+
 impl Users {
     /// `name` is non-empty ASCII digits (checked by the caller).
     fn intern(&mut self, name: &str) -> u32 {
         let canonical = name.len() == 1 || !name.starts_with('0');
         match name.parse::<u32>() {
-            Ok(n) if canonical && n < DENSE_LIMIT => {
+            // The table grows with the ids seen so far, so one huge id in a small file cannot make it
+            // large (memory stays proportional to the data).
+            Ok(n) if canonical && n < DENSE_LIMIT && dense_ok(n, self.names.len()) => {
                 let n = n as usize;
                 if n >= self.by_number.len() {
                     self.by_number.resize((n + 1).next_power_of_two(), NONE);
                 }
                 if self.by_number[n] == NONE {
-                    self.by_number[n] = self.names.len() as u32;
-                    self.names.push(name.into());
+                    // It may have gone through the map while the table was still too small for it.
+                    self.by_number[n] = match self.ids.get(name) {
+                        Some(&id) => id,
+                        None => self.push(name),
+                    };
                 }
                 self.by_number[n]
             }
-            _ => {
-                if let Some(&id) = self.ids.get(name) {
-                    return id;
+            _ => match self.ids.get(name) {
+                Some(&id) => id,
+                None => {
+                    let id = self.push(name);
+                    self.ids.insert(name.into(), id);
+                    id
                 }
-                let id = self.names.len() as u32;
-                self.names.push(name.into());
-                self.ids.insert(name.into(), id);
-                id
-            }
+            },
         }
+    }
+
+    fn push(&mut self, name: &str) -> u32 {
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        id
     }
 
     pub fn len(&self) -> usize {
@@ -456,7 +472,7 @@ enum TitleOf<'a> {
 impl<'a> TitleOf<'a> {
     fn new(movie_of: &'a HashMap<u32, u32>) -> Self {
         match movie_of.keys().max() {
-            Some(&max) if max < DENSE_LIMIT => {
+            Some(&max) if max < DENSE_LIMIT && dense_ok(max, movie_of.len()) => {
                 let mut table = vec![NONE; max as usize + 1];
                 for (&id, &title) in movie_of {
                     table[id as usize] = title;
@@ -626,16 +642,30 @@ mod tests {
             .map(|n| users.intern(n))
             .collect();
         assert_eq!(ids, [0, 1, 0, 2, 3, 4, 5, 1]);
+        assert!(users.by_number.len() <= 8, "{}", users.by_number.len());
         let vocab = users.vocabulary();
         assert_eq!(
             vocab.tokens,
             ["0", "00", "07", "16777216", "4294967295", "7"]
         );
         assert_eq!(users.remap(&vocab), [6, 3, 1, 2, 5, 4]);
+
+        // An id first seen while the table was too small for it keeps its id once the table has grown.
+        let mut users = Users::default();
+        assert_eq!(users.intern("100000"), 0);
+        assert!(users.by_number.is_empty());
+        for i in 0..2000 {
+            users.intern(&i.to_string());
+        }
+        assert_eq!(users.intern("100000"), 0);
+        assert_eq!(users.by_number[100_000], 0);
+        assert_eq!(users.len(), 2001);
     }
 
     #[test]
     fn large_movie_ids_fall_back_to_the_map() {
+        let sparse: HashMap<u32, u32> = [(5, 1), (1_000_000, 2)].into_iter().collect();
+        assert!(matches!(TitleOf::new(&sparse), TitleOf::Map(_)));
         let map: HashMap<u32, u32> = [(5, 1), (u32::MAX - 1, 2)].into_iter().collect();
         let t = TitleOf::new(&map);
         assert!(matches!(t, TitleOf::Map(_)));
