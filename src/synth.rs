@@ -11,6 +11,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::data::SplitMix64;
 
+/// The most users or movies `write` accepts (their factors are held in memory: ~2.5 GB at this size).
+const MAX_ENTITIES: u32 = 50_000_000;
 /// Width of the latent factors.
 const K: usize = 8;
 /// Genres cycled through the movies file.
@@ -46,6 +48,10 @@ pub struct SynthOptions {
 pub fn write(opts: &SynthOptions) -> Result<()> {
     if opts.users == 0 || opts.movies == 0 || opts.ratings == 0 {
         bail!("synth needs at least one user, one movie and one rating");
+    }
+    // Factors, biases and popularity tables take about 50 bytes per user and per movie.
+    if opts.users.max(opts.movies) > MAX_ENTITIES {
+        bail!("synth supports at most {MAX_ENTITIES} users and {MAX_ENTITIES} movies");
     }
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;

@@ -513,3 +513,37 @@ fn offline_download_says_where_to_put_the_files() {
     let left: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn synth_rejects_impossible_sizes_and_writes_nothing() {
+    for (users, movies, ratings, why) in [
+        ("0", "10", "10", "at least one user"),
+        (
+            "10",
+            "10",
+            "0",
+            "at least one user, one movie and one rating",
+        ),
+        ("60000000", "10", "10", "at most 50000000 users"),
+    ] {
+        let out = scratch(&format!("synth-bad-{users}-{ratings}"));
+        let run = Command::new(env!("CARGO_BIN_EXE_wgrec"))
+            .args([
+                "synth",
+                "--users",
+                users,
+                "--movies",
+                movies,
+                "--ratings",
+                ratings,
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        assert_mentions(&stderr, &[why]);
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+}
