@@ -81,6 +81,17 @@ fn csv_format_quoted_titles_half_stars_utf8() {
         ds.description
     );
 
+    // A byte-order mark before either header changes nothing.
+    let bom = fixture(
+        "csv-bom",
+        &[
+            ("movies.csv", &[b"\xef\xbb\xbf", MOVIES_CSV].concat()),
+            ("ratings.csv", &[b"\xef\xbb\xbf", RATINGS_CSV].concat()),
+        ],
+    );
+    let with_bom = load_dir(&bom).unwrap();
+    assert_eq!((&with_bom.titles, &with_bom.train), (&ds.titles, &ds.train));
+
     // A folder holding the release folder is found too.
     let parent = scratch("csv-parent");
     std::fs::rename(&dir, parent.join("ml-latest-small")).unwrap();

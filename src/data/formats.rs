@@ -291,7 +291,12 @@ pub fn read_movies(format: Format, path: &Path, reader: impl BufRead) -> Result<
                 (id.to_owned(), title.to_owned())
             }
             Format::Csv => {
-                let fields = split_csv(&text).map_err(|e| err(&e))?;
+                // A byte-order mark before the header (spreadsheet exports write one) is not data.
+                let body = match header {
+                    None => text.strip_prefix('\u{feff}').unwrap_or(&text),
+                    Some(_) => &text,
+                };
+                let fields = split_csv(body).map_err(|e| err(&e))?;
                 let Some((names, id_col, title_col)) = &header else {
                     let (id_col, title_col) = header_columns(&fields, &["movieId", "title"])
                         .map_err(|e| err(&e))
@@ -549,7 +554,8 @@ pub fn read_ratings(
             }
             Format::Csv => {
                 let Some((names, cols_at)) = &header else {
-                    let fields = split_csv(text).map_err(|e| err(&e))?;
+                    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+                    let fields = split_csv(body).map_err(|e| err(&e))?;
                     let at = header_columns(&fields, &["userId", "movieId", "rating", "timestamp"])
                         .map_err(|e| err(&e))?;
                     header = Some((fields, [at[0], at[1], at[2], at[3]]));
