@@ -1,11 +1,12 @@
 //! The command line (clap derive). The clap types never leave `main` and this module: they are turned into
 //! plain configuration structs here.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use wgrec::bench::Shape;
-use wgrec::data::DataOptions;
+use wgrec::data::{DataOptions, SplitKind};
 use wgrec::gpu::{parse_backend, AdapterChoice};
+use wgrec::synth::{SynthFormat, SynthOptions};
 use wgrec::trainer::TrainOptions;
 
 /// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
@@ -94,18 +95,62 @@ pub enum Command {
         #[arg(long, value_name = "FILE.svg")]
         scaling: Option<PathBuf>,
     },
+    /// Write a synthetic data set (latent-factor ratings, Zipf-like movie popularity) in a MovieLens format.
+    Synth {
+        #[arg(long)]
+        users: u32,
+        #[arg(long)]
+        movies: u32,
+        #[arg(long)]
+        ratings: u64,
+        /// Directory to write into (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// ml-100k: u.data + u.item, integer ratings; csv: ratings.csv + movies.csv, half stars.
+        #[arg(long, value_enum, default_value_t = SynthFormatArg::Csv)]
+        format: SynthFormatArg,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SynthFormatArg {
+    #[value(name = "ml-100k")]
+    Ml100k,
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SplitArg {
+    /// Shuffle all ratings with the seed, the first 80% train (TFRS).
+    Random,
+    /// Per user, the latest 20% of their ratings by timestamp are the test set.
+    Temporal,
 }
 
 #[derive(Args, Debug)]
 pub struct DataArgs {
-    /// MovieLens 100K directory (u.data, u.item), or a directory holding ml-100k/. Default: $WGREC_DATA_DIR,
-    /// then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec).
-    #[arg(long, value_name = "DIR")]
+    /// MovieLens directory (ML-100K u.data + u.item, ML-1M ratings.dat + movies.dat, or ml-latest / ML-20M /
+    /// ML-25M ratings.csv + movies.csv), or a directory holding a release folder such as ml-100k/.
+    /// Default: $WGREC_DATA_DIR, then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec).
+    #[arg(long, value_name = "DIR", conflicts_with = "dataset")]
     pub data_dir: Option<PathBuf>,
-    /// Directory with train.data and test.data (u.data format). Default: shuffle all ratings with the
-    /// seed and take 80% for training.
+    /// Download a GroupLens release into the cache (once; SHA-256 checked on every use), or use the
+    /// synthetic sample built into wgrec ("sample"). $WGREC_MIRROR replaces the GroupLens base URL.
+    #[arg(long, value_name = "NAME",
+          value_parser = ["ml-100k", "ml-1m", "ml-latest-small", "ml-25m", "sample"])]
+    pub dataset: Option<String>,
+    /// Cache directory for --dataset. Default: $XDG_CACHE_HOME/wgrec or ~/.cache/wgrec.
     #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Directory with train.data and test.data (u.data format). Default: split by --split.
+    #[arg(long, value_name = "DIR", conflicts_with = "split")]
     pub split_dir: Option<PathBuf>,
+    /// How to split without --split-dir: random (TFRS: shuffle with the seed, 80% train) or temporal
+    /// (per user, the latest 20% of their ratings are the test set).
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
 }
 
 #[derive(Args, Debug)]
@@ -128,6 +173,7 @@ pub enum Job {
         out: Option<PathBuf>,
         scaling: Option<PathBuf>,
     },
+    Synth(SynthOptions),
     Runs {
         data: DataOptions,
         runs: Vec<TrainOptions>,
@@ -155,6 +201,13 @@ impl Cli {
             data_dir: d.data_dir,
             split_dir: d.split_dir,
             seed,
+            split: match d.split {
+                None | Some(SplitArg::Random) => SplitKind::Random,
+                Some(SplitArg::Temporal) => SplitKind::Temporal,
+            },
+            dataset: d.dataset,
+            cache_dir: d.cache_dir,
+            mirror: std::env::var("WGREC_MIRROR").ok().filter(|m| !m.is_empty()),
         };
         let job = match self.command {
             Command::Adapters => Job::Adapters,
@@ -173,6 +226,24 @@ impl Cli {
                 out,
                 scaling,
             },
+            Command::Synth {
+                users,
+                movies,
+                ratings,
+                out,
+                format,
+                seed,
+            } => Job::Synth(SynthOptions {
+                users,
+                movies,
+                ratings,
+                out,
+                format: match format {
+                    SynthFormatArg::Ml100k => SynthFormat::Ml100k,
+                    SynthFormatArg::Csv => SynthFormat::Csv,
+                },
+                seed,
+            }),
             Command::Tutorial {
                 data: d,
                 epochs,

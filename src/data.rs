@@ -1,16 +1,17 @@
-//! MovieLens 100K loading: finding the data directory, parsing the GroupLens files,
-//! building the Keras-style vocabularies, the train/test split and its PRNG.
+//! MovieLens loading: finding the data directory, parsing the GroupLens files (`formats`),
+//! building the Keras-style vocabularies, the train/test split (`split`) and its PRNG.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Display;
+pub mod formats;
+pub mod split;
+
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
+use formats::{Format, NotFound};
 
-/// Where the data set can be downloaded; we never download it ourselves.
+/// Where ML-100K can be downloaded by hand (`--dataset ml-100k` fetches it into the cache).
 const ML_100K_URL: &str = "https://files.grouplens.org/datasets/movielens/ml-100k.zip";
-/// Lines quoted in error messages are cut to this many characters.
-const MAX_SHOWN_CHARS: usize = 200;
 
 /// Ratings as vocabulary indices (0 = out-of-vocabulary), one entry per rating.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -69,19 +70,30 @@ impl Vocabulary {
 }
 
 /// MovieLens 100K, ready for the two-tower model.
+/// A MovieLens data set (or a synthetic one in a MovieLens format), ready for the two-tower model.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// User ids as written in u.data, from all ratings (943 in ml-100k).
+    /// User ids as written in the ratings file, from all ratings (943 in ml-100k).
     pub users: Vocabulary,
-    /// Unique movie titles from u.item (1,664 unique of 1,682 rows).
+    /// Unique movie titles from the movies file (1,664 unique of 1,682 rows in ml-100k).
     pub titles: Vocabulary,
-    /// Title index of every u.item row, in file order (1,682; duplicate titles kept), i.e.
-    /// the candidate set the retrieval task scores against.
+    /// Title index of every movies-file row, in file order (1,682 in ml-100k; duplicate titles kept),
+    /// i.e. the candidate set the retrieval task scores against.
     pub candidates: Vec<u32>,
     pub train: Ratings,
     pub test: Ratings,
     /// Where the data came from and how it was split, for logs and reports.
     pub description: String,
+}
+
+/// How the ratings are divided into train and test when there is no `--split-dir`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplitKind {
+    /// TFRS's split: shuffle all ratings with the seed, the first 80% train.
+    #[default]
+    Random,
+    /// Per user: the latest 20% (rounded down) of each user's ratings by timestamp are the test set.
+    Temporal,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -92,71 +104,197 @@ pub struct DataOptions {
     pub split_dir: Option<PathBuf>,
     /// Seed of the random 80/20 split used when `split_dir` is `None`.
     pub seed: u64,
+    /// `--split`: ignored with `split_dir`.
+    pub split: SplitKind,
+    /// `--dataset`: a release name from [`download::RELEASES`](crate::download::RELEASES), fetched into
+    /// the cache when missing, or `"sample"`, the synthetic sample built into the binary.
+    pub dataset: Option<String>,
+    /// `--cache-dir`: default [`cache_root`].
+    pub cache_dir: Option<PathBuf>,
+    /// Base URL of the MovieLens archives (`WGREC_MIRROR`); default [`download::GROUPLENS`](crate::download::GROUPLENS).
+    pub mirror: Option<String>,
 }
 
-/// Loads ml-100k from [`find_data_dir`]`(opts.data_dir)`.
+/// The built-in synthetic sample (`assets/sample`, made by `wgrec synth`; see assets/README.md).
+const SAMPLE_RATINGS: &[u8] = include_bytes!("../assets/sample/ratings.csv");
+const SAMPLE_MOVIES: &[u8] = include_bytes!("../assets/sample/movies.csv");
+
+/// Loads the data set `opts` points to: `opts.dataset` (downloaded into the cache if needed), else
+/// [`find_data_dir`]`(opts.data_dir)`, in whichever MovieLens format the directory holds.
 ///
-/// Users come from all of u.data and titles from u.item, so the vocabularies do not depend
+/// Users come from all ratings and titles from the movies file, so the vocabularies do not depend
 /// on the split. With `opts.split_dir` the split is read from its train.data and test.data.
-/// Otherwise the u.data ratings, in file order, are shuffled by
+/// Otherwise, for [`SplitKind::Random`], the ratings in file order are shuffled by
 /// [`SplitMix64::new`]`(opts.seed)`[`.shuffle`](SplitMix64::shuffle) and the first 80%
 /// (rounded down: 80,000 of 100,000) become the training set, the rest the test set.
 pub fn load(opts: &DataOptions) -> Result<Dataset> {
-    let dir = find_data_dir(opts.data_dir.as_deref())?;
-    let items = read_items(&dir.join("u.item"))?;
-
-    let all_path = dir.join("u.data");
-    let all_bytes = read(&all_path)?;
-    let all = parse_ratings(&all_path, &all_bytes, &items.movie_of)?;
-    let users = Vocabulary::from_values(all.iter().map(|r| r.user));
-
-    let (train, test, how) = match &opts.split_dir {
-        Some(split) => {
-            let (train_path, test_path) = (split.join("train.data"), split.join("test.data"));
-            let (train_bytes, test_bytes) = (read(&train_path)?, read(&test_path)?);
-            let train = parse_ratings(&train_path, &train_bytes, &items.movie_of)?;
-            let test = parse_ratings(&test_path, &test_bytes, &items.movie_of)?;
+    let (dir, format) = match opts.dataset.as_deref() {
+        Some("sample") => {
+            let place = Path::new("<built-in sample>");
+            let (ratings, movies) = (place.join("ratings.csv"), place.join("movies.csv"));
+            return load_from(
+                Format::Csv,
+                "synthetic sample (built in)".into(),
+                (&movies, SAMPLE_MOVIES),
+                (&ratings, SAMPLE_RATINGS, SAMPLE_RATINGS.len() as u64),
+                opts,
+            );
+        }
+        Some(name) => {
+            let release = crate::download::release(name)?;
+            let root = match &opts.cache_dir {
+                Some(dir) => dir.clone(),
+                None => cache_root().ok_or_else(|| {
+                    anyhow!("no cache directory: set XDG_CACHE_HOME or HOME, or pass --cache-dir")
+                })?,
+            };
+            let mirror = opts.mirror.as_deref().unwrap_or(crate::download::GROUPLENS);
             (
-                to_ratings(&train, &users),
-                to_ratings(&test, &users),
-                format!("split from {}", split.display()),
+                crate::download::ensure(release, &root, mirror)?,
+                release.format,
             )
         }
         None => {
-            let mut rows = all;
-            SplitMix64::new(opts.seed).shuffle(&mut rows);
-            let (train, test) = rows.split_at(rows.len() * 4 / 5);
+            let dir = find_data_dir(opts.data_dir.as_deref())?;
+            let format = formats::detect(&dir).map_err(|why| match why {
+                NotFound::Missing(why) => anyhow!("{}: {why}", dir.display()),
+                NotFound::Broken(why) => anyhow!(why),
+            })?;
+            (dir, format)
+        }
+    };
+    let (ratings_file, movies_file) = format.files();
+    let (ratings, movies) = (dir.join(ratings_file), dir.join(movies_file));
+    let size = std::fs::metadata(&ratings).map(|m| m.len()).unwrap_or(0);
+    load_from(
+        format,
+        format!("{} at {}", format.name(), dir.display()),
+        (&movies, formats::open(&movies)?),
+        (&ratings, formats::open(&ratings)?, size),
+        opts,
+    )
+}
+
+/// Parses the movies and ratings streams, builds the vocabularies and splits.
+fn load_from(
+    format: Format,
+    place: String,
+    (movies_path, movies_reader): (&Path, impl BufRead),
+    (ratings_path, ratings_reader, size): (&Path, impl BufRead, u64),
+    opts: &DataOptions,
+) -> Result<Dataset> {
+    let movies = formats::read_movies(format, movies_path, movies_reader)?;
+    let movies_file = file_name(movies_path);
+    let keep_time = opts.split_dir.is_none() && opts.split == SplitKind::Temporal;
+    let mut users = formats::Users::default();
+    let mut all = formats::read_ratings(
+        format,
+        ratings_path,
+        ratings_reader,
+        size,
+        &movies.movie_of,
+        &movies_file,
+        &mut users,
+        keep_time,
+    )?;
+    let vocab = users.vocabulary();
+    let remap = users.remap(&vocab);
+    drop(users);
+    for u in &mut all.user {
+        *u = remap[*u as usize];
+    }
+
+    let (train, test, how) = match (&opts.split_dir, opts.split) {
+        (Some(split), _) => {
+            drop(all);
+            let read = |name: &str| -> Result<Ratings> {
+                let path = split.join(name);
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                let mut ids = formats::Users::default();
+                let cols = formats::read_ratings(
+                    Format::Ml100k,
+                    &path,
+                    formats::open(&path)?,
+                    size,
+                    &movies.movie_of,
+                    &movies_file,
+                    &mut ids,
+                    false,
+                )?;
+                let remap = ids.remap(&vocab);
+                Ok(Ratings {
+                    user: cols.user.iter().map(|&u| remap[u as usize]).collect(),
+                    movie: cols.movie,
+                    rating: cols.rating,
+                })
+            };
             (
-                to_ratings(train, &users),
-                to_ratings(test, &users),
+                read("train.data")?,
+                read("test.data")?,
+                format!("split from {}", split.display()),
+            )
+        }
+        (None, SplitKind::Random) => {
+            let mut rng = SplitMix64::new(opts.seed);
+            // The same swaps as shuffling whole rows, done column by column in place.
+            rng.permute(all.len(), |i, j| {
+                all.user.swap(i, j);
+                all.movie.swap(i, j);
+                all.rating.swap(i, j);
+            });
+            let cut = all.len() * 4 / 5;
+            let test = Ratings {
+                user: all.user.split_off(cut),
+                movie: all.movie.split_off(cut),
+                rating: all.rating.split_off(cut),
+            };
+            let train = Ratings {
+                user: all.user,
+                movie: all.movie,
+                rating: all.rating,
+            };
+            (
+                train,
+                test,
                 format!("random 80/20 split, seed {}", opts.seed),
             )
         }
+        (None, SplitKind::Temporal) => {
+            let (train, test) = split::temporal(all, vocab.rows());
+            (train, test, "per-user temporal 80/20 split".into())
+        }
     };
     let description = format!(
-        "ml-100k at {}, {how} ({} train / {} test)",
-        dir.display(),
+        "{place}, {how} ({} train / {} test)",
         train.len(),
         test.len()
     );
     Ok(Dataset {
-        users,
-        titles: items.titles,
-        candidates: items.candidates,
+        users: vocab,
+        titles: movies.titles,
+        candidates: movies.candidates,
         train,
         test,
         description,
     })
 }
 
-/// Finds the ml-100k directory (one holding u.data and u.item).
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Finds the data directory: one holding a MovieLens format that [`formats::detect`] recognises.
 ///
 /// The first source that is set decides where to look: `flag` (`--data-dir`), else the
 /// `WGREC_DATA_DIR` environment variable, else the cache directory
 /// `$XDG_CACHE_HOME/wgrec/ml-100k` (or `$HOME/.cache/wgrec/ml-100k`). An explicit setting
 /// never silently falls back to another place. Each place may also be a directory that
-/// contains `ml-100k/` (such as the folder the zip was unpacked in). The error lists every
-/// place looked at and how to provide the data.
+/// contains `ml-100k/` (such as the folder the zip was unpacked in), or one of the other release
+/// folders (`ml-1m/`, `ml-latest-small/`, `ml-20m/`, `ml-25m/`, in that order). The error lists
+/// every place looked at and how to provide the data.
 pub fn find_data_dir(flag: Option<&Path>) -> Result<PathBuf> {
     let env = std::env::var_os("WGREC_DATA_DIR").filter(|v| !v.is_empty());
     let explicit = match (flag, env) {
@@ -164,11 +302,11 @@ pub fn find_data_dir(flag: Option<&Path>) -> Result<PathBuf> {
         (None, Some(env)) => Some((PathBuf::from(env), "WGREC_DATA_DIR")),
         (None, None) => None,
     };
-    locate(explicit, cache_dir())
+    locate(explicit, cache_root().map(|c| c.join("ml-100k")))
 }
 
-/// `wgrec/ml-100k` under the XDG cache directory, if there is a home to put it in.
-fn cache_dir() -> Option<PathBuf> {
+/// `wgrec` under the XDG cache directory, if there is a home to put it in.
+pub fn cache_root() -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute()); // the XDG spec says to ignore relative paths
@@ -176,8 +314,11 @@ fn cache_dir() -> Option<PathBuf> {
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
         Some(PathBuf::from(home).join(".cache"))
     })?;
-    Some(base.join("wgrec").join("ml-100k"))
+    Some(base.join("wgrec"))
 }
+
+/// Release folders a data directory may hold, looked at in this order after the directory itself.
+const RELEASE_FOLDERS: [&str; 5] = ["ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "ml-25m"];
 
 /// [`find_data_dir`] without the environment, so tests can drive it.
 fn locate(explicit: Option<(PathBuf, &str)>, cache: Option<PathBuf>) -> Result<PathBuf> {
@@ -187,13 +328,21 @@ fn locate(explicit: Option<(PathBuf, &str)>, cache: Option<PathBuf>) -> Result<P
     };
     let mut looked = Vec::new();
     if let Some(base) = base {
-        for (dir, from) in [
-            (base.clone(), format!(" (from {source})")),
-            (base.join("ml-100k"), String::new()),
-        ] {
-            match missing_files(&dir) {
-                None => return Ok(dir),
-                Some(why) => looked.push(format!("  {}: {why}{from}", dir.display())),
+        let mut places = vec![(base.clone(), format!(" (from {source})"))];
+        for (i, folder) in RELEASE_FOLDERS.iter().enumerate() {
+            let dir = base.join(folder);
+            // Only ml-100k is listed when absent: the message stays short.
+            if i == 0 || dir.exists() {
+                places.push((dir, String::new()));
+            }
+        }
+        for (dir, from) in places {
+            match formats::detect(&dir) {
+                Ok(_) => return Ok(dir),
+                Err(NotFound::Missing(why)) => {
+                    looked.push(format!("  {}: {why}{from}", dir.display()))
+                }
+                Err(NotFound::Broken(why)) => bail!(why),
             }
         }
     } else {
@@ -207,159 +356,16 @@ fn locate(explicit: Option<(PathBuf, &str)>, cache: Option<PathBuf>) -> Result<P
         None => "unzip it in $XDG_CACHE_HOME/wgrec or $HOME/.cache/wgrec".into(),
     };
     bail!(
-        "MovieLens 100K data not found; looked in:\n{}\n\
+        "MovieLens data not found; looked in:\n{}\n\
          Provide it in one of these ways:\n  \
-         --data-dir DIR       a directory holding u.data and u.item (or an ml-100k/ folder)\n  \
+         --data-dir DIR       a directory holding u.data and u.item (ML-100K), ratings.dat and movies.dat\n                       \
+         (ML-1M) or ratings.csv and movies.csv (ml-latest-small, ML-20M, ML-25M), or a release folder\n  \
          WGREC_DATA_DIR=DIR   the same, from the environment\n  \
+         --dataset NAME       download a release into the cache (ml-100k, ml-1m, ml-latest-small, ml-25m)\n  \
+         --dataset sample     the small synthetic sample built into wgrec, for a quick offline demo\n  \
          download {ML_100K_URL} and {unzip}",
         looked.join("\n"),
     )
-}
-
-/// Why `dir` is not an ml-100k directory, or `None` when it is one.
-fn missing_files(dir: &Path) -> Option<String> {
-    if !dir.is_dir() {
-        return Some("no such directory".into());
-    }
-    let missing: Vec<_> = ["u.data", "u.item"]
-        .into_iter()
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
-    (!missing.is_empty()).then(|| format!("no {}", missing.join(" or ")))
-}
-
-/// u.item, reduced to what the model needs.
-struct Items {
-    titles: Vocabulary,
-    candidates: Vec<u32>,
-    /// Movie id -> title index, so duplicate titles share one embedding row.
-    movie_of: HashMap<u32, u32>,
-}
-
-fn read_items(path: &Path) -> Result<Items> {
-    let bytes = read(path)?;
-    let mut rows = Vec::new();
-    let mut seen = HashSet::new();
-    for (number, line) in lines(&bytes) {
-        // u.item is Latin-1 (é in "Misérables" is the single byte 0xE9).
-        let text = latin1(line);
-        let err = |msg: &dyn Display| line_error(path, number, &text, msg);
-        let mut fields = text.split('|');
-        let (Some(id), Some(title)) = (fields.next(), fields.next()) else {
-            return Err(err(&"expected '|'-separated fields (movie id, title, ...)"));
-        };
-        let id: u32 = id
-            .parse()
-            .map_err(|_| err(&format_args!("movie id {id:?} is not a whole number")))?;
-        if !seen.insert(id) {
-            return Err(err(&format_args!("movie id {id} appears more than once")));
-        }
-        rows.push((id, title.to_owned()));
-    }
-    let titles = Vocabulary::from_values(rows.iter().map(|(_, title)| title.as_str()));
-    let candidates: Vec<u32> = rows.iter().map(|(_, title)| titles.lookup(title)).collect();
-    let movie_of = rows
-        .iter()
-        .map(|(id, _)| *id)
-        .zip(candidates.iter().copied())
-        .collect();
-    Ok(Items {
-        titles,
-        candidates,
-        movie_of,
-    })
-}
-
-/// One rating line, borrowing the user id from the file buffer.
-struct Row<'a> {
-    user: &'a str,
-    movie: u32,
-    rating: f32,
-}
-
-/// Parses u.data-format lines, mapping item ids to title indices via `movie_of`.
-fn parse_ratings<'a>(
-    path: &Path,
-    bytes: &'a [u8],
-    movie_of: &HashMap<u32, u32>,
-) -> Result<Vec<Row<'a>>> {
-    let mut rows = Vec::with_capacity(bytes.len() / 16); // u.data lines average ~20 bytes
-    for (number, line) in lines(bytes) {
-        let err = |msg: &dyn Display| line_error(path, number, &String::from_utf8_lossy(line), msg);
-        let text = std::str::from_utf8(line).map_err(|_| err(&"not valid UTF-8"))?;
-        // Fixed array instead of a Vec: no allocation per line.
-        let mut f = [""; 4];
-        let mut found = 0;
-        for (i, field) in text.split('\t').enumerate() {
-            if let Some(slot) = f.get_mut(i) {
-                *slot = field;
-            }
-            found += 1;
-        }
-        if found != 4 {
-            return Err(err(&format_args!(
-                "expected 4 tab-separated fields (user, item, rating, timestamp), found {found}"
-            )));
-        }
-        let [user, item, rating, timestamp] = f;
-        if user.is_empty() {
-            return Err(err(&"empty user id"));
-        }
-        let id: u32 = item
-            .parse()
-            .map_err(|_| err(&format_args!("item id {item:?} is not a whole number")))?;
-        let movie = *movie_of
-            .get(&id)
-            .ok_or_else(|| err(&format_args!("item id {id} is not in u.item")))?;
-        let rating = rating
-            .parse::<f32>()
-            .ok()
-            .filter(|r| (0.0..=5.0).contains(r)) // also rejects NaN
-            .ok_or_else(|| err(&format_args!("rating {rating:?} is not a number in [0, 5]")))?;
-        // Unused, but a bad timestamp means the line is not what we think it is.
-        timestamp
-            .parse::<i64>()
-            .map_err(|_| err(&format_args!("timestamp {timestamp:?} is not an integer")))?;
-        rows.push(Row {
-            user,
-            movie,
-            rating,
-        });
-    }
-    Ok(rows)
-}
-
-fn to_ratings(rows: &[Row], users: &Vocabulary) -> Ratings {
-    Ratings {
-        user: rows.iter().map(|r| users.lookup(r.user)).collect(),
-        movie: rows.iter().map(|r| r.movie).collect(),
-        rating: rows.iter().map(|r| r.rating).collect(),
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Non-blank lines with their 1-based numbers; a trailing '\r' (CRLF files) is dropped.
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        .filter(|(_, line)| !line.trim_ascii().is_empty())
-}
-
-/// Latin-1 maps each byte to the code point of the same value.
-fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
-}
-
-/// `path:line: msg: "text"`, with the quoted text cut to [`MAX_SHOWN_CHARS`].
-fn line_error(path: &Path, number: usize, text: &str, msg: &dyn Display) -> anyhow::Error {
-    let shown: String = text.chars().take(MAX_SHOWN_CHARS).collect();
-    let more = if shown.len() < text.len() { "..." } else { "" };
-    anyhow!("{}:{number}: {msg}: {shown:?}{more}", path.display())
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014; Vigna's reference `splitmix64.c`), the generator
@@ -413,9 +419,15 @@ impl SplitMix64 {
 
     /// Fisher–Yates from the end: for i = n-1 down to 1, swap `xs[i]` with `xs[below(i + 1)]`.
     pub fn shuffle<T>(&mut self, xs: &mut [T]) {
-        for i in (1..xs.len()).rev() {
+        self.permute(xs.len(), |i, j| xs.swap(i, j));
+    }
+
+    /// [`shuffle`](Self::shuffle)'s swaps on a sequence of length `n` held elsewhere (parallel
+    /// columns): `swap(i, j)` for i = n-1 down to 1.
+    pub fn permute(&mut self, n: usize, mut swap: impl FnMut(usize, usize)) {
+        for i in (1..n).rev() {
             let j = self.below(i as u64 + 1) as usize;
-            xs.swap(i, j);
+            swap(i, j);
         }
     }
 }
@@ -552,6 +564,7 @@ mod tests {
             data_dir: Some(dir),
             split_dir: Some(split),
             seed: 0,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(ds.users.tokens, ["1", "2"]);
@@ -632,6 +645,30 @@ mod tests {
     }
 
     #[test]
+    fn random_split_is_a_shuffle_of_whole_rows() {
+        // Column-wise in-place swaps must give exactly what shuffling (user, movie, rating) rows did.
+        let items: String = (1..=9).map(|m| format!("{m}|T{m}|x\n")).collect();
+        let data: String = (0..57)
+            .map(|i| format!("{}\t{}\t{}\t{i}\n", i % 11 + 1, i % 9 + 1, i % 5 + 1))
+            .collect();
+        let ds = load_dir(fixture("rows", items.as_bytes(), data.as_bytes())).unwrap();
+        let mut rows: Vec<(String, u32, f32)> = (0..57)
+            .map(|i| ((i % 11 + 1).to_string(), i % 9 + 1, (i % 5 + 1) as f32))
+            .collect();
+        SplitMix64::new(0).shuffle(&mut rows);
+        let want: Vec<(u32, u32, f32)> = rows
+            .iter()
+            .map(|(u, m, r)| (ds.users.lookup(u), ds.titles.lookup(&format!("T{m}")), *r))
+            .collect();
+        let got: Vec<(u32, u32, f32)> = [&ds.train, &ds.test]
+            .iter()
+            .flat_map(|s| (0..s.len()).map(|i| (s.user[i], s.movie[i], s.rating[i])))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(ds.train.len(), 57 * 4 / 5);
+    }
+
+    #[test]
     fn missing_files_are_named() {
         let dir = fixture("missing", ITEMS, b"1\t1\t5\t0\n");
         let split = scratch("missing-split");
@@ -639,6 +676,7 @@ mod tests {
             data_dir: Some(dir),
             split_dir: Some(split.clone()),
             seed: 0,
+            ..Default::default()
         })
         .unwrap_err();
         let msg = format!("{err:#}");
@@ -693,6 +731,7 @@ mod tests {
                 data_dir: Some(root.clone()),
                 split_dir: None,
                 seed,
+                ..Default::default()
             })
             .unwrap()
         };
@@ -733,6 +772,7 @@ mod tests {
             data_dir: Some(root.clone()),
             split_dir: Some(split),
             seed: 0,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!((fixed.train.len(), fixed.test.len()), (80_000, 20_000));

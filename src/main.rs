@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Job};
 use std::process::ExitCode;
-use wgrec::{bench, data, gpu, kernels::Kernels, profile, report};
+use wgrec::{bench, data, gpu, kernels::Kernels, profile, report, synth};
 
 fn main() -> ExitCode {
     match run() {
@@ -76,6 +76,20 @@ fn run() -> Result<ExitCode> {
                 let doc =
                     serde_json::json!({"adapter": a, "sgemm_threads": threads, "shapes": results});
                 report::write_json(&path, &doc)?;
+            }
+        }
+        Job::Synth(opts) => {
+            let t = std::time::Instant::now();
+            synth::write(&opts)?;
+            if !config.quiet {
+                eprintln!(
+                    "wrote {} ratings of {} users on {} movies to {} in {:.1} s",
+                    opts.ratings,
+                    opts.users,
+                    opts.movies,
+                    opts.out.display(),
+                    t.elapsed().as_secs_f64()
+                );
             }
         }
         Job::Runs {

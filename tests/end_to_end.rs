@@ -53,6 +53,7 @@ fn tutorial_metrics_fall_in_their_bands() {
         data_dir: Some(dir.join("ml-100k")),
         split_dir: Some(dir.join("ml-100k-split")),
         seed: 42,
+        ..Default::default()
     })
     .expect("loading ml-100k");
     let kernels = Kernels::new(gpu, 32).expect("compiling the kernels");

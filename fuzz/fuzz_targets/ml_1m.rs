@@ -1,0 +1,11 @@
+//! Fuzzes the ml_1m movies and ratings parsers (see fuzz/README.md).
+#![no_main]
+
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use wgrec::data::formats::Format;
+
+fuzz_target!(|data: &[u8]| {
+    common::parse_both(Format::Ml1m, data);
+});

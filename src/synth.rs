@@ -1,0 +1,249 @@
+//! `wgrec synth`: synthetic ratings in a real MovieLens format, so tests and scale benchmarks need no
+//! download. Ratings come from a latent-factor model (user and movie biases plus a dot product of
+//! 8-dimensional factors plus noise); movies are drawn with Zipf-like popularity (weight 1/rank) and
+//! users with a milder skew (1/rank^0.5), every user rating at least once when R >= U. Deterministic
+//! for a given seed; ratings are streamed to disk, so memory does not grow with R.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::data::SplitMix64;
+
+/// The most users or movies `write` accepts (their factors are held in memory: ~2.5 GB at this size).
+const MAX_ENTITIES: u32 = 50_000_000;
+/// Width of the latent factors.
+const K: usize = 8;
+/// Genres cycled through the movies file.
+const GENRES: [&str; 6] = [
+    "Action",
+    "Comedy",
+    "Drama",
+    "Romance|Comedy",
+    "Sci-Fi|Thriller",
+    "Animation|Children's",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynthFormat {
+    /// `u.data` + `u.item`: integer ratings 1-5.
+    Ml100k,
+    /// `ratings.csv` + `movies.csv` (ml-latest / ML-25M layout): half-star ratings 0.5-5.
+    Csv,
+}
+
+#[derive(Clone, Debug)]
+pub struct SynthOptions {
+    pub users: u32,
+    pub movies: u32,
+    pub ratings: u64,
+    pub out: PathBuf,
+    pub format: SynthFormat,
+    pub seed: u64,
+}
+
+/// Writes the movies and ratings files into `opts.out` (created if needed); each file is written
+/// under a temporary name and renamed, so a failed run leaves no half-written data set behind.
+pub fn write(opts: &SynthOptions) -> Result<()> {
+    if opts.users == 0 || opts.movies == 0 || opts.ratings == 0 {
+        bail!("synth needs at least one user, one movie and one rating");
+    }
+    // Factors, biases and popularity tables take about 50 bytes per user and per movie.
+    if opts.users.max(opts.movies) > MAX_ENTITIES {
+        bail!("synth supports at most {MAX_ENTITIES} users and {MAX_ENTITIES} movies");
+    }
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let (ratings_file, movies_file) = match opts.format {
+        SynthFormat::Ml100k => ("u.data", "u.item"),
+        SynthFormat::Csv => ("ratings.csv", "movies.csv"),
+    };
+    let mut rng = SplitMix64::new(opts.seed);
+    let model = Model::new(opts.users, opts.movies, &mut rng);
+    write_atomically(&opts.out.join(movies_file), |w| {
+        write_movies(w, opts.format, opts.movies, &mut rng)
+    })?;
+    write_atomically(&opts.out.join(ratings_file), |w| {
+        write_ratings(w, opts, &model, &mut rng)
+    })?;
+    Ok(())
+}
+
+fn write_atomically(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let result = (|| {
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        body(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// The title of movie `id`: a few with commas and quotes, so CSV writers and readers must quote.
+pub fn title(id: u32) -> String {
+    let year = 1920 + id % 100;
+    if id.is_multiple_of(50) {
+        format!("\"Quoted\" Movie {id} ({year})")
+    } else if id.is_multiple_of(10) {
+        format!("Movie {id}, The ({year})")
+    } else {
+        format!("Synthetic Movie {id} ({year})")
+    }
+}
+
+fn write_movies(
+    w: &mut impl Write,
+    format: SynthFormat,
+    movies: u32,
+    rng: &mut SplitMix64,
+) -> std::io::Result<()> {
+    if format == SynthFormat::Csv {
+        writeln!(w, "movieId,title,genres")?;
+    }
+    for id in 1..=movies {
+        let genre = GENRES[rng.below(GENRES.len() as u64) as usize];
+        let title = title(id);
+        match format {
+            SynthFormat::Ml100k => {
+                // u.item: id|title|release date|video release date|URL|19 genre flags.
+                let flags = (0..19)
+                    .map(|g| if g == id as usize % 19 { "|1" } else { "|0" })
+                    .collect::<String>();
+                writeln!(
+                    w,
+                    "{id}|{title}|01-Jan-{}||http://example.invalid/{id}{flags}",
+                    1920 + id % 100
+                )?;
+            }
+            SynthFormat::Csv => {
+                if title.contains([',', '"']) {
+                    writeln!(w, "{id},\"{}\",{genre}", title.replace('"', "\"\""))?;
+                } else {
+                    writeln!(w, "{id},{title},{genre}")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The latent-factor model and the popularity tables.
+struct Model {
+    user_factors: Vec<[f32; K]>,
+    user_bias: Vec<f32>,
+    /// Rating timestamps of user u fall in [start, start + span).
+    user_start: Vec<i64>,
+    movie_factors: Vec<[f32; K]>,
+    movie_bias: Vec<f32>,
+    /// Cumulative popularity weights (Zipf over a random ranking), for inverse-CDF draws.
+    user_cdf: Vec<f64>,
+    movie_cdf: Vec<f64>,
+}
+
+impl Model {
+    fn new(users: u32, movies: u32, rng: &mut SplitMix64) -> Self {
+        let factors = |n: u32, rng: &mut SplitMix64| -> Vec<[f32; K]> {
+            (0..n)
+                .map(|_| std::array::from_fn(|_| normal(rng) as f32))
+                .collect()
+        };
+        let biases = |n: u32, scale: f64, rng: &mut SplitMix64| -> Vec<f32> {
+            (0..n).map(|_| (scale * normal(rng)) as f32).collect()
+        };
+        let user_factors = factors(users, rng);
+        let user_bias = biases(users, 0.4, rng);
+        let user_start = (0..users)
+            .map(|_| 880_000_000 + rng.below(300_000_000) as i64)
+            .collect();
+        let movie_factors = factors(movies, rng);
+        let movie_bias = biases(movies, 0.5, rng);
+        Self {
+            user_factors,
+            user_bias,
+            user_start,
+            movie_factors,
+            movie_bias,
+            user_cdf: zipf_cdf(users, 0.5, rng),
+            movie_cdf: zipf_cdf(movies, 1.0, rng),
+        }
+    }
+
+    /// The noiseless score of (user, movie), centred near 3.5.
+    fn score(&self, u: usize, m: usize) -> f64 {
+        let dot: f32 = self.user_factors[u]
+            .iter()
+            .zip(&self.movie_factors[m])
+            .map(|(a, b)| a * b)
+            .sum();
+        3.5 + f64::from(self.user_bias[u] + self.movie_bias[m]) + f64::from(dot) / (K as f64).sqrt()
+    }
+}
+
+/// Cumulative weights 1/rank^s, the ranks a random permutation of the ids.
+fn zipf_cdf(n: u32, s: f64, rng: &mut SplitMix64) -> Vec<f64> {
+    let mut rank: Vec<u32> = (1..=n).collect();
+    rng.shuffle(&mut rank);
+    let mut total = 0.0;
+    rank.iter()
+        .map(|&r| {
+            total += f64::from(r).powf(-s);
+            total
+        })
+        .collect()
+}
+
+/// An index drawn with the weights behind `cdf`.
+fn draw(cdf: &[f64], rng: &mut SplitMix64) -> usize {
+    let x = f64::from(rng.next_f32()) * cdf[cdf.len() - 1];
+    cdf.partition_point(|&c| c <= x).min(cdf.len() - 1)
+}
+
+/// A standard normal sample (Box-Muller).
+fn normal(rng: &mut SplitMix64) -> f64 {
+    let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn write_ratings(
+    w: &mut impl Write,
+    opts: &SynthOptions,
+    model: &Model,
+    rng: &mut SplitMix64,
+) -> std::io::Result<()> {
+    if opts.format == SynthFormat::Csv {
+        writeln!(w, "userId,movieId,rating,timestamp")?;
+    }
+    for i in 0..opts.ratings {
+        // The first U ratings give every user one; the rest follow the activity skew.
+        let u = if i < u64::from(opts.users) {
+            i as usize
+        } else {
+            draw(&model.user_cdf, rng)
+        };
+        let m = draw(&model.movie_cdf, rng);
+        let noisy = model.score(u, m) + 0.5 * normal(rng);
+        let time = model.user_start[u] + rng.below(3 * 365 * 86_400) as i64;
+        let (user, movie) = (u + 1, m + 1);
+        match opts.format {
+            SynthFormat::Ml100k => {
+                let stars = noisy.round().clamp(1.0, 5.0) as u32;
+                writeln!(w, "{user}\t{movie}\t{stars}\t{time}")?;
+            }
+            SynthFormat::Csv => {
+                let stars = ((noisy * 2.0).round() / 2.0).clamp(0.5, 5.0);
+                writeln!(w, "{user},{movie},{stars:.1},{time}")?;
+            }
+        }
+    }
+    Ok(())
+}
