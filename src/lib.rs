@@ -4,6 +4,7 @@
 //! batches and their distinct users / movies) -> `plan` (GPU buffers and forward launches) -> `kernels`
 //! (one launcher per shader in `shaders/`) -> `trainer` (backward, Adagrad, epochs) -> `evaluate`
 //! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `cpu` holds the CPU twin of every kernel.
+//! `download` fetches GroupLens releases into the cache for `data`; `synth` writes synthetic data sets.
 
 pub mod batches;
 pub mod cpu;
