@@ -337,6 +337,31 @@ mod tests {
     }
 
     #[test]
+    fn data_options_map_and_conflict() {
+        let cli = Cli::try_parse_from([
+            "wgrec",
+            "tutorial",
+            "--dataset",
+            "ml-1m",
+            "--split",
+            "temporal",
+        ])
+        .unwrap();
+        let Job::Runs { data, .. } = cli.into_config().unwrap().job else {
+            panic!("expected runs")
+        };
+        assert_eq!(data.dataset.as_deref(), Some("ml-1m"));
+        assert_eq!(data.split, SplitKind::Temporal);
+        for args in [
+            &["wgrec", "tutorial", "--dataset", "ml-1m", "--data-dir", "x"][..],
+            &["wgrec", "tutorial", "--split-dir", "x", "--split", "random"],
+            &["wgrec", "tutorial", "--dataset", "ml-2m"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let cli = Cli::try_parse_from(["wgrec", "--backend", "nope", "adapters"]).unwrap();
         assert!(cli.into_config().is_err());

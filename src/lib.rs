@@ -3,7 +3,9 @@
 //! The pipeline reads top to bottom: `data` (MovieLens files, vocabularies, split) -> `batches` (fixed
 //! batches and their distinct users / movies) -> `plan` (GPU buffers and forward launches) -> `kernels`
 //! (one launcher per shader in `shaders/`) -> `trainer` (backward, Adagrad, epochs) -> `evaluate`
-//! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `profile` times every dispatch and writes Chrome traces. `cpu` holds the CPU twin of every kernel.
+//! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `cpu` holds the CPU twin of every kernel.
+//! `download` fetches GroupLens releases into the cache for `data`; `synth` writes synthetic data sets.
+//! `profile` times every dispatch and writes Chrome traces; `bench` benchmarks the kernels.
 
 pub mod batches;
 pub mod bench;
