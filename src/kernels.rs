@@ -33,6 +33,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("embedding_adagrad", shader!("embedding_adagrad")),
     ("candidate_scores", shader!("candidate_scores")),
     ("factorized_top_k", shader!("factorized_top_k")),
+    ("brute_force_top_k", shader!("brute_force_top_k")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -293,6 +294,15 @@ pub struct TopKParams {
     pub ks: [u32; 8],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BruteForceTopKParams {
+    pub queries: u32,
+    pub candidates: u32,
+    pub k: u32,
+    pub first: u32,
+}
+
 /// Invocation counts, mirroring each kernel's indexing.
 pub mod threads {
     /// One invocation per 8 rows x 16 outputs.
@@ -332,6 +342,7 @@ pub struct Kernels {
     pub embedding_adagrad: Kernel,
     pub candidate_scores: Kernel,
     pub factorized_top_k: Kernel,
+    pub brute_force_top_k: Kernel,
 }
 
 impl Kernels {
@@ -355,6 +366,7 @@ impl Kernels {
             embedding_adagrad: k("embedding_adagrad", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
             factorized_top_k: k("factorized_top_k", &[])?,
+            brute_force_top_k: k("brute_force_top_k", &[])?,
         })
     }
 }

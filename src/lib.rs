@@ -6,6 +6,7 @@
 //! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `cpu` holds the CPU twin of every kernel.
 
 pub mod batches;
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod evaluate;
@@ -14,4 +15,5 @@ pub mod kernels;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod serve;
 pub mod trainer;

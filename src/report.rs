@@ -51,7 +51,36 @@ pub fn train_and_evaluate(
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
     cfg.validate()?;
     let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?;
+    let (result, _) = train_and_evaluate_model(
+        gpu,
+        kernels,
+        data,
+        model,
+        None,
+        opts,
+        eval_batch_size,
+        progress,
+    )?;
+    Ok(result)
+}
+
+/// Trains `model` for `opts.epochs` epochs and evaluates it; `resume` = (epochs done, batch-order PRNG
+/// state) continues a checkpointed run. Returns the trainer too, for saving.
+#[allow(clippy::too_many_arguments)]
+pub fn train_and_evaluate_model<'g>(
+    gpu: &'g Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    model: GpuModel,
+    resume: Option<(usize, u64)>,
+    opts: &TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+) -> Result<(RunResult, Trainer<'g>)> {
     let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
+    if let Some((epochs_done, rng_state)) = resume {
+        trainer.resume_at(epochs_done, rng_state);
+    }
     let t0 = Instant::now();
     let mut history = Vec::new();
     for epoch in 1..=opts.epochs {
@@ -89,13 +118,15 @@ pub fn train_and_evaluate(
     let t1 = Instant::now();
     let test = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
-    Ok(RunResult {
+    drop(evaluator);
+    let result = RunResult {
         opts: opts.clone(),
         history,
         test,
         train_seconds,
         eval_seconds,
-    })
+    };
+    Ok((result, trainer))
 }
 
 /// The tutorial-style table: one row per configuration.
