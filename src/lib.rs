@@ -3,7 +3,8 @@
 //! The pipeline reads top to bottom: `data` (MovieLens files, vocabularies, split) -> `batches` (fixed
 //! batches and their distinct users / movies) -> `plan` (GPU buffers and forward launches) -> `kernels`
 //! (one launcher per shader in `shaders/`) -> `trainer` (backward, Adagrad, epochs) -> `evaluate`
-//! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `cpu` holds the CPU twin of every kernel.
+//! (FactorizedTopK, RMSE) -> `report` (tables and JSON) -> `checkpoint` (save, load, resume) -> `serve`
+//! (BruteForce top-k, rating predictions). `cpu` holds the CPU twin of every kernel.
 
 pub mod batches;
 pub mod checkpoint;

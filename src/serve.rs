@@ -132,7 +132,7 @@ impl<'g> BruteForce<'g> {
         {
             bail!("the exclusion lists do not match the {q} queries");
         }
-        if per_tile == 0 || per_tile % 64 != 0 {
+        if per_tile == 0 || !per_tile.is_multiple_of(64) {
             bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
         }
         gpu.check_binding(
@@ -143,7 +143,7 @@ impl<'g> BruteForce<'g> {
         let tile = per_tile.min(q);
         let out_len = q * k;
         if (out_len * 4) as u64 > gpu.limits.max_buffer_size {
-            bail!("top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size", out_len * 4 >> 20);
+            bail!("top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size", (out_len * 4) >> 20);
         }
         let query_list = gpu.upload("brute_force queries", queries);
         let cand_list = gpu.upload("brute_force candidates", candidates);

@@ -418,3 +418,101 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
     );
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// Runs the binary with `-q`; returns (exit code, stdout, stderr).
+fn wgrec_out(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrec"))
+        .arg("-q")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `recommend` and `predict` on the synthetic model: unknown ids take the OOV row with a note on stderr,
+/// `--exclude-seen` drops the training movies (k larger than what is left), predictions equal the library's.
+#[test]
+fn recommend_and_predict_from_a_file() {
+    let Some(gpu) = common::gpu() else { return };
+    let dir = temp_dir("serve");
+    let path = dir.join("m.safetensors");
+    let ck = synthetic();
+    ck.save(&path).unwrap();
+    let p = path.to_str().unwrap();
+
+    // User "1" (row 1) trained on rows 1 and 3 (titles A and C): with them excluded, B and D are left.
+    let (code, out, err) = wgrec_out(&[
+        "recommend",
+        "--model",
+        p,
+        "--user",
+        "1",
+        "-k",
+        "4",
+        "--exclude-seen",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let titles: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split("  ").last().unwrap().trim())
+        .collect();
+    let mut sorted = titles.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["B, The (1991)", "D (1993)"], "{out}");
+    let (code, out, _) = wgrec_out(&["recommend", "--model", p, "--user", "1", "-k", "4"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 5, "header and 4 titles: {out}");
+
+    let (code, out, err) = wgrec_out(&[
+        "predict",
+        "--model",
+        p,
+        "--user",
+        "nobody",
+        "--movie",
+        "Nope (2000)",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("user \"nobody\"") && err.contains("out-of-vocabulary"),
+        "{err}"
+    );
+    assert!(err.contains("title \"Nope (2000)\""), "{err}");
+    let kernels = common::kernels(gpu, 16);
+    let model = ck.to_gpu(gpu).unwrap();
+    let want = wgrec::serve::predict(gpu, kernels, &model, &[0], &[0]).unwrap()[0];
+    assert_eq!(out.trim(), format!("{want:.4}"));
+
+    let csv = dir.join("all.csv");
+    let (code, _, err) = wgrec_out(&[
+        "recommend",
+        "--model",
+        p,
+        "--all-users",
+        "--out",
+        csv.to_str().unwrap(),
+        "-k",
+        "4",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "user,rank,title,score");
+    assert_eq!(
+        lines.len(),
+        1 + 3 * 4,
+        "every title for each of the 3 users: {text}"
+    );
+    // The title with a comma is quoted, for every user.
+    let quoted = lines
+        .iter()
+        .filter(|l| l.contains(",\"B, The (1991)\","))
+        .count();
+    assert_eq!(quoted, 3, "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
