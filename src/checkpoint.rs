@@ -665,6 +665,20 @@ pub fn train_evaluate_save(
             .filter(|(_, a, b)| a != b)
             .map(|(flag, a, b)| format!("{flag} {b} (checkpoint: {a})"))
             .collect();
+            let split = SplitInfo {
+                split_dir: data_opts
+                    .split_dir
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                seed: data_opts.seed,
+            };
+            if split != t.split {
+                eprintln!(
+                    "note: resuming {} on another split ({split:?}) than it was trained on ({:?})",
+                    path.display(),
+                    t.split
+                );
+            }
             if !differs.is_empty() {
                 eprintln!(
                     "note: resuming {} with {}; the result will differ from an uninterrupted run",

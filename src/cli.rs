@@ -323,6 +323,70 @@ mod tests {
     }
 
     #[test]
+    fn tutorial_saves_one_checkpoint_per_config() {
+        let args = ["wgrec", "tutorial", "--save-dir", "out"];
+        let Job::Runs { save, .. } = Cli::try_parse_from(args)
+            .unwrap()
+            .into_config()
+            .unwrap()
+            .job
+        else {
+            panic!("expected runs")
+        };
+        let names: Vec<String> = save
+            .iter()
+            .map(|p| p.as_ref().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "out/rating.safetensors",
+                "out/retrieval.safetensors",
+                "out/joint.safetensors"
+            ]
+        );
+    }
+
+    #[test]
+    fn recommend_needs_one_user_or_all_users_with_out() {
+        let ok = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(ok(&["wgrec", "recommend", "--model", "m", "--user", "1"]));
+        assert!(ok(&[
+            "wgrec",
+            "recommend",
+            "--model",
+            "m",
+            "--all-users",
+            "--out",
+            "x.csv"
+        ]));
+        assert!(!ok(&["wgrec", "recommend", "--model", "m"]));
+        assert!(!ok(&["wgrec", "recommend", "--model", "m", "--all-users"]));
+        assert!(!ok(&[
+            "wgrec",
+            "recommend",
+            "--model",
+            "m",
+            "--user",
+            "1",
+            "--all-users",
+            "--out",
+            "x"
+        ]));
+        let k0 = [
+            "wgrec",
+            "recommend",
+            "--model",
+            "m",
+            "--user",
+            "1",
+            "-k",
+            "0",
+        ];
+        assert!(Cli::try_parse_from(k0).unwrap().into_config().is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let cli = Cli::try_parse_from(["wgrec", "--backend", "nope", "adapters"]).unwrap();
         assert!(cli.into_config().is_err());
