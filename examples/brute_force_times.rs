@@ -7,7 +7,8 @@
 //! `checkpoint`: every user of a saved model against every title (as `wgrec recommend --all-users`).
 //! `synthetic`: random embeddings (uniform in [-1, 1), seed 1). One warm-up run first (it compiles nothing,
 //! the pipelines are built by `Kernels::new`, but the driver's first dispatches are slower); then RUNS
-//! timed runs. Memory: the GPU buffers of the plan and the tables, and the process's peak RSS.
+//! timed runs (RUNS = 0: build the plan and report its memory only). Memory: the GPU buffers of the plan
+//! and the tables, and the process's peak RSS (lavapipe's buffers live in host memory).
 
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
@@ -93,6 +94,25 @@ fn main() -> Result<()> {
         k,
     )?;
     let build = t.elapsed().as_secs_f64();
+    let table_bytes = user_table.size() + item_table.size();
+    let memory = |plan: &BruteForce| {
+        println!(
+            "GPU buffers: plan {:.1} MiB + tables {:.1} MiB; peak RSS {:.0} MiB",
+            plan.bytes as f64 / 1048576.0,
+            table_bytes as f64 / 1048576.0,
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    };
+    if runs == 0 {
+        // Plan only: its memory, without the (long, on a CPU adapter) runs.
+        println!(
+            "plan for {} queries built in {:.1} ms; not run (RUNS = 0)",
+            queries.len(),
+            build * 1e3
+        );
+        memory(&plan);
+        return Ok(());
+    }
     let t = Instant::now();
     let first = plan.run()?;
     let warm = t.elapsed().as_secs_f64();
@@ -106,7 +126,6 @@ fn main() -> Result<()> {
         }
     }
     times.sort_by(f64::total_cmp);
-    let table_bytes = user_table.size() + item_table.size();
     println!(
         "top-{k}: {} queries x {} candidates, D {dim}: plan {:.1} ms, first run {:.1} ms, {runs} runs: \
          min {:.1} ms, median {:.1} ms",
@@ -114,14 +133,9 @@ fn main() -> Result<()> {
         candidates.len(),
         build * 1e3,
         warm * 1e3,
-        times.first().copied().unwrap_or(f64::NAN) * 1e3,
-        times.get(times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3,
+        times[0] * 1e3,
+        times[times.len() / 2] * 1e3,
     );
-    println!(
-        "GPU buffers: plan {:.1} MiB + tables {:.1} MiB; peak RSS {:.0} MiB",
-        plan.bytes as f64 / 1048576.0,
-        table_bytes as f64 / 1048576.0,
-        peak_rss_mib().unwrap_or(f64::NAN)
-    );
+    memory(&plan);
     Ok(())
 }
