@@ -44,6 +44,10 @@ pub enum Command {
         metrics_out: Option<PathBuf>,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Save each configuration's checkpoint in DIR: rating.safetensors, retrieval.safetensors,
+        /// joint.safetensors.
+        #[arg(long, value_name = "DIR")]
+        save_dir: Option<PathBuf>,
     },
     /// Train and evaluate one configuration.
     Train {
@@ -65,9 +69,10 @@ pub enum Command {
         /// Adagrad learning rate.
         #[arg(long, default_value_t = 0.1)]
         learning_rate: f32,
-        /// Width of the user and movie embeddings: 16, 32, 48 or 64.
-        #[arg(long, default_value_t = 32)]
-        embedding_dim: usize,
+        /// Width of the user and movie embeddings: 16, 32, 48 or 64 [default: 32, or the checkpoint's with
+        /// --resume].
+        #[arg(long)]
+        embedding_dim: Option<usize>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Draw new batches every epoch (the tutorial reuses the first epoch's batches).
@@ -77,6 +82,57 @@ pub enum Command {
         metrics_out: Option<PathBuf>,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Save the trained model, its Adagrad state, vocabularies and training state (safetensors).
+        #[arg(long, value_name = "FILE.safetensors")]
+        save: Option<PathBuf>,
+        /// Continue from a checkpoint (parameters, Adagrad state, batch order) for --epochs more epochs.
+        #[arg(long, value_name = "FILE.safetensors")]
+        resume: Option<PathBuf>,
+    },
+    /// Evaluate a saved model on the test split: the metrics training reported.
+    Evaluate {
+        /// The checkpoint (train --save).
+        #[arg(long, value_name = "FILE.safetensors")]
+        model: PathBuf,
+        /// As for train; the split defaults to the one the checkpoint was trained on.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Recommend movies: a BruteForce top-k over every movie, on the GPU.
+    Recommend {
+        #[arg(long, value_name = "FILE.safetensors")]
+        model: PathBuf,
+        /// User id as in u.data; an unknown id gets the out-of-vocabulary row, as in TFRS.
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "all_users",
+            conflicts_with = "all_users"
+        )]
+        user: Option<String>,
+        /// Recommend for every user of the vocabulary (needs --out).
+        #[arg(long, requires = "out")]
+        all_users: bool,
+        /// CSV file for --all-users: user,rank,title,score.
+        #[arg(long, value_name = "FILE.csv", requires = "all_users")]
+        out: Option<PathBuf>,
+        /// How many movies per user (at most 256).
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Leave out the movies the user rated in the training split.
+        #[arg(long)]
+        exclude_seen: bool,
+    },
+    /// Predict a user's rating of a movie with the rating model.
+    Predict {
+        #[arg(long, value_name = "FILE.safetensors")]
+        model: PathBuf,
+        /// User id as in u.data; an unknown id gets the out-of-vocabulary row, as in TFRS.
+        #[arg(long, value_name = "ID")]
+        user: String,
+        /// Movie title as in u.item, e.g. "Star Wars (1977)"; an unknown title gets the out-of-vocabulary row.
+        #[arg(long, value_name = "TITLE")]
+        movie: String,
     },
     /// List every adapter wgpu sees and mark the one that would be used.
     Adapters,
@@ -177,11 +233,33 @@ pub enum Job {
     Runs {
         data: DataOptions,
         runs: Vec<TrainOptions>,
-        embedding_dim: usize,
+        /// None: 32, or the checkpoint's with `resume`.
+        embedding_dim: Option<usize>,
         eval_batch_size: usize,
         metrics_out: Option<PathBuf>,
         profile: bool,
         trace: Option<PathBuf>,
+        /// Checkpoint path per run.
+        save: Vec<Option<PathBuf>>,
+        resume: Option<PathBuf>,
+    },
+    Evaluate {
+        model: PathBuf,
+        data_dir: Option<PathBuf>,
+        split_dir: Option<PathBuf>,
+    },
+    Recommend {
+        model: PathBuf,
+        /// None: every user, written to `out`.
+        user: Option<String>,
+        out: Option<PathBuf>,
+        k: usize,
+        exclude_seen: bool,
+    },
+    Predict {
+        model: PathBuf,
+        user: String,
+        movie: String,
     },
 }
 
@@ -250,6 +328,7 @@ impl Cli {
                 seed,
                 metrics_out,
                 profile,
+                save_dir,
             } => Job::Runs {
                 data: data(d, seed),
                 runs: [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
@@ -260,11 +339,20 @@ impl Cli {
                         ..TrainOptions::tutorial(r, t)
                     })
                     .collect(),
-                embedding_dim: 32,
+                embedding_dim: Some(32),
                 eval_batch_size: 4096,
                 metrics_out,
                 profile: profile.profile,
                 trace: profile.trace,
+                save: ["rating", "retrieval", "joint"]
+                    .iter()
+                    .map(|name| {
+                        save_dir
+                            .as_ref()
+                            .map(|d| d.join(format!("{name}.safetensors")))
+                    })
+                    .collect(),
+                resume: None,
             },
             Command::Train {
                 data: d,
@@ -279,6 +367,8 @@ impl Cli {
                 reshuffle,
                 metrics_out,
                 profile,
+                save,
+                resume,
             } => {
                 let opts = TrainOptions {
                     rating_weight,
@@ -298,8 +388,35 @@ impl Cli {
                     metrics_out,
                     profile: profile.profile,
                     trace: profile.trace,
+                    save: vec![save],
+                    resume,
                 }
             }
+            Command::Evaluate { model, data: d } => Job::Evaluate {
+                model,
+                data_dir: d.data_dir,
+                split_dir: d.split_dir,
+            },
+            Command::Recommend {
+                model,
+                user,
+                all_users: _,
+                out,
+                k,
+                exclude_seen,
+            } => {
+                if !(1..=wgrec::serve::MAX_K).contains(&k) {
+                    anyhow::bail!("-k must be between 1 and {}, got {k}", wgrec::serve::MAX_K);
+                }
+                Job::Recommend {
+                    model,
+                    user,
+                    out,
+                    k,
+                    exclude_seen,
+                }
+            }
+            Command::Predict { model, user, movie } => Job::Predict { model, user, movie },
         };
         Ok(Config {
             adapter,
@@ -359,6 +476,70 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn tutorial_saves_one_checkpoint_per_config() {
+        let args = ["wgrec", "tutorial", "--save-dir", "out"];
+        let Job::Runs { save, .. } = Cli::try_parse_from(args)
+            .unwrap()
+            .into_config()
+            .unwrap()
+            .job
+        else {
+            panic!("expected runs")
+        };
+        let names: Vec<String> = save
+            .iter()
+            .map(|p| p.as_ref().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "out/rating.safetensors",
+                "out/retrieval.safetensors",
+                "out/joint.safetensors"
+            ]
+        );
+    }
+
+    #[test]
+    fn recommend_needs_one_user_or_all_users_with_out() {
+        let ok = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(ok(&["wgrec", "recommend", "--model", "m", "--user", "1"]));
+        assert!(ok(&[
+            "wgrec",
+            "recommend",
+            "--model",
+            "m",
+            "--all-users",
+            "--out",
+            "x.csv"
+        ]));
+        assert!(!ok(&["wgrec", "recommend", "--model", "m"]));
+        assert!(!ok(&["wgrec", "recommend", "--model", "m", "--all-users"]));
+        assert!(!ok(&[
+            "wgrec",
+            "recommend",
+            "--model",
+            "m",
+            "--user",
+            "1",
+            "--all-users",
+            "--out",
+            "x"
+        ]));
+        let k0 = [
+            "wgrec",
+            "recommend",
+            "--model",
+            "m",
+            "--user",
+            "1",
+            "-k",
+            "0",
+        ];
+        assert!(Cli::try_parse_from(k0).unwrap().into_config().is_err());
     }
 
     #[test]

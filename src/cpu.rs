@@ -384,3 +384,42 @@ pub fn factorized_top_k(
     }
     hits
 }
+
+/// BruteForce top-k of every query row of `scores` (Q, C): the k best candidates not in the query's seen
+/// run (`seen[seen_offsets[a]..seen_offsets[a + 1]]`), ordered by (score desc, index asc), padded with
+/// (u32::MAX, -inf) when fewer than k are eligible. Returns (indices, scores), each (Q, k).
+pub fn brute_force_top_k(
+    scores: &[f32],
+    candidates: usize,
+    seen_offsets: &[u32],
+    seen: &[u32],
+    k: usize,
+) -> (Vec<u32>, Vec<f32>) {
+    let q = scores.len() / candidates.max(1);
+    let (mut index, mut score) = (Vec::with_capacity(q * k), Vec::with_capacity(q * k));
+    for a in 0..q {
+        let excluded = &seen[seen_offsets[a] as usize..seen_offsets[a + 1] as usize];
+        let row = &scores[a * candidates..][..candidates];
+        let mut eligible: Vec<u32> = (0..candidates as u32)
+            .filter(|c| !excluded.contains(c))
+            .collect();
+        // partial_cmp, as the kernel's `<` does: -0.0 ties with 0.0. Scores are not NaN.
+        eligible.sort_by(|&x, &y| {
+            let (sx, sy) = (row[x as usize], row[y as usize]);
+            sy.partial_cmp(&sx).expect("no NaN scores").then(x.cmp(&y))
+        });
+        for j in 0..k {
+            match eligible.get(j) {
+                Some(&c) => {
+                    index.push(c);
+                    score.push(row[c as usize]);
+                }
+                None => {
+                    index.push(u32::MAX);
+                    score.push(f32::NEG_INFINITY);
+                }
+            }
+        }
+    }
+    (index, score)
+}

@@ -36,6 +36,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("candidate_scores", shader!("candidate_scores")),
     ("factorized_top_k", shader!("factorized_top_k")),
     ("pair_ranks", shader!("pair_ranks")),
+    ("brute_force_top_k", shader!("brute_force_top_k")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -326,6 +327,15 @@ pub fn pair_groups(pair_query: &[u32], pair0: usize) -> Vec<[u32; 4]> {
     groups
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BruteForceTopKParams {
+    pub queries: u32,
+    pub candidates: u32,
+    pub k: u32,
+    pub first: u32,
+}
+
 /// Invocation counts, mirroring each kernel's indexing.
 pub mod threads {
     /// One invocation per 8 rows x 16 outputs.
@@ -366,6 +376,7 @@ pub struct Kernels {
     pub candidate_scores: Kernel,
     pub factorized_top_k: Kernel,
     pub pair_ranks: Kernel,
+    pub brute_force_top_k: Kernel,
 }
 
 impl Kernels {
@@ -390,6 +401,7 @@ impl Kernels {
             candidate_scores: k("candidate_scores", &d4)?,
             factorized_top_k: k("factorized_top_k", &[])?,
             pair_ranks: k("pair_ranks", &[])?,
+            brute_force_top_k: k("brute_force_top_k", &[])?,
         })
     }
 }

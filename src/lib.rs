@@ -3,12 +3,14 @@
 //! The pipeline reads top to bottom: `data` (MovieLens files, vocabularies, split) -> `batches` (fixed
 //! batches and their distinct users / movies) -> `plan` (GPU buffers and forward launches) -> `kernels`
 //! (one launcher per shader in `shaders/`) -> `trainer` (backward, Adagrad, epochs) -> `evaluate`
-//! (FactorizedTopK, RMSE) -> `report` (tables and JSON). `cpu` holds the CPU twin of every kernel.
+//! (FactorizedTopK, RMSE) -> `report` (tables and JSON) -> `checkpoint` (save, load, resume) -> `serve`
+//! (BruteForce top-k, rating predictions). `cpu` holds the CPU twin of every kernel.
 //! `download` fetches GroupLens releases into the cache for `data`; `synth` writes synthetic data sets.
 //! `profile` times every dispatch and writes Chrome traces; `bench` benchmarks the kernels.
 
 pub mod batches;
 pub mod bench;
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod download;
@@ -19,5 +21,6 @@ pub mod model;
 pub mod plan;
 pub mod profile;
 pub mod report;
+pub mod serve;
 pub mod synth;
 pub mod trainer;

@@ -1,11 +1,13 @@
 //! The `wgrec` binary: parses the command line, runs the job, prints an error once and exits non-zero.
 
 mod cli;
+mod commands;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{Cli, Job};
+use cli::{Cli, Config, Job};
 use std::process::ExitCode;
+use wgrec::checkpoint::{self, Checkpoint};
 use wgrec::{bench, data, gpu, kernels::Kernels, profile, report, synth};
 
 fn main() -> ExitCode {
@@ -19,12 +21,16 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
-    let config = Cli::parse().into_config()?;
-    match config.job {
+    let Config {
+        adapter,
+        quiet,
+        job,
+    } = Cli::parse().into_config()?;
+    match job {
         Job::Adapters => {
-            let adapters = gpu::list_adapters(&config.adapter);
+            let adapters = gpu::list_adapters(&adapter);
             if adapters.is_empty() {
-                return Err(gpu::no_adapter(&config.adapter));
+                return Err(gpu::no_adapter(&adapter));
             }
             for (a, chosen) in adapters {
                 println!(
@@ -48,7 +54,7 @@ fn run() -> Result<ExitCode> {
             out,
             scaling,
         } => {
-            let gpu = gpu::Gpu::new(&config.adapter)?;
+            let gpu = gpu::Gpu::new(&adapter)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let a = &gpu.adapter;
             if let Some(svg) = scaling {
@@ -81,7 +87,7 @@ fn run() -> Result<ExitCode> {
         Job::Synth(opts) => {
             let t = std::time::Instant::now();
             synth::write(&opts)?;
-            if !config.quiet {
+            if !quiet {
                 eprintln!(
                     "wrote {} ratings of {} users on {} movies to {} in {:.1} s",
                     opts.ratings,
@@ -100,10 +106,29 @@ fn run() -> Result<ExitCode> {
             metrics_out,
             profile,
             trace,
+            save,
+            resume,
         } => {
             if trace.is_some() {
                 profile::trace::start();
             }
+            // Checkpoints are read and output paths checked before anything slow happens.
+            let resumed = match &resume {
+                Some(p) => Some((p.as_path(), Checkpoint::load(p)?)),
+                None => None,
+            };
+            for p in save.iter().flatten() {
+                checkpoint::check_writable(p)?;
+            }
+            let embedding_dim = match (&resumed, embedding_dim) {
+                (Some((p, c)), Some(d)) if d != c.cfg.embedding_dim => anyhow::bail!(
+                    "checkpoint {} has embedding dimension {}, not --embedding-dim {d}: it belongs to another config",
+                    p.display(),
+                    c.cfg.embedding_dim
+                ),
+                (Some((_, c)), _) => c.cfg.embedding_dim,
+                (None, d) => d.unwrap_or(32),
+            };
             let t = std::time::Instant::now();
             let dataset = {
                 let _span = profile::trace::span("load data");
@@ -112,9 +137,9 @@ fn run() -> Result<ExitCode> {
             let load_seconds = t.elapsed().as_secs_f64();
             let gpu = {
                 let _span = profile::trace::span("open the adapter");
-                gpu::Gpu::new(&config.adapter)?
+                gpu::Gpu::new(&adapter)?
             };
-            if !config.quiet {
+            if !quiet {
                 eprintln!(
                     "data: {} (loaded in {load_seconds:.2} s)",
                     dataset.description
@@ -141,21 +166,27 @@ fn run() -> Result<ExitCode> {
                 None
             };
             let mut results = Vec::new();
-            for opts in &runs {
-                if !config.quiet {
+            for (i, opts) in runs.iter().enumerate() {
+                if !quiet {
                     eprintln!(
                         "== rating_weight {}, retrieval_weight {} ==",
                         opts.rating_weight, opts.retrieval_weight
                     );
                 }
-                let r = report::train_and_evaluate(
+                let files = checkpoint::RunFiles {
+                    resume: resumed.as_ref().map(|(p, c)| (*p, c)),
+                    save: save.get(i).and_then(|p| p.as_deref()),
+                };
+                let r = checkpoint::train_evaluate_save(
                     &gpu,
                     &kernels,
                     &dataset,
+                    &data,
                     embedding_dim,
                     opts,
                     eval_batch_size,
-                    !config.quiet,
+                    !quiet,
+                    files,
                     profiler.as_ref(),
                 )?;
                 if let (true, Some(p)) = (profile, &profiler) {
@@ -172,10 +203,33 @@ fn run() -> Result<ExitCode> {
             }
             if let Some(path) = trace {
                 profile::trace::write(&path)?;
-                if !config.quiet {
+                if !quiet {
                     eprintln!("trace written to {}", path.display());
                 }
             }
+        }
+        Job::Evaluate {
+            model,
+            data_dir,
+            split_dir,
+        } => commands::evaluate(&adapter, quiet, &model, data_dir, split_dir)?,
+        Job::Recommend {
+            model,
+            user,
+            out,
+            k,
+            exclude_seen,
+        } => commands::recommend(
+            &adapter,
+            quiet,
+            &model,
+            user.as_deref(),
+            out.as_deref(),
+            k,
+            exclude_seen,
+        )?,
+        Job::Predict { model, user, movie } => {
+            commands::predict(&adapter, quiet, &model, &user, &movie)?
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -57,11 +57,45 @@ pub fn train_and_evaluate(
 ) -> Result<RunResult> {
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
     cfg.validate()?;
-    let upload = trace::span("initialise and upload the model and batches");
-    let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?;
+    let model = {
+        let _span = trace::span("initialise the model");
+        GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?
+    };
+    let (result, _) = train_and_evaluate_model(
+        gpu,
+        kernels,
+        data,
+        model,
+        None,
+        opts,
+        eval_batch_size,
+        progress,
+        profiler,
+    )?;
+    Ok(result)
+}
+
+/// Trains `model` for `opts.epochs` epochs and evaluates it; `resume` = (epochs done, batch-order PRNG
+/// state) continues a checkpointed run. Returns the trainer too, for saving.
+#[allow(clippy::too_many_arguments)]
+pub fn train_and_evaluate_model<'g>(
+    gpu: &'g Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    model: GpuModel,
+    resume: Option<(usize, u64)>,
+    opts: &TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+    profiler: Option<&'g Profiler>,
+) -> Result<(RunResult, Trainer<'g>)> {
+    let upload = trace::span("upload the batches");
     let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
     gpu.wait()?;
     drop(upload);
+    if let Some((epochs_done, rng_state)) = resume {
+        trainer.resume_at(epochs_done, rng_state);
+    }
     if let Some(p) = profiler {
         p.set_phase("train");
         trainer.profile(p);
@@ -109,15 +143,17 @@ pub fn train_and_evaluate(
     let t1 = Instant::now();
     let test = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
+    drop(evaluator);
     drop(span);
-    Ok(RunResult {
+    let result = RunResult {
         opts: opts.clone(),
         history,
         test,
         train_seconds,
         eval_seconds,
         profile: profiler.map(Profiler::to_json),
-    })
+    };
+    Ok((result, trainer))
 }
 
 /// The tutorial-style table: one row per configuration.

@@ -295,6 +295,23 @@ impl<'g> Trainer<'g> {
         self.store.batches.len()
     }
 
+    /// Epochs trained so far, including those before a resume.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// State of the batch-order PRNG (it only advances with `reshuffle`).
+    pub fn batch_rng_state(&self) -> u64 {
+        self.rng.state()
+    }
+
+    /// Continues a run saved after `epochs_done` epochs with the batch-order PRNG at `batch_rng_state`:
+    /// the next epoch draws (with `reshuffle`) or reuses (without) the batches an uninterrupted run would.
+    pub fn resume_at(&mut self, epochs_done: usize, batch_rng_state: u64) {
+        self.epochs_done = epochs_done;
+        self.rng = SplitMix64::new(batch_rng_state);
+    }
+
     /// Sets every launch's parameters for batch `b`.
     fn set(&self, b: usize) {
         let (gpu, o, s) = (self.gpu, &self.opts, self.store.batches[b]);

@@ -1,0 +1,750 @@
+//! Checkpoints: one safetensors file with the embedding tables, the MLP weights (Keras shapes), the Adagrad
+//! accumulators and each user's training movies, and in the header's `__metadata__` the vocabularies, the
+//! model config and the training state (options, epochs done, batch-order PRNG, history, data split).
+//! Written through a temporary file and a rename; every way a file can be wrong is reported with its path.
+
+use crate::data::{Dataset, Ratings, Vocabulary};
+use crate::gpu::Gpu;
+use crate::model::{MlpLayout, ModelConfig, Params};
+use crate::plan::GpuModel;
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// `__metadata__["format"]` of every wgrec checkpoint, and the version this build reads and writes.
+pub const FORMAT: &str = "wgrec-checkpoint";
+pub const FORMAT_VERSION: &str = "1";
+
+/// Adagrad accumulators, shaped like the parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accumulators {
+    pub user_emb: Vec<f32>,  // (U, D)
+    pub movie_emb: Vec<f32>, // (M, D)
+    pub mlp: Vec<f32>,       // (L,) laid out by MlpLayout
+}
+
+/// Each user's training movies (table rows), for `--exclude-seen`: a CSR over user rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Seen {
+    pub offsets: Vec<u32>, // (U + 1,)
+    pub movies: Vec<u32>,  // (N,) ascending and distinct per user
+}
+
+impl Seen {
+    pub fn from_ratings(train: &Ratings, users: usize) -> Self {
+        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); users];
+        for (&u, &m) in train.user.iter().zip(&train.movie) {
+            per_user[u as usize].push(m);
+        }
+        let mut s = Seen {
+            offsets: vec![0],
+            movies: Vec::new(),
+        };
+        for mut v in per_user {
+            v.sort_unstable();
+            v.dedup();
+            s.movies.extend(v);
+            s.offsets.push(s.movies.len() as u32);
+        }
+        s
+    }
+
+    pub fn of(&self, user: u32) -> &[u32] {
+        let u = user as usize;
+        &self.movies[self.offsets[u] as usize..self.offsets[u + 1] as usize]
+    }
+}
+
+/// How the ratings were split, so `evaluate` can rebuild the same test set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    /// `--split-dir` as given, or None for the seeded random 80/20 split.
+    pub split_dir: Option<String>,
+    pub seed: u64,
+}
+
+/// One epoch of the history (as `trainer::EpochLog`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub loss: f64,
+    pub seconds: f64,
+}
+
+/// What training did and needs to go on: `__metadata__["training"]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    pub rating_weight: f32,
+    pub retrieval_weight: f32,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub learning_rate: f32,
+    pub seed: u64,
+    pub reshuffle: bool,
+    /// Epochs trained so far, all runs together.
+    pub epochs_done: usize,
+    /// State of the batch-order SplitMix64 after the last epoch, as a decimal string (JSON numbers lose
+    /// integers above 2^53).
+    pub batch_rng_state: String,
+    pub split: SplitInfo,
+    pub data: String,
+    pub adapter: String,
+    pub history: Vec<EpochRecord>,
+    /// Test metrics at save time, with TFRS's names.
+    pub test: serde_json::Value,
+}
+
+/// The model config as stored in `__metadata__["model"]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct StoredConfig {
+    users: usize,
+    movies: usize,
+    embedding_dim: usize,
+    hidden1: usize,
+    hidden2: usize,
+}
+
+/// Everything a checkpoint holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub cfg: ModelConfig,
+    pub params: Params,
+    pub accumulators: Accumulators,
+    pub users: Vocabulary,
+    pub titles: Vocabulary,
+    pub seen: Seen,
+    pub training: TrainingState,
+}
+
+/// The MLP tensors: name (Keras-like) and (offset, rows, cols) in the flat MlpLayout vector.
+fn mlp_tensors(l: &MlpLayout) -> [(&'static str, usize, usize, usize); 6] {
+    [
+        ("rating/dense_0/kernel", l.w1, l.k, l.h1),
+        ("rating/dense_0/bias", l.b1, l.h1, 0),
+        ("rating/dense_1/kernel", l.w2, l.h1, l.h2),
+        ("rating/dense_1/bias", l.b2, l.h2, 0),
+        ("rating/dense_2/kernel", l.w3, l.h2, 1),
+        ("rating/dense_2/bias", l.b3, 1, 0),
+    ]
+}
+
+fn shape(rows: usize, cols: usize) -> Vec<usize> {
+    if cols == 0 {
+        vec![rows]
+    } else {
+        vec![rows, cols]
+    }
+}
+
+/// Every tensor of a checkpoint for `cfg`: (name, dtype, shape). `seen_len`: the length of seen/movies.
+fn expected_tensors(
+    cfg: &ModelConfig,
+    users: usize,
+    seen_len: usize,
+) -> Vec<(String, Dtype, Vec<usize>)> {
+    let d = cfg.embedding_dim;
+    let mut v = Vec::new();
+    for prefix in ["", "adagrad/"] {
+        v.push((
+            format!("{prefix}user_embedding"),
+            Dtype::F32,
+            vec![cfg.users, d],
+        ));
+        v.push((
+            format!("{prefix}movie_embedding"),
+            Dtype::F32,
+            vec![cfg.movies, d],
+        ));
+        for (name, _, rows, cols) in mlp_tensors(&cfg.layout()) {
+            v.push((format!("{prefix}{name}"), Dtype::F32, shape(rows, cols)));
+        }
+    }
+    v.push(("seen/offsets".into(), Dtype::I32, vec![users + 1]));
+    v.push(("seen/movies".into(), Dtype::I32, vec![seen_len]));
+    v
+}
+
+/// FNV-1a (64-bit) over the tensors' bytes in name order: safetensors has no checksum of its own, and a
+/// flipped bit in a weight would otherwise load silently.
+fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut sorted: Vec<(&str, &[u8])> = tensors.into_iter().collect();
+    sorted.sort_by_key(|(n, _)| *n);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, bytes) in sorted {
+        for &b in name.as_bytes().iter().chain(bytes) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn le_bytes_i32(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect()
+}
+
+impl Checkpoint {
+    /// Reads the parameters and accumulators of `model` back from the GPU.
+    pub fn from_gpu(
+        gpu: &Gpu,
+        model: &GpuModel,
+        data: &Dataset,
+        training: TrainingState,
+    ) -> Result<Self> {
+        let (user_emb, movie_emb, mlp) = model.accumulators(gpu)?;
+        Ok(Self {
+            cfg: model.cfg,
+            params: model.params(gpu)?,
+            accumulators: Accumulators {
+                user_emb,
+                movie_emb,
+                mlp,
+            },
+            users: data.users.clone(),
+            titles: data.titles.clone(),
+            seen: Seen::from_ratings(&data.train, data.users.rows()),
+            training,
+        })
+    }
+
+    /// Uploads the parameters and the Adagrad accumulators.
+    pub fn to_gpu(&self, gpu: &Gpu) -> Result<GpuModel> {
+        let model = GpuModel::new(gpu, &self.cfg, &self.params)?;
+        let a = &self.accumulators;
+        for (buf, v) in [
+            (&model.user_acc, &a.user_emb),
+            (&model.movie_acc, &a.movie_emb),
+            (&model.mlp_acc, &a.mlp),
+        ] {
+            gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(v));
+        }
+        Ok(model)
+    }
+
+    /// The file's bytes: tensors in safetensors layout, metadata in the header.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let l = self.cfg.layout();
+        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (prefix, user, movie, mlp) in [
+            (
+                "",
+                &self.params.user_emb,
+                &self.params.movie_emb,
+                &self.params.mlp,
+            ),
+            (
+                "adagrad/",
+                &self.accumulators.user_emb,
+                &self.accumulators.movie_emb,
+                &self.accumulators.mlp,
+            ),
+        ] {
+            let d = self.cfg.embedding_dim;
+            tensors.push((
+                format!("{prefix}user_embedding"),
+                Dtype::F32,
+                vec![self.cfg.users, d],
+                le_bytes_f32(user),
+            ));
+            tensors.push((
+                format!("{prefix}movie_embedding"),
+                Dtype::F32,
+                vec![self.cfg.movies, d],
+                le_bytes_f32(movie),
+            ));
+            for (name, off, rows, cols) in mlp_tensors(&l) {
+                let n = rows * cols.max(1);
+                tensors.push((
+                    format!("{prefix}{name}"),
+                    Dtype::F32,
+                    shape(rows, cols),
+                    le_bytes_f32(&mlp[off..off + n]),
+                ));
+            }
+        }
+        tensors.push((
+            "seen/offsets".into(),
+            Dtype::I32,
+            vec![self.seen.offsets.len()],
+            le_bytes_i32(&self.seen.offsets),
+        ));
+        tensors.push((
+            "seen/movies".into(),
+            Dtype::I32,
+            vec![self.seen.movies.len()],
+            le_bytes_i32(&self.seen.movies),
+        ));
+        let c = &self.cfg;
+        let stored = StoredConfig {
+            users: c.users,
+            movies: c.movies,
+            embedding_dim: c.embedding_dim,
+            hidden1: c.hidden1,
+            hidden2: c.hidden2,
+        };
+        let metadata: HashMap<String, String> = [
+            ("format", FORMAT.to_string()),
+            ("format_version", FORMAT_VERSION.to_string()),
+            ("wgrec_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("model", serde_json::to_string(&stored)?),
+            ("users", serde_json::to_string(&self.users.tokens)?),
+            ("titles", serde_json::to_string(&self.titles.tokens)?),
+            ("training", serde_json::to_string(&self.training)?),
+            (
+                "checksum",
+                checksum(
+                    tensors
+                        .iter()
+                        .map(|(n, _, _, b)| (n.as_str(), b.as_slice())),
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let views = tensors
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+            .map_err(|e| anyhow!("building the checkpoint's tensors: {e}"))?;
+        safetensors::serialize(views, Some(metadata))
+            .map_err(|e| anyhow!("serializing the checkpoint: {e}"))
+    }
+
+    /// Writes the checkpoint to `path` atomically: a temporary file next to it, flushed, then renamed over.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Reads and checks a checkpoint; every error names the file and says what is wrong with it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading checkpoint {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("checkpoint {}", path.display()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let header_len = match bytes.get(..8) {
+            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+            None => bail!(
+                "not a safetensors file: {} bytes, shorter than the 8-byte header length",
+                bytes.len()
+            ),
+        };
+        if header_len > bytes.len() as u64 - 8 {
+            let looks_like_json = bytes.get(8) == Some(&b'{');
+            if looks_like_json {
+                bail!(
+                    "truncated: the header claims {header_len} bytes but only {} follow",
+                    bytes.len() - 8
+                );
+            }
+            bail!(
+                "not a safetensors file: it does not start with a header length and a JSON header"
+            );
+        }
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| {
+            if bytes.get(8) == Some(&b'{') {
+                match e {
+                    safetensors::SafeTensorError::MetadataIncompleteBuffer => {
+                        anyhow!("truncated or corrupted: the tensor data does not match the header's offsets")
+                    }
+                    e => anyhow!("corrupted safetensors header: {e}"),
+                }
+            } else {
+                anyhow!("not a safetensors file: {e}")
+            }
+        })?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| anyhow!("truncated or corrupted tensor data: {e}"))?;
+        let md = meta.metadata().as_ref();
+        let get = |key: &str| -> Result<&String> {
+            md.and_then(|m| m.get(key))
+                .ok_or_else(|| anyhow!("the header's __metadata__ has no {key:?} entry"))
+        };
+        match md.and_then(|m| m.get("format")) {
+            Some(f) if f == FORMAT => {}
+            _ => bail!(
+                "a safetensors file, but not a wgrec checkpoint (its __metadata__ has no \"format\": \"{FORMAT}\")"
+            ),
+        }
+        let version = get("format_version")?;
+        if version != FORMAT_VERSION {
+            bail!("checkpoint format version {version}, but this wgrec reads version {FORMAT_VERSION}");
+        }
+        let json = |key: &str| -> Result<serde_json::Value> {
+            serde_json::from_str(get(key)?)
+                .with_context(|| format!("corrupted metadata: {key:?} is not valid JSON"))
+        };
+        let stored: StoredConfig = serde_json::from_value(json("model")?)
+            .context("corrupted metadata: \"model\" is not a model config")?;
+        let users: Vec<String> = serde_json::from_value(json("users")?)
+            .context("corrupted metadata: \"users\" is not a list of user ids")?;
+        let titles: Vec<String> = serde_json::from_value(json("titles")?)
+            .context("corrupted metadata: \"titles\" is not a list of titles")?;
+        let training: TrainingState = serde_json::from_value(json("training")?)
+            .context("corrupted metadata: \"training\" is not a training state")?;
+        let (users, titles) = (Vocabulary { tokens: users }, Vocabulary { tokens: titles });
+        for (what, v) in [("user", &users), ("title", &titles)] {
+            if v.tokens.windows(2).any(|w| w[0] >= w[1]) {
+                bail!("corrupted metadata: the {what} vocabulary is not sorted and distinct");
+            }
+        }
+        let cfg = ModelConfig {
+            users: stored.users,
+            movies: stored.movies,
+            embedding_dim: stored.embedding_dim,
+            hidden1: stored.hidden1,
+            hidden2: stored.hidden2,
+        };
+        cfg.validate().context("unsupported model config")?;
+        if cfg.users != users.rows() || cfg.movies != titles.rows() {
+            bail!(
+                "inconsistent metadata: the model has {} user and {} movie rows, the vocabularies {} and {} \
+                 (with the out-of-vocabulary row)",
+                cfg.users,
+                cfg.movies,
+                users.rows(),
+                titles.rows()
+            );
+        }
+        let seen_len = st
+            .tensor("seen/movies")
+            .map(|t| t.shape().iter().product())
+            .unwrap_or(0);
+        let expected = expected_tensors(&cfg, users.rows(), seen_len);
+        for (name, dtype, shape) in &expected {
+            let t = st
+                .tensor(name)
+                .map_err(|_| anyhow!("tensor {name:?} is missing"))?;
+            if t.dtype() != *dtype || t.shape() != shape.as_slice() {
+                bail!(
+                    "tensor {name:?} is {:?} {:?}, but the model config (U {}, M {}, D {}, H1 {}, H2 {}) needs {:?} {:?}",
+                    t.dtype(),
+                    t.shape(),
+                    cfg.users,
+                    cfg.movies,
+                    cfg.embedding_dim,
+                    cfg.hidden1,
+                    cfg.hidden2,
+                    dtype,
+                    shape
+                );
+            }
+        }
+        if st.len() != expected.len() {
+            let extra: Vec<&str> = st
+                .names()
+                .into_iter()
+                .filter(|n| !expected.iter().any(|(e, _, _)| e == n))
+                .collect();
+            bail!("unexpected tensors {extra:?}");
+        }
+        let stored_sum = get("checksum")?;
+        let sum = checksum(
+            expected
+                .iter()
+                .map(|(n, _, _)| (n.as_str(), st.tensor(n).expect("checked above").data())),
+        );
+        if *stored_sum != sum {
+            bail!(
+                "corrupted: the tensor data's checksum is {sum}, the header recorded {stored_sum}"
+            );
+        }
+        let f32s = |name: &str| -> Vec<f32> {
+            st.tensor(name)
+                .expect("checked above")
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect()
+        };
+        let u32s = |name: &str| -> Result<Vec<u32>> {
+            st.tensor(name)
+                .expect("checked above")
+                .data()
+                .chunks_exact(4)
+                .map(|b| {
+                    let v = i32::from_le_bytes(b.try_into().expect("4 bytes"));
+                    u32::try_from(v)
+                        .map_err(|_| anyhow!("tensor {name:?} holds a negative value {v}"))
+                })
+                .collect()
+        };
+        let l = cfg.layout();
+        let mlp = |prefix: &str| {
+            let mut v = vec![0.0; l.len];
+            for (name, off, rows, cols) in mlp_tensors(&l) {
+                let t = f32s(&format!("{prefix}{name}"));
+                v[off..off + rows * cols.max(1)].copy_from_slice(&t);
+            }
+            v
+        };
+        let seen = Seen {
+            offsets: u32s("seen/offsets")?,
+            movies: u32s("seen/movies")?,
+        };
+        let ok_offsets = seen.offsets.first() == Some(&0)
+            && seen.offsets.windows(2).all(|w| w[0] <= w[1])
+            && seen.offsets.last().copied() == Some(seen.movies.len() as u32);
+        if !ok_offsets
+            || (0..users.rows()).any(|u| {
+                let m = seen.of(u as u32);
+                m.windows(2).any(|w| w[0] >= w[1]) || m.iter().any(|&r| r as usize >= cfg.movies)
+            })
+        {
+            bail!("corrupted: seen/offsets and seen/movies are not per-user ascending movie rows");
+        }
+        Ok(Self {
+            cfg,
+            params: Params {
+                user_emb: f32s("user_embedding"),
+                movie_emb: f32s("movie_embedding"),
+                mlp: mlp(""),
+            },
+            accumulators: Accumulators {
+                user_emb: f32s("adagrad/user_embedding"),
+                movie_emb: f32s("adagrad/movie_embedding"),
+                mlp: mlp("adagrad/"),
+            },
+            users,
+            titles,
+            seen,
+            training,
+        })
+    }
+
+    /// Fails unless `data` has exactly this checkpoint's vocabularies (row i must mean the same user and title).
+    pub fn check_vocabularies(&self, path: &Path, data: &Dataset) -> Result<()> {
+        for (what, mine, theirs) in [
+            ("user", &self.users, &data.users),
+            ("title", &self.titles, &data.titles),
+        ] {
+            if mine != theirs {
+                let first = mine
+                    .tokens
+                    .iter()
+                    .zip(&theirs.tokens)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(mine.tokens.len().min(theirs.tokens.len()));
+                bail!(
+                    "checkpoint {} was trained with another {what} vocabulary than the data ({} vs {} {what}s, \
+                     first difference at index {}: {:?} vs {:?})",
+                    path.display(),
+                    mine.tokens.len(),
+                    theirs.tokens.len(),
+                    first + 1,
+                    mine.tokens.get(first),
+                    theirs.tokens.get(first)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fails early (before training) when `path` cannot be written: its directory is missing, or it is a
+/// directory itself.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot save to {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        bail!("cannot save to {}: it is a directory", path.display());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file in `path`'s directory, syncs it and renames it over `path`, so an
+/// interrupted write never leaves a partial file where a good one was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    check_writable(path)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("cannot save to {}: no file name", path.display()))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("flushing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Where a run starts from and where it goes: `--resume` and `--save` of one configuration.
+#[derive(Clone, Copy, Default)]
+pub struct RunFiles<'a> {
+    pub resume: Option<(&'a Path, &'a Checkpoint)>,
+    pub save: Option<&'a Path>,
+}
+
+/// Trains (from scratch, or on from a checkpoint with its optimizer state and batch order), evaluates,
+/// and saves when asked. `data_opts` records the split in the checkpoint so `evaluate` can rebuild it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_evaluate_save(
+    gpu: &Gpu,
+    kernels: &crate::kernels::Kernels,
+    data: &Dataset,
+    data_opts: &crate::data::DataOptions,
+    embedding_dim: usize,
+    opts: &crate::trainer::TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+    files: RunFiles,
+    profiler: Option<&crate::profile::Profiler>,
+) -> Result<crate::report::RunResult> {
+    let (model, resume, mut history) = match files.resume {
+        Some((path, ck)) => {
+            ck.check_vocabularies(path, data)?;
+            let t = &ck.training;
+            let rng: u64 = t.batch_rng_state.parse().with_context(|| {
+                format!(
+                    "checkpoint {}: corrupted metadata: batch_rng_state {:?}",
+                    path.display(),
+                    t.batch_rng_state
+                )
+            })?;
+            let differs: Vec<String> = [
+                (
+                    "--rating-weight",
+                    t.rating_weight.to_string(),
+                    opts.rating_weight.to_string(),
+                ),
+                (
+                    "--retrieval-weight",
+                    t.retrieval_weight.to_string(),
+                    opts.retrieval_weight.to_string(),
+                ),
+                (
+                    "--batch-size",
+                    t.batch_size.to_string(),
+                    opts.batch_size.to_string(),
+                ),
+                (
+                    "--learning-rate",
+                    t.learning_rate.to_string(),
+                    opts.learning_rate.to_string(),
+                ),
+                ("--seed", t.seed.to_string(), opts.seed.to_string()),
+                (
+                    "--reshuffle",
+                    t.reshuffle.to_string(),
+                    opts.reshuffle.to_string(),
+                ),
+            ]
+            .into_iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(flag, a, b)| format!("{flag} {b} (checkpoint: {a})"))
+            .collect();
+            let split = SplitInfo {
+                split_dir: data_opts
+                    .split_dir
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                seed: data_opts.seed,
+            };
+            if split != t.split {
+                eprintln!(
+                    "note: resuming {} on another split ({split:?}) than it was trained on ({:?})",
+                    path.display(),
+                    t.split
+                );
+            }
+            if !differs.is_empty() {
+                eprintln!(
+                    "note: resuming {} with {}; the result will differ from an uninterrupted run",
+                    path.display(),
+                    differs.join(", ")
+                );
+            }
+            (
+                ck.to_gpu(gpu)?,
+                Some((t.epochs_done, rng)),
+                t.history.clone(),
+            )
+        }
+        None => {
+            let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
+            cfg.validate()?;
+            (
+                GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?,
+                None,
+                Vec::new(),
+            )
+        }
+    };
+    let (result, trainer) = crate::report::train_and_evaluate_model(
+        gpu,
+        kernels,
+        data,
+        model,
+        resume,
+        opts,
+        eval_batch_size,
+        progress,
+        profiler,
+    )?;
+    if let Some(path) = files.save {
+        history.extend(result.history.iter().map(|h| EpochRecord {
+            epoch: h.epoch,
+            loss: h.loss,
+            seconds: h.seconds,
+        }));
+        let training = TrainingState {
+            rating_weight: opts.rating_weight,
+            retrieval_weight: opts.retrieval_weight,
+            batch_size: opts.batch_size,
+            eval_batch_size,
+            learning_rate: opts.learning_rate,
+            seed: opts.seed,
+            reshuffle: opts.reshuffle,
+            epochs_done: trainer.epochs_done(),
+            batch_rng_state: trainer.batch_rng_state().to_string(),
+            split: SplitInfo {
+                split_dir: data_opts
+                    .split_dir
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                seed: data_opts.seed,
+            },
+            data: data.description.clone(),
+            adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+            history,
+            test: result.test.to_json(),
+        };
+        Checkpoint::from_gpu(gpu, &trainer.model, data, training)?
+            .save(path)
+            .with_context(|| format!("saving checkpoint {}", path.display()))?;
+    }
+    Ok(result)
+}

@@ -1,0 +1,200 @@
+//! The commands that work from a saved model: `evaluate`, `recommend` and `predict`. Each reads and checks
+//! the checkpoint before it starts the GPU, so a bad file fails fast with its name in the error.
+
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wgrec::checkpoint::{write_atomic, Checkpoint};
+use wgrec::data::{self, DataOptions, Vocabulary};
+use wgrec::evaluate::Evaluator;
+use wgrec::gpu::{AdapterChoice, Gpu};
+use wgrec::kernels::Kernels;
+use wgrec::serve::{self, BruteForce, Exclusions};
+
+fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
+    let gpu = Gpu::new(adapter)?;
+    if !quiet {
+        let a = &gpu.adapter;
+        eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+    }
+    let kernels = Kernels::new(&gpu, ck.cfg.embedding_dim)?;
+    Ok((gpu, kernels))
+}
+
+/// The vocabulary row of `value`, or the out-of-vocabulary row 0 with a note on stderr (TFRS's
+/// StringLookup maps unknown values to its OOV index the same way).
+fn lookup(vocab: &Vocabulary, what: &str, value: &str) -> u32 {
+    let row = vocab.lookup(value);
+    if row == 0 {
+        eprintln!(
+            "note: {what} {value:?} is not in the model's vocabulary; using the out-of-vocabulary embedding \
+             (row 0), as TFRS does"
+        );
+    }
+    row
+}
+
+pub fn evaluate(
+    adapter: &AdapterChoice,
+    quiet: bool,
+    model: &Path,
+    data_dir: Option<PathBuf>,
+    split_dir: Option<PathBuf>,
+) -> Result<()> {
+    let ck = Checkpoint::load(model)?;
+    let t = &ck.training;
+    let split_dir = match (split_dir, &t.split.split_dir) {
+        (Some(d), _) => Some(d),
+        (None, Some(recorded)) => {
+            let d = PathBuf::from(recorded);
+            if !d.is_dir() {
+                bail!(
+                    "checkpoint {} was trained on the split in {recorded}, which does not exist here; \
+                     pass --split-dir",
+                    model.display()
+                );
+            }
+            if !quiet {
+                eprintln!("split: {recorded} (recorded in the checkpoint)");
+            }
+            Some(d)
+        }
+        (None, None) => None,
+    };
+    let data = data::load(&DataOptions {
+        data_dir,
+        split_dir,
+        seed: t.split.seed,
+        ..Default::default()
+    })?;
+    ck.check_vocabularies(model, &data)?;
+    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
+    let gpu_model = ck.to_gpu(&gpu)?;
+    let evaluator = Evaluator::new(
+        &gpu,
+        &kernels,
+        &gpu_model,
+        &data.test,
+        &data.candidates,
+        t.eval_batch_size,
+    )?;
+    let m = evaluator.run(t.rating_weight, t.retrieval_weight)?;
+    if !quiet {
+        eprintln!("data: {}", data.description);
+    }
+    for (k, v) in &m.top_k {
+        println!("factorized_top_k/top_{k}_categorical_accuracy: {v:.6}");
+    }
+    println!("root_mean_squared_error: {:.6}", m.rmse);
+    println!("loss: {:.6}", m.loss);
+    Ok(())
+}
+
+/// Quotes a CSV field when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn recommend(
+    adapter: &AdapterChoice,
+    quiet: bool,
+    model: &Path,
+    user: Option<&str>,
+    out: Option<&Path>,
+    k: usize,
+    exclude_seen: bool,
+) -> Result<()> {
+    let ck = Checkpoint::load(model)?;
+    if let Some(out) = out {
+        wgrec::checkpoint::check_writable(out)?;
+    }
+    // Queries: one user, or every user of the vocabulary (rows 1..U).
+    let (queries, names): (Vec<u32>, Vec<String>) = match user {
+        Some(id) => (vec![lookup(&ck.users, "user", id)], vec![id.to_string()]),
+        None => (1..ck.cfg.users as u32)
+            .map(|r| (r, ck.users.token(r).expect("in range").to_string()))
+            .unzip(),
+    };
+    // Candidates: every title (rows 1..M); the OOV row is not a movie. Candidate i is row i + 1.
+    let candidates: Vec<u32> = (1..ck.cfg.movies as u32).collect();
+    let mut exclude = Exclusions::none(queries.len());
+    if exclude_seen {
+        exclude.offsets.clear();
+        exclude.offsets.push(0);
+        for &q in &queries {
+            exclude
+                .items
+                .extend(ck.seen.of(q).iter().filter(|&&r| r > 0).map(|&r| r - 1));
+            exclude.offsets.push(exclude.items.len() as u32);
+        }
+    }
+    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
+    let gpu_model = ck.to_gpu(&gpu)?;
+    let plan = BruteForce::new(
+        &gpu,
+        &kernels,
+        (&gpu_model.user_emb, &queries),
+        (&gpu_model.movie_emb, &candidates),
+        ck.cfg.embedding_dim,
+        &exclude,
+        k,
+    )?;
+    let t0 = Instant::now();
+    let top = plan.run()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let title = |c: u32| ck.titles.token(c + 1).expect("candidate rows are titles");
+    match out {
+        None => {
+            println!("{:>4}  {:>8}  title", "rank", "score");
+            for (rank, (c, score)) in top.row(0).enumerate() {
+                println!("{:>4}  {score:>8.4}  {}", rank + 1, title(c));
+            }
+        }
+        Some(out) => {
+            let mut csv = String::from("user,rank,title,score\n");
+            for (a, name) in names.iter().enumerate() {
+                for (rank, (c, score)) in top.row(a).enumerate() {
+                    csv += &format!(
+                        "{},{},{},{score}\n",
+                        csv_field(name),
+                        rank + 1,
+                        csv_field(title(c))
+                    );
+                }
+            }
+            write_atomic(out, csv.as_bytes())?;
+            if !quiet {
+                eprintln!(
+                    "top-{k} of {} movies for {} users in {:.1} ms (first run, after pipeline compilation); \
+                     wrote {}",
+                    candidates.len(),
+                    queries.len(),
+                    seconds * 1e3,
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn predict(
+    adapter: &AdapterChoice,
+    quiet: bool,
+    model: &Path,
+    user: &str,
+    movie: &str,
+) -> Result<()> {
+    let ck = Checkpoint::load(model)?;
+    let u = lookup(&ck.users, "user", user);
+    let m = lookup(&ck.titles, "title", movie);
+    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
+    let gpu_model = ck.to_gpu(&gpu)?;
+    let p = serve::predict(&gpu, &kernels, &gpu_model, &[u], &[m])?;
+    println!("{:.4}", p[0]);
+    Ok(())
+}

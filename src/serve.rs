@@ -1,0 +1,337 @@
+//! Serving a trained model: BruteForce top-k recommendations over all candidates (scores tile by tile,
+//! then `brute_force_top_k`), and rating predictions through the same MLP forward as evaluation.
+
+use crate::gpu::{slice, whole, Gpu};
+use crate::kernels::*;
+use crate::plan::{Activations, BatchBuffers, GpuModel, MlpForward};
+use anyhow::{bail, Context, Result};
+
+/// The largest k served: `brute_force_top_k` costs O(C k) per query at worst.
+pub const MAX_K: usize = 256;
+
+/// Queries per tile at most: the score tile (tile x C floats) must also fit one storage binding.
+const MAX_TILE: usize = 4096;
+
+/// Top-k of many queries: (Q, K) candidate indices (u32::MAX past the eligible candidates) and scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopK {
+    pub k: usize,
+    pub index: Vec<u32>, // (Q, K)
+    pub score: Vec<f32>, // (Q, K)
+}
+
+impl TopK {
+    /// (candidate index, score) of query `a`, best first, without the padding.
+    pub fn row(&self, a: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let r = a * self.k..(a + 1) * self.k;
+        self.index[r.clone()]
+            .iter()
+            .zip(&self.score[r])
+            .filter(|(&i, _)| i != u32::MAX)
+            .map(|(&i, &s)| (i, s))
+    }
+}
+
+/// Candidates to leave out per query (`--exclude-seen`): a CSR of ascending, distinct candidate indices.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exclusions {
+    pub offsets: Vec<u32>, // (Q + 1,)
+    pub items: Vec<u32>,   // (S,)
+}
+
+impl Exclusions {
+    pub fn none(queries: usize) -> Self {
+        Self {
+            offsets: vec![0; queries + 1],
+            items: Vec::new(),
+        }
+    }
+}
+
+/// A tile of queries: its gather and top-k launches (the score launches are shared by all full tiles).
+struct Tile {
+    queries: usize,
+    gather: Launch,
+    top_k: Launch,
+}
+
+/// BruteForce plan for fixed queries, candidates and k, built once and run many times: gathers the
+/// candidate embeddings once, then for each tile of queries gathers them, scores them against every
+/// candidate (`candidate_scores`, through uniform windows) and keeps the top k (`brute_force_top_k`).
+/// Everything is encoded in one submission; the (Q, K) results are read back at the end.
+pub struct BruteForce<'g> {
+    gpu: &'g Gpu,
+    k: usize,
+    queries: usize,
+    candidates: usize,
+    dim4: u32,
+    gather_candidates: Launch,
+    tiles: Vec<Tile>,
+    scores_full: Vec<(Launch, u32)>,
+    scores_last: Vec<(Launch, u32)>,
+    out_index: wgpu::Buffer,
+    out_score: wgpu::Buffer,
+    /// Bytes of the GPU buffers this plan allocated (the tables are the caller's).
+    pub bytes: u64,
+}
+
+impl<'g> BruteForce<'g> {
+    /// `query_table` (rows, D) and `candidate_table` (rows, D): embedding tables; `queries` and
+    /// `candidates`: the rows of each to use. Candidate indices in results and exclusions are positions
+    /// in `candidates`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &'g Gpu,
+        kernels: &Kernels,
+        (query_table, queries): (&wgpu::Buffer, &[u32]),
+        (candidate_table, candidates): (&wgpu::Buffer, &[u32]),
+        dim: usize,
+        exclude: &Exclusions,
+        k: usize,
+    ) -> Result<Self> {
+        let c = candidates.len();
+        let per_tile =
+            ((gpu.max_binding() / (c.max(1) as u64 * 4)) as usize).min(MAX_TILE) / 64 * 64;
+        if per_tile == 0 {
+            bail!("{c} candidates do not fit the adapter's storage binding limit even for 64 queries at a time");
+        }
+        Self::with_tile(
+            gpu,
+            kernels,
+            (query_table, queries),
+            (candidate_table, candidates),
+            dim,
+            exclude,
+            k,
+            per_tile,
+        )
+    }
+
+    /// [`BruteForce::new`] with `per_tile` queries per tile (a multiple of 64, so each tile's slices of
+    /// the query list and of the outputs are 256-byte aligned; the score tile must fit one binding).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_tile(
+        gpu: &'g Gpu,
+        kernels: &Kernels,
+        (query_table, queries): (&wgpu::Buffer, &[u32]),
+        (candidate_table, candidates): (&wgpu::Buffer, &[u32]),
+        dim: usize,
+        exclude: &Exclusions,
+        k: usize,
+        per_tile: usize,
+    ) -> Result<Self> {
+        if !(1..=MAX_K).contains(&k) {
+            bail!("k must be between 1 and {MAX_K}, got {k}");
+        }
+        let (q, c) = (queries.len(), candidates.len());
+        if q == 0 || c == 0 {
+            bail!("nothing to rank: {q} queries, {c} candidates");
+        }
+        if exclude.offsets.len() != q + 1
+            || *exclude.offsets.last().unwrap() as usize > exclude.items.len()
+        {
+            bail!("the exclusion lists do not match the {q} queries");
+        }
+        if per_tile == 0 || !per_tile.is_multiple_of(64) {
+            bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
+        }
+        gpu.check_binding(
+            "a tile of scores (queries x candidates)",
+            (per_tile.min(q) * c * 4) as u64,
+        )?;
+        let dim4 = (dim / 4) as u32;
+        let tile = per_tile.min(q);
+        let out_len = q * k;
+        if (out_len * 4) as u64 > gpu.limits.max_buffer_size {
+            bail!("top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size", (out_len * 4) >> 20);
+        }
+        let query_list = gpu.upload("brute_force queries", queries);
+        let cand_list = gpu.upload("brute_force candidates", candidates);
+        let cand_emb = gpu.windowed_buffer("brute_force candidate embeddings", c * dim);
+        let query_emb = gpu.buffer("brute_force query embeddings", tile * dim);
+        let scores = gpu.buffer("brute_force scores", tile * c);
+        let seen_offsets = gpu.upload("brute_force seen_offsets", &exclude.offsets);
+        let seen = gpu.upload("brute_force seen", &exclude.items);
+        let out_index = gpu.buffer("brute_force_top_k index", out_len);
+        let out_score = gpu.buffer("brute_force_top_k score", out_len);
+        let bytes = [
+            &query_list,
+            &cand_list,
+            &cand_emb,
+            &query_emb,
+            &scores,
+            &seen_offsets,
+            &seen,
+            &out_index,
+            &out_score,
+        ]
+        .iter()
+        .map(|b| b.size())
+        .sum();
+        let gather_candidates = Launch::new(
+            gpu,
+            &kernels.embedding_gather,
+            "embedding_gather (brute_force candidates)",
+            &[whole(candidate_table), whole(&cand_list), whole(&cand_emb)],
+            &GatherParams {
+                n: c as u32,
+                dim4,
+                out_stride4: dim4,
+                out_offset4: 0,
+            },
+        );
+        let scores_for = |n: usize| {
+            candidate_scores_launches(
+                gpu,
+                &kernels.candidate_scores,
+                &query_emb,
+                &cand_emb,
+                &scores,
+                n,
+                c,
+                dim,
+            )
+        };
+        let scores_full = scores_for(tile);
+        let last = q - (q - 1) / tile * tile;
+        let scores_last = if last == tile {
+            Vec::new()
+        } else {
+            scores_for(last)
+        };
+        let tiles = (0..q)
+            .step_by(tile)
+            .map(|q0| {
+                let n = tile.min(q - q0);
+                Tile {
+                    queries: n,
+                    gather: Launch::new(
+                        gpu,
+                        &kernels.embedding_gather,
+                        "embedding_gather (brute_force queries)",
+                        &[
+                            whole(query_table),
+                            slice(&query_list, q0, n),
+                            whole(&query_emb),
+                        ],
+                        &GatherParams {
+                            n: n as u32,
+                            dim4,
+                            out_stride4: dim4,
+                            out_offset4: 0,
+                        },
+                    ),
+                    top_k: Launch::new(
+                        gpu,
+                        &kernels.brute_force_top_k,
+                        "brute_force_top_k",
+                        &[
+                            whole(&scores),
+                            whole(&seen_offsets),
+                            whole(&seen),
+                            slice(&out_index, q0 * k, n * k),
+                            slice(&out_score, q0 * k, n * k),
+                        ],
+                        &BruteForceTopKParams {
+                            queries: n as u32,
+                            candidates: c as u32,
+                            k: k as u32,
+                            first: q0 as u32,
+                        },
+                    ),
+                }
+            })
+            .collect();
+        Ok(Self {
+            gpu,
+            k,
+            queries: q,
+            candidates: c,
+            dim4,
+            gather_candidates,
+            tiles,
+            scores_full,
+            scores_last,
+            out_index,
+            out_score,
+            bytes,
+        })
+    }
+
+    /// Runs every tile in one submission and reads the (Q, K) results back.
+    pub fn run(&self) -> Result<TopK> {
+        let gpu = self.gpu;
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("brute_force"),
+            });
+        {
+            let mut pass = Pass::begin(&mut enc, "brute_force", None);
+            self.gather_candidates
+                .run(&mut pass, self.candidates as u32 * self.dim4);
+            let full = self.tiles[0].queries;
+            for t in &self.tiles {
+                t.gather.run(&mut pass, t.queries as u32 * self.dim4);
+                let scores = if t.queries == full {
+                    &self.scores_full
+                } else {
+                    &self.scores_last
+                };
+                for (l, threads) in scores {
+                    l.run(&mut pass, *threads);
+                }
+                t.top_k.run(&mut pass, t.queries as u32);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        let n = self.queries * self.k;
+        Ok(TopK {
+            k: self.k,
+            index: gpu
+                .read(&self.out_index, 0, n)
+                .context("reading the top-k indices")?,
+            score: gpu
+                .read(&self.out_score, 0, n)
+                .context("reading the top-k scores")?,
+        })
+    }
+}
+
+/// Predicted ratings of (user row, movie row) pairs through the rating MLP on the GPU: the same launches
+/// as evaluation, so a prediction equals the evaluation's for the same pair.
+pub fn predict(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    model: &GpuModel,
+    users: &[u32],
+    movies: &[u32],
+) -> Result<Vec<f32>> {
+    let n = users.len();
+    if n == 0 || movies.len() != n {
+        bail!(
+            "predict needs as many movies as users (got {n} and {})",
+            movies.len()
+        );
+    }
+    let ids = BatchBuffers::new(gpu, "predict", n);
+    let act = Activations::new(gpu, &model.cfg, n)?;
+    let losses = gpu.buffer("predict losses", 2);
+    let mlp = MlpForward::new(gpu, kernels, model, &ids, &act, &losses);
+    gpu.queue
+        .write_buffer(&ids.user, 0, bytemuck::cast_slice(users));
+    gpu.queue
+        .write_buffer(&ids.movie, 0, bytemuck::cast_slice(movies));
+    mlp.set(gpu, n, false, 1.0, 0);
+    let mut enc = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("predict"),
+        });
+    {
+        let mut pass = Pass::begin(&mut enc, "predict", None);
+        mlp.encode(&mut pass, n);
+    }
+    gpu.queue.submit([enc.finish()]);
+    gpu.read(&act.pred, 0, n).context("reading predictions")
+}
