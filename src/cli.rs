@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use wgrec::data::DataOptions;
 use wgrec::gpu::{parse_backend, AdapterChoice};
-use wgrec::trainer::TrainOptions;
+use wgrec::trainer::{TrainOptions, Tweaks};
 
 /// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
 /// WebGPU compute shaders on any GPU, or on a software adapter when there is none.
@@ -71,6 +71,8 @@ pub enum Command {
         reshuffle: bool,
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
+        #[command(flatten)]
+        tweaks: TweakArgs,
     },
     /// List every adapter wgpu sees and mark the one that would be used.
     Adapters,
@@ -86,6 +88,27 @@ pub struct DataArgs {
     /// seed and take 80% for training.
     #[arg(long, value_name = "DIR")]
     pub split_dir: Option<PathBuf>,
+}
+
+/// Opt-in departures from the tutorial (off by default).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TweakArgs {
+    /// logQ-correct the in-batch softmax with the batch's movie frequencies (a softmax over the batch's
+    /// distinct movies, so popular movies are not penalised for being sampled often).
+    #[arg(long)]
+    pub logq_correction: bool,
+    /// Adagrad learning rate of the embeddings. Default: --learning-rate.
+    #[arg(long, value_name = "LR")]
+    pub embedding_learning_rate: Option<f32>,
+}
+
+impl TweakArgs {
+    pub fn into_tweaks(self) -> Tweaks {
+        Tweaks {
+            logq_correction: self.logq_correction,
+            embedding_learning_rate: self.embedding_learning_rate,
+        }
+    }
 }
 
 /// What `main` acts on.
@@ -150,6 +173,7 @@ impl Cli {
                 seed,
                 reshuffle,
                 metrics_out,
+                tweaks,
             } => {
                 let opts = TrainOptions {
                     rating_weight,
@@ -159,6 +183,7 @@ impl Cli {
                     learning_rate,
                     seed,
                     reshuffle,
+                    tweaks: tweaks.into_tweaks(),
                 };
                 opts.validate()?;
                 Job::Runs {

@@ -358,3 +358,27 @@ pub fn factorized_top_k(
     }
     hits
 }
+
+/// Rank of every pair's own candidate among the candidates not excluded for its user: how many of them
+/// score strictly higher. `excluded` is (U, words) bits; pair i's user row is `user0 + pair_query[i]`.
+pub fn filtered_rank(
+    scores: &[f32],
+    candidates: usize,
+    pair_query: &[u32],
+    pair_candidate: &[u32],
+    excluded: &[u32],
+    user0: usize,
+) -> Vec<u32> {
+    let words = candidates.div_ceil(32);
+    pair_query
+        .iter()
+        .zip(pair_candidate)
+        .map(|(&q, &own)| {
+            let row = &scores[q as usize * candidates..][..candidates];
+            let mask = &excluded[(user0 + q as usize) * words..][..words];
+            (0..candidates)
+                .filter(|&c| row[c] > row[own as usize] && (mask[c / 32] >> (c % 32)) & 1 == 0)
+                .count() as u32
+        })
+        .collect()
+}

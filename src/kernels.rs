@@ -33,6 +33,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("embedding_adagrad", shader!("embedding_adagrad")),
     ("candidate_scores", shader!("candidate_scores")),
     ("factorized_top_k", shader!("factorized_top_k")),
+    ("filtered_rank", shader!("filtered_rank")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -293,6 +294,17 @@ pub struct TopKParams {
     pub ks: [u32; 8],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FilteredRankParams {
+    pub pairs: u32,
+    pub candidates: u32,
+    pub first: u32,
+    pub words: u32,
+    pub user0: u32,
+    pub _pad: [u32; 3],
+}
+
 /// Invocation counts, mirroring each kernel's indexing.
 pub mod threads {
     /// One invocation per 8 rows x 16 outputs.
@@ -332,6 +344,7 @@ pub struct Kernels {
     pub embedding_adagrad: Kernel,
     pub candidate_scores: Kernel,
     pub factorized_top_k: Kernel,
+    pub filtered_rank: Kernel,
 }
 
 impl Kernels {
@@ -355,6 +368,7 @@ impl Kernels {
             embedding_adagrad: k("embedding_adagrad", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
             factorized_top_k: k("factorized_top_k", &[])?,
+            filtered_rank: k("filtered_rank", &[])?,
         })
     }
 }

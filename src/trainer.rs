@@ -19,6 +19,22 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Redraw the batches every epoch (the tutorial's `cache()` keeps the first epoch's batches).
     pub reshuffle: bool,
+    /// Opt-in departures from the tutorial; the default is TFRS-faithful.
+    #[serde(flatten)]
+    pub tweaks: Tweaks,
+}
+
+/// Departures from the tutorial's training (all off by default; `wgrec recipe` turns some on).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Tweaks {
+    /// logQ correction of the in-batch softmax with the batch's own movie frequencies q_c = m_c / B:
+    /// subtracting log q_c from every logit of movie c turns `sum_c m_c exp(s_ac)` into
+    /// `B sum_c exp(s_ac)`, a softmax over the batch's distinct movies, so popular movies are no longer
+    /// pushed down for being sampled often. The kernels are unchanged: every movie's column weight is 1.
+    /// The reported loss leaves out the constant log(m_c / B) terms.
+    pub logq_correction: bool,
+    /// Adagrad learning rate of the embeddings (None: the MLP's `learning_rate`).
+    pub embedding_learning_rate: Option<f32>,
 }
 
 impl TrainOptions {
@@ -31,6 +47,7 @@ impl TrainOptions {
             learning_rate: 0.1,
             seed: 42,
             reshuffle: false,
+            tweaks: Tweaks::default(),
         }
     }
 
@@ -38,11 +55,16 @@ impl TrainOptions {
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            bail!(
-                "--learning-rate must be a positive number, got {}",
-                self.learning_rate
-            );
+        for (name, lr) in [
+            ("--learning-rate", Some(self.learning_rate)),
+            (
+                "--embedding-learning-rate",
+                self.tweaks.embedding_learning_rate,
+            ),
+        ] {
+            if let Some(lr) = lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+                bail!("{name} must be a positive number, got {lr}");
+            }
         }
         for (name, w) in [
             ("--rating-weight", self.rating_weight),
@@ -53,6 +75,17 @@ impl TrainOptions {
             }
         }
         Ok(())
+    }
+
+    /// The training batches in the order `perm`, with the column weights the retrieval loss uses.
+    fn make_batches(&self, train: &Ratings, perm: &[u32]) -> Vec<Batch> {
+        let mut batches = make_batches(train, perm, self.batch_size);
+        if self.tweaks.logq_correction {
+            for b in &mut batches {
+                b.movies.count.fill(1.0);
+            }
+        }
+        batches
     }
 
     fn rating_on(&self) -> bool {
@@ -126,7 +159,7 @@ impl<'g> Trainer<'g> {
         let l = model.layout;
         let cap = opts.batch_size.min(train.len());
         let mut rng = batch_rng(opts.seed);
-        let batches = make_batches(train, &permutation(train.len(), &mut rng), opts.batch_size);
+        let batches = opts.make_batches(train, &permutation(train.len(), &mut rng));
         let store = BatchStore::new(gpu, "train batches", &batches)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
@@ -361,7 +394,7 @@ impl<'g> Trainer<'g> {
             dx_offset4: off,
             use_dense: o.retrieval_on() as u32,
             use_rows: o.rating_on() as u32,
-            learning_rate: lr,
+            learning_rate: o.tweaks.embedding_learning_rate.unwrap_or(lr),
             epsilon: EPSILON,
         };
         bw.user_update.set(gpu, &update(s.users, 0));
@@ -452,7 +485,7 @@ impl<'g> Trainer<'g> {
         let t0 = Instant::now();
         if self.opts.reshuffle && self.epochs_done > 0 {
             let perm = permutation(self.train.len(), &mut self.rng);
-            let batches: Vec<Batch> = make_batches(&self.train, &perm, self.opts.batch_size);
+            let batches: Vec<Batch> = self.opts.make_batches(&self.train, &perm);
             self.store.rewrite(self.gpu, &batches);
         }
         let n = self.batches();

@@ -1150,6 +1150,7 @@ fn training_epoch_matches_cpu_chain() {
             learning_rate: 0.1,
             seed: 5,
             reshuffle: false,
+            tweaks: Default::default(),
         };
         let init = Params::init(&cfg, opts.seed);
         let model = GpuModel::new(gpu, &cfg, &init).unwrap();
