@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use wgrec::data::DataOptions;
 use wgrec::gpu::{parse_backend, AdapterChoice};
+use wgrec::sweep::SweepConfig;
 use wgrec::trainer::{TrainOptions, Tweaks};
 
 /// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
@@ -71,6 +72,35 @@ pub enum Command {
         reshuffle: bool,
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
+        /// Draw this run's per-epoch loss, top-100 and RMSE curves as SVG (evaluates after every epoch).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        #[command(flatten)]
+        tweaks: TweakArgs,
+    },
+    /// Train every combination of rating and retrieval weights (and seeds); write results.csv,
+    /// results.json, tradeoff.svg (top-100 against RMSE, Pareto front marked) and curves.svg into --out.
+    Sweep {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Rating weights, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.1,1")]
+        rating_weights: Vec<f32>,
+        /// Retrieval weights, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.1,1")]
+        retrieval_weights: Vec<f32>,
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Seeds, comma-separated; each weighting is trained once per seed.
+        #[arg(long, value_delimiter = ',', default_value = "42")]
+        seeds: Vec<u64>,
+        #[arg(long, default_value_t = 8192)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 0.1)]
+        learning_rate: f32,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
         #[command(flatten)]
         tweaks: TweakArgs,
     },
@@ -120,6 +150,12 @@ pub enum Job {
         embedding_dim: usize,
         eval_batch_size: usize,
         metrics_out: Option<PathBuf>,
+        /// Per-epoch curves of the (single) run, as SVG.
+        plot: Option<PathBuf>,
+    },
+    Sweep {
+        data: DataOptions,
+        sweep: SweepConfig,
     },
 }
 
@@ -160,6 +196,7 @@ impl Cli {
                 embedding_dim: 32,
                 eval_batch_size: 4096,
                 metrics_out,
+                plot: None,
             },
             Command::Train {
                 data: d,
@@ -173,6 +210,7 @@ impl Cli {
                 seed,
                 reshuffle,
                 metrics_out,
+                plot,
                 tweaks,
             } => {
                 let opts = TrainOptions {
@@ -192,6 +230,41 @@ impl Cli {
                     embedding_dim,
                     eval_batch_size,
                     metrics_out,
+                    plot,
+                }
+            }
+            Command::Sweep {
+                data: d,
+                rating_weights,
+                retrieval_weights,
+                epochs,
+                seeds,
+                batch_size,
+                learning_rate,
+                out,
+                tweaks,
+            } => {
+                // Without --split-dir, one split for the whole sweep: the first seed's.
+                let split_seed = seeds.first().copied().unwrap_or(42);
+                let sweep = SweepConfig {
+                    rating_weights,
+                    retrieval_weights,
+                    base: TrainOptions {
+                        epochs,
+                        batch_size,
+                        learning_rate,
+                        tweaks: tweaks.into_tweaks(),
+                        ..TrainOptions::tutorial(1.0, 1.0)
+                    },
+                    seeds,
+                    embedding_dim: 32,
+                    eval_batch_size: 4096,
+                    out,
+                };
+                sweep.runs()?;
+                Job::Sweep {
+                    data: data(d, split_seed),
+                    sweep,
                 }
             }
         };

@@ -13,5 +13,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod model;
 pub mod plan;
+pub mod plot;
 pub mod report;
+pub mod sweep;
 pub mod trainer;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Job};
 use std::process::ExitCode;
-use wgrec::{data, gpu, kernels::Kernels, report};
+use wgrec::{data, gpu, kernels::Kernels, plot, report, sweep};
 
 fn main() -> ExitCode {
     match run() {
@@ -48,6 +48,7 @@ fn run() -> Result<ExitCode> {
             embedding_dim,
             eval_batch_size,
             metrics_out,
+            plot,
         } => {
             let t = std::time::Instant::now();
             let dataset = data::load(&data)?;
@@ -70,7 +71,7 @@ fn run() -> Result<ExitCode> {
                         opts.rating_weight, opts.retrieval_weight
                     );
                 }
-                let r = report::train_and_evaluate(
+                let r = report::train_and_evaluate_with(
                     &gpu,
                     &kernels,
                     &dataset,
@@ -78,6 +79,7 @@ fn run() -> Result<ExitCode> {
                     opts,
                     eval_batch_size,
                     !config.quiet,
+                    plot.is_some(),
                 )?;
                 results.push(r);
             }
@@ -85,6 +87,26 @@ fn run() -> Result<ExitCode> {
             if let Some(path) = metrics_out {
                 report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
             }
+            if let Some(path) = plot {
+                plot::curves_svg(&path, "Per-epoch curves", &sweep::curves(&results))?;
+            }
+        }
+        Job::Sweep { data, sweep } => {
+            let dataset = data::load(&data)?;
+            let gpu = gpu::Gpu::new(&config.adapter)?;
+            if !config.quiet {
+                eprintln!("data: {}", dataset.description);
+                let a = &gpu.adapter;
+                eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+            }
+            let kernels = Kernels::new(&gpu, sweep.embedding_dim)?;
+            let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !config.quiet)?;
+            print!("{}", report::table(&results, &gpu.adapter));
+            sweep::write_outputs(&sweep.out, &results, &gpu.adapter)?;
+            eprintln!(
+                "wrote results.csv, results.json, tradeoff.svg and curves.svg to {}",
+                sweep.out.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! Runs one configuration end to end (init, train, evaluate) and reports results as a table and as JSON.
 
 use crate::data::Dataset;
-use crate::evaluate::{Evaluator, TestMetrics, KS};
+use crate::evaluate::{Evaluator, TestMetrics, KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, Params};
@@ -18,6 +18,8 @@ pub struct RunResult {
     pub test: TestMetrics,
     pub train_seconds: f64,
     pub eval_seconds: f64,
+    /// Test metrics after every epoch (empty unless asked for: it costs one evaluation per epoch).
+    pub curve: Vec<TestMetrics>,
 }
 
 impl RunResult {
@@ -34,6 +36,7 @@ impl RunResult {
             "test": self.test.to_json(),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
+            "test_per_epoch": self.curve.iter().map(TestMetrics::to_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -48,10 +51,45 @@ pub fn train_and_evaluate(
     eval_batch_size: usize,
     progress: bool,
 ) -> Result<RunResult> {
+    train_and_evaluate_with(
+        gpu,
+        kernels,
+        data,
+        embedding_dim,
+        opts,
+        eval_batch_size,
+        progress,
+        false,
+    )
+}
+
+/// `train_and_evaluate`, and with `per_epoch` the test metrics after every epoch (for curves).
+#[allow(clippy::too_many_arguments)]
+pub fn train_and_evaluate_with(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    embedding_dim: usize,
+    opts: &TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+    per_epoch: bool,
+) -> Result<RunResult> {
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
     cfg.validate()?;
     let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?;
     let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
+    let evaluator = Evaluator::excluding_training(
+        gpu,
+        kernels,
+        &trainer.model,
+        &data.test,
+        &data.train,
+        &data.candidates,
+        eval_batch_size,
+    )?;
+    let mut curve = Vec::new();
+    let mut eval_in_training = 0.0;
     let t0 = Instant::now();
     let mut history = Vec::new();
     for epoch in 1..=opts.epochs {
@@ -76,16 +114,13 @@ pub fn train_and_evaluate(
             trainer.epoch(None)?
         };
         history.push(log);
+        if per_epoch {
+            let m = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
+            eval_in_training += m.seconds;
+            curve.push(m);
+        }
     }
-    let train_seconds = t0.elapsed().as_secs_f64();
-    let evaluator = Evaluator::new(
-        gpu,
-        kernels,
-        &trainer.model,
-        &data.test,
-        &data.candidates,
-        eval_batch_size,
-    )?;
+    let train_seconds = t0.elapsed().as_secs_f64() - eval_in_training;
     let t1 = Instant::now();
     let test = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
@@ -95,6 +130,7 @@ pub fn train_and_evaluate(
         test,
         train_seconds,
         eval_seconds,
+        curve,
     })
 }
 
@@ -122,6 +158,37 @@ pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
             r.train_seconds,
             r.eval_seconds
         ));
+    }
+    if runs.iter().any(|r| r.test.ranked.is_some()) {
+        s.push_str(&format!(
+            "{:<22}{}{}{:>8}   (per user, training movies excluded)\n",
+            "",
+            RANKED_KS
+                .iter()
+                .map(|k| format!("{:>8}", format!("R@{k}")))
+                .collect::<String>(),
+            RANKED_KS
+                .iter()
+                .map(|k| format!("{:>8}", format!("NDCG@{k}")))
+                .collect::<String>(),
+            "MAE",
+        ));
+        for r in runs {
+            let Some(m) = &r.test.ranked else { continue };
+            s.push_str(&format!(
+                "{:<22}{}{}{:>8.4}\n",
+                format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
+                RANKED_KS
+                    .iter()
+                    .map(|&k| format!("{:>8.4}", m.recall_at(k)))
+                    .collect::<String>(),
+                RANKED_KS
+                    .iter()
+                    .map(|&k| format!("{:>8.4}", m.ndcg_at(k)))
+                    .collect::<String>(),
+                m.mae,
+            ));
+        }
     }
     s.push_str(&format!(
         "adapter: {} ({}, {}, {})\n",
