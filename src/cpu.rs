@@ -271,11 +271,24 @@ pub fn retrieval_softmax_movies(
 /// The retrieval loss and gradients straight from TFRS's definition: logits = u m^T over the B x B batch,
 /// labels the diagonal, softmax cross-entropy summed over rows. Returns (loss, du (B, D), dm (B, D)).
 pub fn retrieval_loss_direct(u: &[f32], m: &[f32], dim: usize) -> (f64, Vec<f64>, Vec<f64>) {
+    retrieval_loss_direct_corrected(u, m, dim, &vec![0.0; u.len() / dim])
+}
+
+/// `retrieval_loss_direct` with TFRS's `candidate_sampling_probability` correction: log_q[j] is subtracted
+/// from every logit of column j (the diagonal included).
+pub fn retrieval_loss_direct_corrected(
+    u: &[f32],
+    m: &[f32],
+    dim: usize,
+    log_q: &[f64],
+) -> (f64, Vec<f64>, Vec<f64>) {
     let b = u.len() / dim;
     let (mut loss, mut du, mut dm) = (0.0, vec![0.0; b * dim], vec![0.0; b * dim]);
     for i in 0..b {
         let ui = &u[i * dim..][..dim];
-        let s: Vec<f64> = (0..b).map(|j| dot(ui, &m[j * dim..][..dim])).collect();
+        let s: Vec<f64> = (0..b)
+            .map(|j| dot(ui, &m[j * dim..][..dim]) - log_q[j])
+            .collect();
         let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
         loss += lse - s[i];

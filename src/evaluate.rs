@@ -499,3 +499,34 @@ impl<'g> Evaluator<'g> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_and_ndcg_by_hand() {
+        // User 0: two test movies at positions 0 and 3; user 1: one test movie at position 12.
+        let rank = [0, 3, 12];
+        let offsets = [0, 2, 3];
+        let (recall, ndcg) = recall_ndcg(&rank, &offsets, &[1, 4, 20]);
+        let g = |p: f64| 1.0 / (p + 2.0).log2();
+        // k = 1: user 0 has 1 of 2 (DCG 1, ideal 1), user 1 none.
+        // k = 4: user 0 both (DCG 1 + g(3), ideal 1 + g(1)), user 1 none.
+        // k = 20: user 1's as well (DCG g(12), ideal 1).
+        let want_recall = [(1, 0.25), (4, 0.5), (20, 1.0)];
+        let want_ndcg = [
+            (1, 0.5),
+            (4, (1.0 + g(3.0)) / (1.0 + g(1.0)) / 2.0),
+            (20, ((1.0 + g(3.0)) / (1.0 + g(1.0)) + g(12.0)) / 2.0),
+        ];
+        for ((k, r), (wk, wr)) in recall.iter().zip(want_recall) {
+            assert_eq!(*k, wk);
+            assert!((r - wr).abs() < 1e-12, "recall@{k}: {r} vs {wr}");
+        }
+        for ((k, n), (wk, wn)) in ndcg.iter().zip(want_ndcg) {
+            assert_eq!(*k, wk);
+            assert!((n - wn).abs() < 1e-12, "ndcg@{k}: {n} vs {wn}");
+        }
+    }
+}

@@ -524,3 +524,25 @@ impl<'g> Trainer<'g> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logq_correction_gives_every_movie_column_weight_one() {
+        let train = Ratings {
+            user: vec![1, 2, 1, 3, 2, 1],
+            movie: vec![5, 5, 6, 5, 7, 6],
+            rating: vec![1.0; 6],
+        };
+        let perm: Vec<u32> = (0..6).collect();
+        let plain = TrainOptions::tutorial(0.0, 1.0).make_batches(&train, &perm);
+        assert_eq!(plain[0].movies.count, vec![3.0, 2.0, 1.0]);
+        let mut opts = TrainOptions::tutorial(0.0, 1.0);
+        opts.tweaks.logq_correction = true;
+        let corrected = opts.make_batches(&train, &perm);
+        assert_eq!(corrected[0].movies.count, vec![1.0, 1.0, 1.0]);
+        assert_eq!(corrected[0].users, plain[0].users, "user weights unchanged");
+    }
+}
