@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use wgrec::data::DataOptions;
 use wgrec::gpu::{parse_backend, AdapterChoice};
+use wgrec::recipe;
 use wgrec::sweep::SweepConfig;
 use wgrec::trainer::{TrainOptions, Tweaks};
 
@@ -104,6 +105,22 @@ pub enum Command {
         #[command(flatten)]
         tweaks: TweakArgs,
     },
+    /// Train a named preset once per seed and report mean and spread (presets: tutorial-joint,
+    /// joint-plus).
+    Recipe {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "joint-plus")]
+        preset: String,
+        /// Seeds, comma-separated; without --split-dir the first one also draws the split.
+        #[arg(long, value_delimiter = ',', default_value = "42,1,2")]
+        seeds: Vec<u64>,
+        #[arg(long, value_name = "FILE.json")]
+        metrics_out: Option<PathBuf>,
+        /// Per-epoch curves of every seed's run, as SVG (evaluates after every epoch).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
     /// List every adapter wgpu sees and mark the one that would be used.
     Adapters,
 }
@@ -130,6 +147,9 @@ pub struct TweakArgs {
     /// Adagrad learning rate of the embeddings. Default: --learning-rate.
     #[arg(long, value_name = "LR")]
     pub embedding_learning_rate: Option<f32>,
+    /// L2 penalty (L2 / 2) |row|^2 on the embedding rows each batch touches.
+    #[arg(long, value_name = "L2", default_value_t = 0.0)]
+    pub embedding_l2: f32,
 }
 
 impl TweakArgs {
@@ -137,6 +157,7 @@ impl TweakArgs {
         Tweaks {
             logq_correction: self.logq_correction,
             embedding_learning_rate: self.embedding_learning_rate,
+            embedding_l2: self.embedding_l2,
         }
     }
 }
@@ -156,6 +177,14 @@ pub enum Job {
     Sweep {
         data: DataOptions,
         sweep: SweepConfig,
+    },
+    Recipe {
+        data: DataOptions,
+        name: String,
+        runs: Vec<TrainOptions>,
+        embedding_dim: usize,
+        metrics_out: Option<PathBuf>,
+        plot: Option<PathBuf>,
     },
 }
 
@@ -267,6 +296,32 @@ impl Cli {
                     sweep,
                 }
             }
+            Command::Recipe {
+                data: d,
+                preset,
+                seeds,
+                metrics_out,
+                plot,
+            } => {
+                let p = recipe::preset(&preset)?;
+                if seeds.is_empty() {
+                    anyhow::bail!("--seeds needs at least one seed");
+                }
+                Job::Recipe {
+                    data: data(d, seeds[0]),
+                    name: p.name.to_string(),
+                    runs: seeds
+                        .iter()
+                        .map(|&seed| TrainOptions {
+                            seed,
+                            ..p.opts.clone()
+                        })
+                        .collect(),
+                    embedding_dim: p.embedding_dim,
+                    metrics_out,
+                    plot,
+                }
+            }
         };
         Ok(Config {
             adapter,
@@ -301,6 +356,35 @@ mod tests {
         assert!(runs
             .iter()
             .all(|r| r.epochs == 2 && r.batch_size == 8192 && !r.reshuffle));
+    }
+
+    #[test]
+    fn recipe_and_sweep_parse() {
+        let cli = Cli::try_parse_from(["wgrec", "recipe", "--seeds", "7,8"]).unwrap();
+        let Job::Recipe { runs, name, .. } = cli.into_config().unwrap().job else {
+            panic!("expected a recipe")
+        };
+        assert_eq!(name, "joint-plus");
+        assert_eq!(runs.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![7, 8]);
+        assert!(runs.iter().all(|r| r.tweaks.logq_correction));
+        let bad = Cli::try_parse_from(["wgrec", "recipe", "--preset", "nope"]).unwrap();
+        assert!(bad.into_config().is_err());
+        let args = [
+            "wgrec",
+            "sweep",
+            "--rating-weights",
+            "0,1",
+            "--retrieval-weights",
+            "1",
+            "--out",
+            "d",
+        ];
+        let Job::Sweep { sweep, .. } = Cli::try_parse_from(args).unwrap().into_config().unwrap().job
+        else {
+            panic!("expected a sweep")
+        };
+        assert_eq!(sweep.runs().unwrap().len(), 2);
+        assert_eq!(sweep.base.batch_size, 8192);
     }
 
     #[test]

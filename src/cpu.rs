@@ -317,6 +317,7 @@ pub fn embedding_adagrad(
     dim: usize,
     lr: f32,
     eps: f32,
+    l2: f32,
 ) {
     for (a, &row) in table_rows.iter().enumerate() {
         let mut g = vec![0.0f32; dim];
@@ -331,6 +332,11 @@ pub fn embedding_adagrad(
             }
         }
         let at = row as usize * dim;
+        if l2 != 0.0 {
+            for d in 0..dim {
+                g[d] += l2 * table[at + d];
+            }
+        }
         adagrad(
             &mut table[at..at + dim],
             &mut accum[at..at + dim],

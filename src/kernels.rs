@@ -232,6 +232,9 @@ pub struct EmbeddingAdagradParams {
     pub use_rows: u32,
     pub learning_rate: f32,
     pub epsilon: f32,
+    /// L2 penalty (l2 / 2) |row|^2 on the touched rows; 0 in the tutorial.
+    pub l2: f32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]

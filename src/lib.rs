@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod model;
 pub mod plan;
 pub mod plot;
+pub mod recipe;
 pub mod report;
 pub mod sweep;
 pub mod trainer;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Job};
 use std::process::ExitCode;
-use wgrec::{data, gpu, kernels::Kernels, plot, report, sweep};
+use wgrec::{data, gpu, kernels::Kernels, plot, recipe, report, sweep};
 
 fn main() -> ExitCode {
     match run() {
@@ -107,6 +107,47 @@ fn run() -> Result<ExitCode> {
                 "wrote results.csv, results.json, tradeoff.svg and curves.svg to {}",
                 sweep.out.display()
             );
+        }
+        Job::Recipe {
+            data,
+            name,
+            runs,
+            embedding_dim,
+            metrics_out,
+            plot,
+        } => {
+            let dataset = data::load(&data)?;
+            let gpu = gpu::Gpu::new(&config.adapter)?;
+            if !config.quiet {
+                eprintln!("data: {}", dataset.description);
+                let a = &gpu.adapter;
+                eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+            }
+            let kernels = Kernels::new(&gpu, embedding_dim)?;
+            let mut results = Vec::new();
+            for opts in &runs {
+                if !config.quiet {
+                    eprintln!("== {name}, seed {} ==", opts.seed);
+                }
+                results.push(report::train_and_evaluate_with(
+                    &gpu,
+                    &kernels,
+                    &dataset,
+                    embedding_dim,
+                    opts,
+                    4096,
+                    !config.quiet,
+                    plot.is_some(),
+                )?);
+            }
+            print!("{}", report::table(&results, &gpu.adapter));
+            print!("{}", recipe::summary(&name, &results));
+            if let Some(path) = metrics_out {
+                report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
+            }
+            if let Some(path) = plot {
+                plot::curves_svg(&path, &name, &sweep::curves(&results))?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

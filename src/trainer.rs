@@ -35,6 +35,8 @@ pub struct Tweaks {
     pub logq_correction: bool,
     /// Adagrad learning rate of the embeddings (None: the MLP's `learning_rate`).
     pub embedding_learning_rate: Option<f32>,
+    /// L2 penalty (l2 / 2) |row|^2 on the embedding rows each batch touches (0: none).
+    pub embedding_l2: f32,
 }
 
 impl TrainOptions {
@@ -65,6 +67,10 @@ impl TrainOptions {
             if let Some(lr) = lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
                 bail!("{name} must be a positive number, got {lr}");
             }
+        }
+        let l2 = self.tweaks.embedding_l2;
+        if !(l2.is_finite() && l2 >= 0.0) {
+            bail!("--embedding-l2 must be a finite number >= 0, got {l2}");
         }
         for (name, w) in [
             ("--rating-weight", self.rating_weight),
@@ -396,6 +402,8 @@ impl<'g> Trainer<'g> {
             use_rows: o.rating_on() as u32,
             learning_rate: o.tweaks.embedding_learning_rate.unwrap_or(lr),
             epsilon: EPSILON,
+            l2: o.tweaks.embedding_l2,
+            _pad: [0; 3],
         };
         bw.user_update.set(gpu, &update(s.users, 0));
         bw.movie_update.set(gpu, &update(s.movies, d4));

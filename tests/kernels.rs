@@ -926,13 +926,16 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
         gpu.upload("rows", &d.rows),
         gpu.upload("table_rows", &d.table_rows),
     );
-    // (use_dense, use_rows, dx column offset): users read the first D columns of dx, movies the second.
-    for (use_dense, use_rows, offset) in [
-        (true, true, 0),
-        (true, true, dim),
-        (true, false, 0),
-        (false, true, dim),
-        (false, false, 0),
+    // (use_dense, use_rows, dx column offset, L2): users read the first D columns of dx, movies the
+    // second; the L2 penalty (off in the tutorial) adds l2 * row to the gradient.
+    for (use_dense, use_rows, offset, l2) in [
+        (true, true, 0, 0.0),
+        (true, true, dim, 0.0),
+        (true, false, 0, 0.0),
+        (false, true, dim, 0.0),
+        (false, false, 0, 0.0),
+        (true, true, dim, 0.7),
+        (false, false, 0, 0.7),
     ] {
         let (tb, ab) = (gpu.upload("table", &table), gpu.upload("accum", &accum));
         let p = EmbeddingAdagradParams {
@@ -944,6 +947,8 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
             use_rows: use_rows as u32,
             learning_rate: 0.1,
             epsilon: EPSILON,
+            l2,
+            _pad: [0; 3],
         };
         // A term that is switched off is bound to NaNs: reading it would poison the update.
         let l = Launch::new(
@@ -974,11 +979,12 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
             dim,
             0.1,
             EPSILON,
+            l2,
         );
         let got_t = read_f32(gpu, &tb, vocab * dim);
         let got_a = read_f32(gpu, &ab, vocab * dim);
         let what = |t: &str| {
-            format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset}")
+            format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset} l2 {l2}")
         };
         assert_close(&what("table"), &got_t, &want_t, 1e-7, 1e-5);
         assert_close(&what("accum"), &got_a, &want_a, 1e-7, 1e-5);
@@ -1390,6 +1396,7 @@ impl CpuModel {
             d,
             lr,
             EPSILON,
+            0.0,
         );
         cpu::embedding_adagrad(
             Some(&grad_movie),
@@ -1402,6 +1409,7 @@ impl CpuModel {
             d,
             lr,
             EPSILON,
+            0.0,
         );
         let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
         let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
