@@ -379,7 +379,11 @@ mod tests {
             "--out",
             "d",
         ];
-        let Job::Sweep { sweep, .. } = Cli::try_parse_from(args).unwrap().into_config().unwrap().job
+        let Job::Sweep { sweep, .. } = Cli::try_parse_from(args)
+            .unwrap()
+            .into_config()
+            .unwrap()
+            .job
         else {
             panic!("expected a sweep")
         };

@@ -33,9 +33,9 @@ pub struct TestMetrics {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RankedMetrics {
     /// (k, mean over users of hits in the top k / the user's test ratings) for every k in RANKED_KS.
-    pub recall: Vec<(u32, f64)>,
+    pub recall: AtK,
     /// (k, mean over users of DCG@k / ideal DCG@k) for every k in RANKED_KS.
-    pub ndcg: Vec<(u32, f64)>,
+    pub ndcg: AtK,
     pub mae: f64,
 }
 
@@ -56,10 +56,13 @@ fn lookup(v: &[(u32, f64)], k: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// (k, value) for every cut-off.
+pub type AtK = Vec<(u32, f64)>;
+
 /// Recall@K and NDCG@K averaged over users from the filtered rank of every test pair (`rank[i]`: how many
 /// non-excluded candidates outrank pair i, i.e. its 0-based position in the user's list). `user_offsets`
 /// cut the pairs into users (CSR, pairs grouped by user).
-pub fn recall_ndcg(rank: &[u32], user_offsets: &[u32], ks: &[u32]) -> (Vec<(u32, f64)>, Vec<(u32, f64)>) {
+pub fn recall_ndcg(rank: &[u32], user_offsets: &[u32], ks: &[u32]) -> (AtK, AtK) {
     let users = user_offsets.len().saturating_sub(1).max(1) as f64;
     let gain = |pos: u32| 1.0 / (pos as f64 + 2.0).log2();
     let mut recall = vec![0.0; ks.len()];
@@ -74,7 +77,12 @@ pub fn recall_ndcg(rank: &[u32], user_offsets: &[u32], ks: &[u32]) -> (Vec<(u32,
             ndcg[j] += dcg / ideal;
         }
     }
-    let mean = |v: Vec<f64>| ks.iter().copied().zip(v.into_iter().map(|x| x / users)).collect();
+    let mean = |v: Vec<f64>| {
+        ks.iter()
+            .copied()
+            .zip(v.into_iter().map(|x| x / users))
+            .collect()
+    };
     (mean(recall), mean(ndcg))
 }
 
@@ -123,10 +131,10 @@ struct Tile {
 
 /// What the Recall@K / NDCG@K / MAE evaluation keeps: filtered ranks, all predictions, and the test layout.
 struct RankedPlan {
-    rank: wgpu::Buffer,        // (P,) filtered rank of every pair, pairs grouped by user
-    pred: wgpu::Buffer,        // (N,) rating predictions, test rows in file order
-    user_offsets: Vec<u32>,    // (U + 1,) CSR of the pairs of each distinct test user
-    rating: Vec<f32>,          // (N,) test ratings
+    rank: wgpu::Buffer,     // (P,) filtered rank of every pair, pairs grouped by user
+    pred: wgpu::Buffer,     // (N,) rating predictions, test rows in file order
+    user_offsets: Vec<u32>, // (U + 1,) CSR of the pairs of each distinct test user
+    rating: Vec<f32>,       // (N,) test ratings
 }
 
 /// Evaluation plan for one model and one test split, built once.
@@ -170,7 +178,15 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        Self::build(gpu, k, model, test, Some(train), candidates, eval_batch_size)
+        Self::build(
+            gpu,
+            k,
+            model,
+            test,
+            Some(train),
+            candidates,
+            eval_batch_size,
+        )
     }
 
     fn build(

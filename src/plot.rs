@@ -74,9 +74,9 @@ pub fn tradeoff_svg(path: &Path, title: &str, points: &[TradeoffPoint]) -> Resul
     let front = pareto_front(points);
     chart
         .draw_series(
-            front
-                .iter()
-                .map(|&i| Circle::new((points[i].rmse, points[i].top_100), 10, RED.stroke_width(2))),
+            front.iter().map(|&i| {
+                Circle::new((points[i].rmse, points[i].top_100), 10, RED.stroke_width(2))
+            }),
         )
         .map_err(&err)?
         .label("Pareto front (no other weighting is better on both)")
@@ -152,7 +152,10 @@ pub fn curves_svg(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
                 let color = Palette99::pick(i);
                 chart
                     .draw_series(LineSeries::new(
-                        pick(i).iter().enumerate().map(|(e, &v)| (e as f64 + 1.0, v)),
+                        pick(i)
+                            .iter()
+                            .enumerate()
+                            .map(|(e, &v)| (e as f64 + 1.0, v)),
                         color.stroke_width(2),
                     ))
                     .map_err(&err)?
@@ -215,7 +218,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wgrec-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let t = dir.join("tradeoff.svg");
-        tradeoff_svg(&t, "trade-off", &[p("(1, 0)", 1.1, 0.06), p("(0, 1)", 3.8, 0.23)]).unwrap();
+        tradeoff_svg(
+            &t,
+            "trade-off",
+            &[p("(1, 0)", 1.1, 0.06), p("(0, 1)", 3.8, 0.23)],
+        )
+        .unwrap();
         let svg = std::fs::read_to_string(&t).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.contains("(0, 1)"));
         assert!(svg.contains("test RMSE (lower is better)"));

@@ -25,7 +25,9 @@ pub struct SweepConfig {
 impl SweepConfig {
     /// Every combination, weights outermost, seeds innermost.
     pub fn runs(&self) -> Result<Vec<TrainOptions>> {
-        if self.rating_weights.is_empty() || self.retrieval_weights.is_empty() || self.seeds.is_empty()
+        if self.rating_weights.is_empty()
+            || self.retrieval_weights.is_empty()
+            || self.seeds.is_empty()
         {
             bail!("a sweep needs at least one rating weight, one retrieval weight and one seed");
         }
@@ -112,7 +114,11 @@ pub fn csv(runs: &[RunResult]) -> String {
         row.push(format!("{:.6}", r.test.rmse));
         let ranked = r.test.ranked.as_ref();
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-        row.extend(RANKED_KS.iter().map(|&k| opt(ranked.map(|m| m.recall_at(k)))));
+        row.extend(
+            RANKED_KS
+                .iter()
+                .map(|&k| opt(ranked.map(|m| m.recall_at(k)))),
+        );
         row.extend(RANKED_KS.iter().map(|&k| opt(ranked.map(|m| m.ndcg_at(k)))));
         row.push(opt(ranked.map(|m| m.mae)));
         row.push(format!("{:.6}", r.test.loss));
@@ -189,11 +195,7 @@ pub fn write_outputs(out: &Path, runs: &[RunResult], adapter: &AdapterSummary) -
         "Rating vs retrieval: every (rating weight, retrieval weight)",
         &tradeoff_points(runs),
     )?;
-    curves_svg(
-        &out.join("curves.svg"),
-        "Per-epoch curves",
-        &curves(runs),
-    )?;
+    curves_svg(&out.join("curves.svg"), "Per-epoch curves", &curves(runs))?;
     Ok(())
 }
 

@@ -341,16 +341,45 @@ fn unit_column_weights_are_the_logq_corrected_loss() {
         let ones = vec![1.0f32; ms.len()];
         assert!(ms.count.iter().any(|&c| c > 1.0), "some movie repeats");
         let users = cpu::retrieval_softmax_users(
-            &ud, &md, &us.count, &ones, &us.offsets, &us.rows, &ms.of_row, dim, 1.0,
+            &ud,
+            &md,
+            &us.count,
+            &ones,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            dim,
+            1.0,
         );
         let grad_movie = cpu::retrieval_softmax_movies(
-            &ud, &md, &us.count, &ones, &users.lse, &ms.offsets, &ms.rows, &us.of_row, dim, 1.0,
+            &ud,
+            &md,
+            &us.count,
+            &ones,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            dim,
+            1.0,
         );
         let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
         let constant: f64 = count_of_row.iter().map(|m| m.ln()).sum();
         assert_close64("logQ loss", &[total + constant], &[loss], 1e-5, 1e-6);
-        assert_close64("logQ grad_user", &f64s(&users.grad_user), &rb.sum_rows(us, &du), 1e-5, 1e-5);
-        assert_close64("logQ grad_movie", &f64s(&grad_movie), &rb.sum_rows(ms, &dm), 1e-5, 1e-5);
+        assert_close64(
+            "logQ grad_user",
+            &f64s(&users.grad_user),
+            &rb.sum_rows(us, &du),
+            1e-5,
+            1e-5,
+        );
+        assert_close64(
+            "logQ grad_movie",
+            &f64s(&grad_movie),
+            &rb.sum_rows(ms, &dm),
+            1e-5,
+            1e-5,
+        );
     }
 }
 

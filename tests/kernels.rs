@@ -984,7 +984,9 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
         let got_t = read_f32(gpu, &tb, vocab * dim);
         let got_a = read_f32(gpu, &ab, vocab * dim);
         let what = |t: &str| {
-            format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset} l2 {l2}")
+            format!(
+                "embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset} l2 {l2}"
+            )
         };
         assert_close(&what("table"), &got_t, &want_t, 1e-7, 1e-5);
         assert_close(&what("accum"), &got_a, &want_a, 1e-7, 1e-5);
@@ -1161,7 +1163,13 @@ fn filtered_rank_matches_cpu_with_ties_and_masks() {
                 gpu,
                 &k.filtered_rank,
                 "filtered_rank",
-                &[whole(sb), whole(&pqb), whole(&pcb), whole(&mb), whole(&rank)],
+                &[
+                    whole(sb),
+                    whole(&pqb),
+                    whole(&pcb),
+                    whole(&mb),
+                    whole(&rank),
+                ],
                 &FilteredRankParams {
                     pairs: (p1 - p0) as u32,
                     candidates: c as u32,
