@@ -172,7 +172,7 @@ pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
                 .collect::<String>(),
             RANKED_KS
                 .iter()
-                .map(|k| format!("{:>8}", format!("NDCG@{k}")))
+                .map(|k| format!("{:>9}", format!("NDCG@{k}")))
                 .collect::<String>(),
             "MAE",
         ));
@@ -187,7 +187,7 @@ pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
                     .collect::<String>(),
                 RANKED_KS
                     .iter()
-                    .map(|&k| format!("{:>8.4}", m.ndcg_at(k)))
+                    .map(|&k| format!("{:>9.4}", m.ndcg_at(k)))
                     .collect::<String>(),
                 m.mae,
             ));
