@@ -2,6 +2,7 @@
 // gradient of distinct row a is the retrieval gradient of that row (already summed over its batch rows) plus
 // the MLP input gradients of its batch rows, summed in a fixed order through a CSR list (deterministic; no
 // float atomics). Each table row appears once per batch, so the update needs no synchronisation.
+// An optional L2 penalty (l2 / 2) |row|^2 on the rows the batch touched adds l2 * row to the gradient.
 
 struct Params {
     n: u32,          // distinct rows
@@ -12,6 +13,10 @@ struct Params {
     use_rows: u32,   // add dx rows (rating task on)
     learning_rate: f32,
     epsilon: f32,
+    l2: f32,         // 0: no penalty (the tutorial)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> grad_dense: array<vec4<f32>>; // (n, D)
@@ -41,7 +46,11 @@ fn embedding_adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
     }
     let e = table_rows[a] * p.dim4 + d;
+    let w = table[e];
+    if p.l2 != 0.0 {
+        g += p.l2 * w;
+    }
     let acc = accum[e] + g * g;
     accum[e] = acc;
-    table[e] -= p.learning_rate * g / (sqrt(acc) + p.epsilon);
+    table[e] = w - p.learning_rate * g / (sqrt(acc) + p.epsilon);
 }

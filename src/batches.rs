@@ -103,6 +103,17 @@ pub fn batch_of(ratings: &Ratings, chunk: &[u32]) -> Batch {
     Batch::new(pick(&ratings.user), pick(&ratings.movie), rating)
 }
 
+impl Batch {
+    /// Weighs every distinct movie column of the retrieval softmax once instead of by its row count: the
+    /// logQ correction with the in-batch frequency as the sampling probability (`--logq-correction`).
+    pub fn with_unit_movie_counts(mut self, unit: bool) -> Self {
+        if unit {
+            self.movies.count.fill(1.0);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -606,6 +606,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct RunFiles<'a> {
     pub resume: Option<(&'a Path, &'a Checkpoint)>,
     pub save: Option<&'a Path>,
+    /// Also evaluate after every epoch (for `--plot` curves).
+    pub per_epoch: bool,
 }
 
 /// Trains (from scratch, or on from a checkpoint with its optimizer state and batch order), evaluates,
@@ -703,17 +705,14 @@ pub fn train_evaluate_save(
             )
         }
     };
-    let (result, trainer) = crate::report::train_and_evaluate_model(
-        gpu,
-        kernels,
-        data,
-        model,
+    let run = crate::report::RunPlan {
         resume,
-        opts,
         eval_batch_size,
         progress,
-        profiler,
-    )?;
+        per_epoch: files.per_epoch,
+    };
+    let (result, trainer) =
+        crate::report::train_and_evaluate_model(gpu, kernels, data, model, opts, &run, profiler)?;
     if let Some(path) = files.save {
         history.extend(result.history.iter().map(|h| EpochRecord {
             epoch: h.epoch,

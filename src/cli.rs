@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use wgrec::bench::Shape;
 use wgrec::data::{DataOptions, SplitKind};
 use wgrec::gpu::{parse_backend, AdapterChoice};
+use wgrec::recipe;
+use wgrec::sweep::SweepConfig;
 use wgrec::synth::{SynthFormat, SynthOptions};
-use wgrec::trainer::TrainOptions;
+use wgrec::trainer::{TrainOptions, Tweaks};
 
 /// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
 /// WebGPU compute shaders on any GPU, or on a software adapter when there is none.
@@ -80,6 +82,11 @@ pub enum Command {
         reshuffle: bool,
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
+        /// Draw this run's per-epoch loss, top-100 and RMSE curves as SVG (evaluates after every epoch).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        #[command(flatten)]
+        tweaks: TweakArgs,
         #[command(flatten)]
         profile: ProfileArgs,
         /// Save the trained model, its Adagrad state, vocabularies and training state (safetensors).
@@ -133,6 +140,48 @@ pub enum Command {
         /// Movie title as in u.item, e.g. "Star Wars (1977)"; an unknown title gets the out-of-vocabulary row.
         #[arg(long, value_name = "TITLE")]
         movie: String,
+    },
+    /// Train every combination of rating and retrieval weights (and seeds); write results.csv,
+    /// results.json, tradeoff.svg (top-100 against RMSE, Pareto front marked) and curves.svg into --out.
+    Sweep {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Rating weights, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.1,1")]
+        rating_weights: Vec<f32>,
+        /// Retrieval weights, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.1,1")]
+        retrieval_weights: Vec<f32>,
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Seeds, comma-separated; each weighting is trained once per seed.
+        #[arg(long, value_delimiter = ',', default_value = "42")]
+        seeds: Vec<u64>,
+        #[arg(long, default_value_t = 8192)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 0.1)]
+        learning_rate: f32,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        tweaks: TweakArgs,
+    },
+    /// Train a named preset once per seed and report mean and spread (presets: tutorial-joint,
+    /// joint-plus).
+    Recipe {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "joint-plus")]
+        preset: String,
+        /// Seeds, comma-separated; without --split-dir the first one also draws the split.
+        #[arg(long, value_delimiter = ',', default_value = "42,1,2")]
+        seeds: Vec<u64>,
+        #[arg(long, value_name = "FILE.json")]
+        metrics_out: Option<PathBuf>,
+        /// Per-epoch curves of every seed's run, as SVG (evaluates after every epoch).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// List every adapter wgpu sees and mark the one that would be used.
     Adapters,
@@ -220,6 +269,31 @@ pub struct ProfileArgs {
     pub trace: Option<PathBuf>,
 }
 
+/// Opt-in departures from the tutorial (off by default).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TweakArgs {
+    /// logQ-correct the in-batch softmax with the batch's movie frequencies (a softmax over the batch's
+    /// distinct movies, so popular movies are not penalised for being sampled often).
+    #[arg(long)]
+    pub logq_correction: bool,
+    /// Adagrad learning rate of the embeddings. Default: --learning-rate.
+    #[arg(long, value_name = "LR")]
+    pub embedding_learning_rate: Option<f32>,
+    /// L2 penalty (L2 / 2) |row|^2 on the embedding rows each batch touches.
+    #[arg(long, value_name = "L2", default_value_t = 0.0)]
+    pub embedding_l2: f32,
+}
+
+impl TweakArgs {
+    pub fn into_tweaks(self) -> Tweaks {
+        Tweaks {
+            logq_correction: self.logq_correction,
+            embedding_learning_rate: self.embedding_learning_rate,
+            embedding_l2: self.embedding_l2,
+        }
+    }
+}
+
 /// What `main` acts on.
 pub enum Job {
     Adapters,
@@ -237,6 +311,8 @@ pub enum Job {
         embedding_dim: Option<usize>,
         eval_batch_size: usize,
         metrics_out: Option<PathBuf>,
+        /// Per-epoch curves of the (single) run, as SVG.
+        plot: Option<PathBuf>,
         profile: bool,
         trace: Option<PathBuf>,
         /// Checkpoint path per run.
@@ -260,6 +336,18 @@ pub enum Job {
         model: PathBuf,
         user: String,
         movie: String,
+    },
+    Sweep {
+        data: DataOptions,
+        sweep: SweepConfig,
+    },
+    Recipe {
+        data: DataOptions,
+        name: String,
+        runs: Vec<TrainOptions>,
+        embedding_dim: usize,
+        metrics_out: Option<PathBuf>,
+        plot: Option<PathBuf>,
     },
 }
 
@@ -353,6 +441,7 @@ impl Cli {
                     })
                     .collect(),
                 resume: None,
+                plot: None,
             },
             Command::Train {
                 data: d,
@@ -369,6 +458,8 @@ impl Cli {
                 profile,
                 save,
                 resume,
+                plot,
+                tweaks,
             } => {
                 let opts = TrainOptions {
                     rating_weight,
@@ -378,6 +469,7 @@ impl Cli {
                     learning_rate,
                     seed,
                     reshuffle,
+                    tweaks: tweaks.into_tweaks(),
                 };
                 opts.validate()?;
                 Job::Runs {
@@ -390,6 +482,67 @@ impl Cli {
                     trace: profile.trace,
                     save: vec![save],
                     resume,
+                    plot,
+                }
+            }
+            Command::Sweep {
+                data: d,
+                rating_weights,
+                retrieval_weights,
+                epochs,
+                seeds,
+                batch_size,
+                learning_rate,
+                out,
+                tweaks,
+            } => {
+                // Without --split-dir, one split for the whole sweep: the first seed's.
+                let split_seed = seeds.first().copied().unwrap_or(42);
+                let sweep = SweepConfig {
+                    rating_weights,
+                    retrieval_weights,
+                    base: TrainOptions {
+                        epochs,
+                        batch_size,
+                        learning_rate,
+                        tweaks: tweaks.into_tweaks(),
+                        ..TrainOptions::tutorial(1.0, 1.0)
+                    },
+                    seeds,
+                    embedding_dim: 32,
+                    eval_batch_size: 4096,
+                    out,
+                };
+                sweep.runs()?;
+                Job::Sweep {
+                    data: data(d, split_seed),
+                    sweep,
+                }
+            }
+            Command::Recipe {
+                data: d,
+                preset,
+                seeds,
+                metrics_out,
+                plot,
+            } => {
+                let p = recipe::preset(&preset)?;
+                if seeds.is_empty() {
+                    anyhow::bail!("--seeds needs at least one seed");
+                }
+                Job::Recipe {
+                    data: data(d, seeds[0]),
+                    name: p.name.to_string(),
+                    runs: seeds
+                        .iter()
+                        .map(|&seed| TrainOptions {
+                            seed,
+                            ..p.opts.clone()
+                        })
+                        .collect(),
+                    embedding_dim: p.embedding_dim,
+                    metrics_out,
+                    plot,
                 }
             }
             Command::Evaluate { model, data: d } => Job::Evaluate {
@@ -554,5 +707,38 @@ mod tests {
             "1",
         ];
         assert!(Cli::try_parse_from(args).unwrap().into_config().is_err());
+    }
+
+    #[test]
+    fn recipe_and_sweep_parse() {
+        let cli = Cli::try_parse_from(["wgrec", "recipe", "--seeds", "7,8"]).unwrap();
+        let Job::Recipe { runs, name, .. } = cli.into_config().unwrap().job else {
+            panic!("expected a recipe")
+        };
+        assert_eq!(name, "joint-plus");
+        assert_eq!(runs.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![7, 8]);
+        assert!(runs.iter().all(|r| r.tweaks.logq_correction));
+        let bad = Cli::try_parse_from(["wgrec", "recipe", "--preset", "nope"]).unwrap();
+        assert!(bad.into_config().is_err());
+        let args = [
+            "wgrec",
+            "sweep",
+            "--rating-weights",
+            "0,1",
+            "--retrieval-weights",
+            "1",
+            "--out",
+            "d",
+        ];
+        let Job::Sweep { sweep, .. } = Cli::try_parse_from(args)
+            .unwrap()
+            .into_config()
+            .unwrap()
+            .job
+        else {
+            panic!("expected a sweep")
+        };
+        assert_eq!(sweep.runs().unwrap().len(), 2);
+        assert_eq!(sweep.base.batch_size, 8192);
     }
 }

@@ -271,11 +271,24 @@ pub fn retrieval_softmax_movies(
 /// The retrieval loss and gradients straight from TFRS's definition: logits = u m^T over the B x B batch,
 /// labels the diagonal, softmax cross-entropy summed over rows. Returns (loss, du (B, D), dm (B, D)).
 pub fn retrieval_loss_direct(u: &[f32], m: &[f32], dim: usize) -> (f64, Vec<f64>, Vec<f64>) {
+    retrieval_loss_direct_corrected(u, m, dim, &vec![0.0; u.len() / dim])
+}
+
+/// `retrieval_loss_direct` with TFRS's `candidate_sampling_probability` correction: log_q[j] is subtracted
+/// from every logit of column j (the diagonal included).
+pub fn retrieval_loss_direct_corrected(
+    u: &[f32],
+    m: &[f32],
+    dim: usize,
+    log_q: &[f64],
+) -> (f64, Vec<f64>, Vec<f64>) {
     let b = u.len() / dim;
     let (mut loss, mut du, mut dm) = (0.0, vec![0.0; b * dim], vec![0.0; b * dim]);
     for i in 0..b {
         let ui = &u[i * dim..][..dim];
-        let s: Vec<f64> = (0..b).map(|j| dot(ui, &m[j * dim..][..dim])).collect();
+        let s: Vec<f64> = (0..b)
+            .map(|j| dot(ui, &m[j * dim..][..dim]) - log_q[j])
+            .collect();
         let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
         loss += lse - s[i];
@@ -304,6 +317,7 @@ pub fn embedding_adagrad(
     dim: usize,
     lr: f32,
     eps: f32,
+    l2: f32,
 ) {
     for (a, &row) in table_rows.iter().enumerate() {
         let mut g = vec![0.0f32; dim];
@@ -318,6 +332,11 @@ pub fn embedding_adagrad(
             }
         }
         let at = row as usize * dim;
+        if l2 != 0.0 {
+            for d in 0..dim {
+                g[d] += l2 * table[at + d];
+            }
+        }
         adagrad(
             &mut table[at..at + dim],
             &mut accum[at..at + dim],
@@ -422,4 +441,28 @@ pub fn brute_force_top_k(
         }
     }
     (index, score)
+}
+
+/// Rank of every pair's own candidate among the candidates not excluded for its user: how many of them
+/// score strictly higher. `excluded` is (U, words) bits; pair i's user row is `user0 + pair_query[i]`.
+pub fn filtered_rank(
+    scores: &[f32],
+    candidates: usize,
+    pair_query: &[u32],
+    pair_candidate: &[u32],
+    excluded: &[u32],
+    user0: usize,
+) -> Vec<u32> {
+    let words = candidates.div_ceil(32);
+    pair_query
+        .iter()
+        .zip(pair_candidate)
+        .map(|(&q, &own)| {
+            let row = &scores[q as usize * candidates..][..candidates];
+            let mask = &excluded[(user0 + q as usize) * words..][..words];
+            (0..candidates)
+                .filter(|&c| row[c] > row[own as usize] && (mask[c / 32] >> (c % 32)) & 1 == 0)
+                .count() as u32
+        })
+        .collect()
 }

@@ -1,5 +1,7 @@
 //! Evaluation on the test split, as TFRS's `model.evaluate` reports it: FactorizedTopK categorical accuracy
-//! against one candidate per u.item row, RMSE of the rating head, and the weighted total loss.
+//! against one candidate per u.item row, RMSE of the rating head, and the weighted total loss. With the
+//! training split at hand (`Evaluator::excluding_training`) also the usual offline metrics of
+//! recommender libraries: Recall@K and NDCG@K per user with the user's training movies excluded, and MAE.
 
 use crate::batches::Distinct;
 use crate::data::Ratings;
@@ -13,6 +15,9 @@ use std::time::Instant;
 /// TFRS's default FactorizedTopK cut-offs.
 pub const KS: [u32; 5] = [1, 5, 10, 50, 100];
 
+/// Cut-offs of Recall@K and NDCG@K.
+pub const RANKED_KS: [u32; 4] = [10, 20, 50, 100];
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct TestMetrics {
     /// (k, accuracy) for every cut-off in KS.
@@ -20,6 +25,66 @@ pub struct TestMetrics {
     pub rmse: f64,
     pub loss: f64,
     pub seconds: f64,
+    /// Recall@K, NDCG@K and MAE, when the evaluator knows the training split.
+    pub ranked: Option<RankedMetrics>,
+}
+
+/// Per-user ranking metrics with the user's training movies excluded (as Microsoft Recommenders and
+/// RecBole compute them), averaged over test users, and the rating head's mean absolute error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankedMetrics {
+    /// (k, mean over users of hits in the top k / the user's test ratings) for every k in RANKED_KS.
+    pub recall: AtK,
+    /// (k, mean over users of DCG@k / ideal DCG@k) for every k in RANKED_KS.
+    pub ndcg: AtK,
+    pub mae: f64,
+}
+
+impl RankedMetrics {
+    pub fn recall_at(&self, k: u32) -> f64 {
+        lookup(&self.recall, k)
+    }
+
+    pub fn ndcg_at(&self, k: u32) -> f64 {
+        lookup(&self.ndcg, k)
+    }
+}
+
+fn lookup(v: &[(u32, f64)], k: u32) -> f64 {
+    v.iter()
+        .find(|(kk, _)| *kk == k)
+        .map(|(_, v)| *v)
+        .unwrap_or(f64::NAN)
+}
+
+/// (k, value) for every cut-off.
+pub type AtK = Vec<(u32, f64)>;
+
+/// Recall@K and NDCG@K averaged over users from the filtered rank of every test pair (`rank[i]`: how many
+/// non-excluded candidates outrank pair i, i.e. its 0-based position in the user's list). `user_offsets`
+/// cut the pairs into users (CSR, pairs grouped by user).
+pub fn recall_ndcg(rank: &[u32], user_offsets: &[u32], ks: &[u32]) -> (AtK, AtK) {
+    let users = user_offsets.len().saturating_sub(1).max(1) as f64;
+    let gain = |pos: u32| 1.0 / (pos as f64 + 2.0).log2();
+    let mut recall = vec![0.0; ks.len()];
+    let mut ndcg = vec![0.0; ks.len()];
+    for w in user_offsets.windows(2) {
+        let ranks = &rank[w[0] as usize..w[1] as usize];
+        for (j, &k) in ks.iter().enumerate() {
+            let hits = ranks.iter().filter(|&&r| r < k).count();
+            recall[j] += hits as f64 / ranks.len() as f64;
+            let dcg: f64 = ranks.iter().filter(|&&r| r < k).map(|&r| gain(r)).sum();
+            let ideal: f64 = (0..(ranks.len() as u32).min(k)).map(gain).sum();
+            ndcg[j] += dcg / ideal;
+        }
+    }
+    let mean = |v: Vec<f64>| {
+        ks.iter()
+            .copied()
+            .zip(v.into_iter().map(|x| x / users))
+            .collect()
+    };
+    (mean(recall), mean(ndcg))
 }
 
 impl TestMetrics {
@@ -42,6 +107,15 @@ impl TestMetrics {
         }
         m.insert("root_mean_squared_error".into(), self.rmse.into());
         m.insert("loss".into(), self.loss.into());
+        if let Some(r) = &self.ranked {
+            for (k, v) in &r.recall {
+                m.insert(format!("recall_at_{k}_unseen"), (*v).into());
+            }
+            for (k, v) in &r.ndcg {
+                m.insert(format!("ndcg_at_{k}_unseen"), (*v).into());
+            }
+            m.insert("mean_absolute_error".into(), r.mae.into());
+        }
         serde_json::Value::Object(m)
     }
 }
@@ -53,6 +127,15 @@ struct Tile {
     gather: Launch,
     scores: Vec<(Launch, u32)>, // one per window of candidates, with its invocation count
     top_k: Launch,
+    rank: Option<Launch>,
+}
+
+/// What the Recall@K / NDCG@K / MAE evaluation keeps: filtered ranks, all predictions, and the test layout.
+struct RankedPlan {
+    rank: wgpu::Buffer,     // (P,) filtered rank of every pair, pairs grouped by user
+    pred: wgpu::Buffer,     // (N,) rating predictions, test rows in file order
+    user_offsets: Vec<u32>, // (U + 1,) CSR of the pairs of each distinct test user
+    rating: Vec<f32>,       // (N,) test ratings
 }
 
 /// Evaluation plan for one model and one test split, built once.
@@ -69,6 +152,8 @@ pub struct Evaluator<'g> {
     hits: wgpu::Buffer,
     pairs: usize,
     dim4: u32,
+    pred: wgpu::Buffer,
+    ranked: Option<RankedPlan>,
     profiler: Option<&'g Profiler>,
 }
 
@@ -82,6 +167,39 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
+        Self::build(gpu, k, model, test, None, candidates, eval_batch_size)
+    }
+
+    /// Like `new`, and also Recall@K / NDCG@K with each user's `train` movies excluded, and MAE.
+    pub fn excluding_training(
+        gpu: &'g Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        test: &Ratings,
+        train: &Ratings,
+        candidates: &[u32],
+        eval_batch_size: usize,
+    ) -> Result<Self> {
+        Self::build(
+            gpu,
+            k,
+            model,
+            test,
+            Some(train),
+            candidates,
+            eval_batch_size,
+        )
+    }
+
+    fn build(
+        gpu: &'g Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        test: &Ratings,
+        train: Option<&Ratings>,
+        candidates: &[u32],
+        eval_batch_size: usize,
+    ) -> Result<Self> {
         if test.is_empty() {
             bail!("the test split is empty");
         }
@@ -92,7 +210,7 @@ impl<'g> Evaluator<'g> {
         let dim4 = (cfg.embedding_dim / 4) as u32;
         // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
         let order: Vec<u32> = (0..test.len() as u32).collect();
-        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size)?;
+        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size, false)?;
         let cap = eval_batch_size.min(test.len());
         let ids = BatchBuffers::new(gpu, "eval batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
@@ -146,6 +264,41 @@ impl<'g> Evaluator<'g> {
         }
         let pq = gpu.upload("pair_query", &pair_query);
         let pc = gpu.upload("pair_candidate", &pair_candidate);
+        // Filtered ranks: bit c of user a's mask row is set when candidate c is a movie a rated in training
+        // or a duplicate u.item row of a title (only its first row competes).
+        let words = c.div_ceil(32);
+        let excluded = train.map(|train| {
+            let mut row_of_user = vec![u32::MAX; cfg.users];
+            for (a, &u) in users.table_rows.iter().enumerate() {
+                row_of_user[u as usize] = a as u32;
+            }
+            let mut mask = vec![0u32; users.len().max(1) * words];
+            let mut set = |a: usize, cand: usize| mask[a * words + cand / 32] |= 1 << (cand % 32);
+            let mut seen: Vec<Vec<u32>> = vec![Vec::new(); users.len()];
+            for (&u, &m) in train.user.iter().zip(&train.movie) {
+                if let Some(&a) = row_of_user.get(u as usize).filter(|&&a| a != u32::MAX) {
+                    seen[a as usize].push(m);
+                }
+            }
+            let mut candidates_of: Vec<Vec<usize>> = vec![Vec::new(); cfg.movies];
+            for (cand, &row) in candidates.iter().enumerate() {
+                candidates_of[row as usize].push(cand);
+            }
+            for (a, movies) in seen.iter().enumerate() {
+                for &m in movies {
+                    for &cand in candidates_of.get(m as usize).into_iter().flatten() {
+                        set(a, cand);
+                    }
+                }
+                for (cand, &row) in candidates.iter().enumerate() {
+                    if first_candidate[row as usize] != cand as u32 {
+                        set(a, cand);
+                    }
+                }
+            }
+            gpu.upload("excluded candidates", &mask)
+        });
+        let rank = gpu.buffer("filtered rank", test.len());
         let mut ks = [0u32; 8];
         ks[..KS.len()].copy_from_slice(&KS);
         let tiles = tile_spans
@@ -194,6 +347,28 @@ impl<'g> Evaluator<'g> {
                             ks,
                         },
                     ),
+                    rank: excluded.as_ref().map(|mask| {
+                        Launch::new(
+                            gpu,
+                            &k.filtered_rank,
+                            "filtered_rank",
+                            &[
+                                whole(&scores),
+                                whole(&pq),
+                                whole(&pc),
+                                whole(mask),
+                                whole(&rank),
+                            ],
+                            &FilteredRankParams {
+                                pairs: (p1 - p0) as u32,
+                                candidates: c as u32,
+                                first: p0 as u32,
+                                words: words as u32,
+                                user0: u0 as u32,
+                                _pad: [0; 3],
+                            },
+                        )
+                    }),
                 }
             })
             .collect();
@@ -209,12 +384,20 @@ impl<'g> Evaluator<'g> {
                 out_offset4: 0,
             },
         );
+        let ranked = train.map(|_| RankedPlan {
+            rank,
+            pred: gpu.buffer("eval predictions", test.len()),
+            user_offsets: users.offsets.clone(),
+            rating: test.rating.clone(),
+        });
         Ok(Self {
             gpu,
             store,
             ids,
             mlp,
             retrieval,
+            pred: act.pred,
+            ranked,
             losses,
             candidates: c,
             gather_candidates,
@@ -252,6 +435,9 @@ impl<'g> Evaluator<'g> {
                     l.run(&mut pass, *threads);
                 }
                 t.top_k.run(&mut pass, t.pairs as u32);
+                if let Some(rank) = &t.rank {
+                    rank.run(&mut pass, t.pairs as u32);
+                }
             }
         }
         crate::profile::submit(gpu, enc, self.profiler)?;
@@ -275,6 +461,10 @@ impl<'g> Evaluator<'g> {
                     self.retrieval.encode(&mut pass, &s);
                 }
             }
+            if let Some(r) = &self.ranked {
+                let row0 = (b * self.store.batches[0].rows) as u64 * 4;
+                enc.copy_buffer_to_buffer(&self.pred, 0, &r.pred, row0, s.rows as u64 * 4);
+            }
             crate::profile::submit(gpu, enc, self.profiler)?;
         }
         let hits: Vec<u32> = gpu
@@ -293,7 +483,28 @@ impl<'g> Evaluator<'g> {
             }
             loss += l * rows / total;
         }
+        let ranked = match &self.ranked {
+            None => None,
+            Some(r) => {
+                let rank: Vec<u32> = gpu
+                    .read(&r.rank, 0, self.pairs)
+                    .context("reading filtered ranks")?;
+                let pred: Vec<f32> = gpu.read(&r.pred, 0, self.pairs)?;
+                let (recall, ndcg) = recall_ndcg(&rank, &r.user_offsets, &RANKED_KS);
+                let abs: f64 = pred
+                    .iter()
+                    .zip(&r.rating)
+                    .map(|(&p, &y)| (p as f64 - y as f64).abs())
+                    .sum();
+                Some(RankedMetrics {
+                    recall,
+                    ndcg,
+                    mae: abs / total,
+                })
+            }
+        };
         Ok(TestMetrics {
+            ranked,
             top_k: KS
                 .iter()
                 .zip(&hits)
@@ -303,5 +514,36 @@ impl<'g> Evaluator<'g> {
             loss,
             seconds: t0.elapsed().as_secs_f64(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_and_ndcg_by_hand() {
+        // User 0: two test movies at positions 0 and 3; user 1: one test movie at position 12.
+        let rank = [0, 3, 12];
+        let offsets = [0, 2, 3];
+        let (recall, ndcg) = recall_ndcg(&rank, &offsets, &[1, 4, 20]);
+        let g = |p: f64| 1.0 / (p + 2.0).log2();
+        // k = 1: user 0 has 1 of 2 (DCG 1, ideal 1), user 1 none.
+        // k = 4: user 0 both (DCG 1 + g(3), ideal 1 + g(1)), user 1 none.
+        // k = 20: user 1's as well (DCG g(12), ideal 1).
+        let want_recall = [(1, 0.25), (4, 0.5), (20, 1.0)];
+        let want_ndcg = [
+            (1, 0.5),
+            (4, (1.0 + g(3.0)) / (1.0 + g(1.0)) / 2.0),
+            (20, ((1.0 + g(3.0)) / (1.0 + g(1.0)) + g(12.0)) / 2.0),
+        ];
+        for ((k, r), (wk, wr)) in recall.iter().zip(want_recall) {
+            assert_eq!(*k, wk);
+            assert!((r - wr).abs() < 1e-12, "recall@{k}: {r} vs {wr}");
+        }
+        for ((k, n), (wk, wn)) in ndcg.iter().zip(want_ndcg) {
+            assert_eq!(*k, wk);
+            assert!((n - wn).abs() < 1e-12, "ndcg@{k}: {n} vs {wn}");
+        }
     }
 }

@@ -37,6 +37,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("factorized_top_k", shader!("factorized_top_k")),
     ("pair_ranks", shader!("pair_ranks")),
     ("brute_force_top_k", shader!("brute_force_top_k")),
+    ("filtered_rank", shader!("filtered_rank")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -235,6 +236,9 @@ pub struct EmbeddingAdagradParams {
     pub use_rows: u32,
     pub learning_rate: f32,
     pub epsilon: f32,
+    /// L2 penalty (l2 / 2) |row|^2 on the touched rows; 0 in the tutorial.
+    pub l2: f32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -336,6 +340,17 @@ pub struct BruteForceTopKParams {
     pub first: u32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FilteredRankParams {
+    pub pairs: u32,
+    pub candidates: u32,
+    pub first: u32,
+    pub words: u32,
+    pub user0: u32,
+    pub _pad: [u32; 3],
+}
+
 /// Invocation counts, mirroring each kernel's indexing.
 pub mod threads {
     /// One invocation per 8 rows x 16 outputs.
@@ -377,6 +392,7 @@ pub struct Kernels {
     pub factorized_top_k: Kernel,
     pub pair_ranks: Kernel,
     pub brute_force_top_k: Kernel,
+    pub filtered_rank: Kernel,
 }
 
 impl Kernels {
@@ -402,6 +418,7 @@ impl Kernels {
             factorized_top_k: k("factorized_top_k", &[])?,
             pair_ranks: k("pair_ranks", &[])?,
             brute_force_top_k: k("brute_force_top_k", &[])?,
+            filtered_rank: k("filtered_rank", &[])?,
         })
     }
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use cli::{Cli, Config, Job};
 use std::process::ExitCode;
 use wgrec::checkpoint::{self, Checkpoint};
-use wgrec::{bench, data, gpu, kernels::Kernels, profile, report, synth};
+use wgrec::{bench, data, gpu, kernels::Kernels, plot, profile, recipe, report, sweep, synth};
 
 fn main() -> ExitCode {
     match run() {
@@ -108,6 +108,7 @@ fn run() -> Result<ExitCode> {
             trace,
             save,
             resume,
+            plot,
         } => {
             if trace.is_some() {
                 profile::trace::start();
@@ -176,6 +177,7 @@ fn run() -> Result<ExitCode> {
                 let files = checkpoint::RunFiles {
                     resume: resumed.as_ref().map(|(p, c)| (*p, c)),
                     save: save.get(i).and_then(|p| p.as_deref()),
+                    per_epoch: plot.is_some(),
                 };
                 let r = checkpoint::train_evaluate_save(
                     &gpu,
@@ -201,11 +203,73 @@ fn run() -> Result<ExitCode> {
             if let Some(path) = metrics_out {
                 report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
             }
+            if let Some(path) = plot {
+                plot::curves_svg(&path, "Per-epoch curves", &sweep::curves(&results))?;
+            }
             if let Some(path) = trace {
                 profile::trace::write(&path)?;
                 if !quiet {
                     eprintln!("trace written to {}", path.display());
                 }
+            }
+        }
+        Job::Sweep { data, sweep } => {
+            let dataset = data::load(&data)?;
+            let gpu = gpu::Gpu::new(&adapter)?;
+            if !quiet {
+                eprintln!("data: {}", dataset.description);
+                let a = &gpu.adapter;
+                eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+            }
+            let kernels = Kernels::new(&gpu, sweep.embedding_dim)?;
+            let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !quiet)?;
+            print!("{}", report::table(&results, &gpu.adapter));
+            sweep::write_outputs(&sweep.out, &results, &gpu.adapter)?;
+            eprintln!(
+                "wrote results.csv, results.json, tradeoff.svg and curves.svg to {}",
+                sweep.out.display()
+            );
+        }
+        Job::Recipe {
+            data,
+            name,
+            runs,
+            embedding_dim,
+            metrics_out,
+            plot,
+        } => {
+            let dataset = data::load(&data)?;
+            let gpu = gpu::Gpu::new(&adapter)?;
+            if !quiet {
+                eprintln!("data: {}", dataset.description);
+                let a = &gpu.adapter;
+                eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+            }
+            let kernels = Kernels::new(&gpu, embedding_dim)?;
+            let mut results = Vec::new();
+            for opts in &runs {
+                if !quiet {
+                    eprintln!("== {name}, seed {} ==", opts.seed);
+                }
+                results.push(report::train_and_evaluate_with(
+                    &gpu,
+                    &kernels,
+                    &dataset,
+                    embedding_dim,
+                    opts,
+                    4096,
+                    !quiet,
+                    plot.is_some(),
+                    None,
+                )?);
+            }
+            print!("{}", report::table(&results, &gpu.adapter));
+            print!("{}", recipe::summary(&name, &results));
+            if let Some(path) = metrics_out {
+                report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
+            }
+            if let Some(path) = plot {
+                plot::curves_svg(&path, &name, &sweep::curves(&results))?;
             }
         }
         Job::Evaluate {

@@ -155,6 +155,8 @@ impl BatchBuffers {
 /// order and each step builds its batch and writes it into the work buffers.
 pub struct BatchStore {
     storage: Storage,
+    /// Every batch `with_unit_movie_counts` (logQ correction).
+    unit_counts: bool,
     pub batches: Vec<BatchShape>,
 }
 
@@ -195,8 +197,17 @@ impl BatchStore {
         ratings: &Ratings,
         perm: &[u32],
         batch_size: usize,
+        unit_counts: bool,
     ) -> Result<Self> {
-        Self::with_budget(gpu, label, ratings, perm, batch_size, RESIDENT_BYTES)
+        Self::with_budget(
+            gpu,
+            label,
+            ratings,
+            perm,
+            batch_size,
+            unit_counts,
+            RESIDENT_BYTES,
+        )
     }
 
     /// As `new`, resident only up to `budget` bytes.
@@ -206,6 +217,7 @@ impl BatchStore {
         ratings: &Ratings,
         perm: &[u32],
         batch_size: usize,
+        unit_counts: bool,
         budget: u64,
     ) -> Result<Self> {
         if batch_size == 0 {
@@ -220,7 +232,7 @@ impl BatchStore {
             let mut spans = Vec::new();
             let mut batches = Vec::new();
             for chunk in perm.chunks(batch_size) {
-                let b = batch_of(ratings, chunk);
+                let b = batch_of(ratings, chunk).with_unit_movie_counts(unit_counts);
                 spans.push(pack(&mut data, &b));
                 batches.push(shape(&b));
             }
@@ -229,6 +241,7 @@ impl BatchStore {
                     buffer: gpu.upload(label, &data),
                     spans,
                 },
+                unit_counts,
                 batches,
             });
         }
@@ -239,13 +252,21 @@ impl BatchStore {
         };
         let batches = (0..ordered.len())
             .step_by(batch_size)
-            .map(|r0| shape(&Self::streamed_batch(&ordered, batch_size, r0 / batch_size)))
+            .map(|r0| {
+                shape(&Self::streamed_batch(
+                    &ordered,
+                    batch_size,
+                    r0 / batch_size,
+                    false,
+                ))
+            })
             .collect();
         Ok(Self {
             storage: Storage::Streamed {
                 ordered,
                 batch_size,
             },
+            unit_counts,
             batches,
         })
     }
@@ -255,13 +276,14 @@ impl BatchStore {
         matches!(self.storage, Storage::Resident { .. })
     }
 
-    fn streamed_batch(ordered: &Ratings, batch_size: usize, b: usize) -> Batch {
+    fn streamed_batch(ordered: &Ratings, batch_size: usize, b: usize, unit_counts: bool) -> Batch {
         let r = b * batch_size..((b + 1) * batch_size).min(ordered.len());
         Batch::new(
             ordered.user[r.clone()].to_vec(),
             ordered.movie[r.clone()].to_vec(),
             ordered.rating[r].to_vec(),
         )
+        .with_unit_movie_counts(unit_counts)
     }
 
     /// Replaces the batches with `ratings` in a new order `perm`, same batch size and storage (`--reshuffle`).
@@ -274,7 +296,15 @@ impl BatchStore {
     ) -> Result<()> {
         let batch_size = self.batches.first().map_or(1, |b| b.rows);
         let budget = if self.resident() { u64::MAX } else { 0 };
-        *self = Self::with_budget(gpu, label, ratings, perm, batch_size, budget)?;
+        *self = Self::with_budget(
+            gpu,
+            label,
+            ratings,
+            perm,
+            batch_size,
+            self.unit_counts,
+            budget,
+        )?;
         Ok(())
     }
 
@@ -299,7 +329,7 @@ impl BatchStore {
                 ordered,
                 batch_size,
             } => {
-                let b = Self::streamed_batch(ordered, *batch_size, batch);
+                let b = Self::streamed_batch(ordered, *batch_size, batch, self.unit_counts);
                 for (field, dst) in batch_fields(&b).iter().zip(work.fields()) {
                     if !field.is_empty() {
                         gpu.queue.write_buffer(dst, 0, bytemuck::cast_slice(field));

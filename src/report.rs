@@ -1,7 +1,7 @@
 //! Runs one configuration end to end (init, train, evaluate) and reports results as a table and as JSON.
 
 use crate::data::Dataset;
-use crate::evaluate::{Evaluator, TestMetrics, KS};
+use crate::evaluate::{Evaluator, TestMetrics, KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, Params};
@@ -19,6 +19,8 @@ pub struct RunResult {
     pub test: TestMetrics,
     pub train_seconds: f64,
     pub eval_seconds: f64,
+    /// Test metrics after every epoch (empty unless asked for: it costs one evaluation per epoch).
+    pub curve: Vec<TestMetrics>,
     /// Per-kernel totals when the run was profiled (`Profiler::to_json`).
     pub profile: Option<serde_json::Value>,
 }
@@ -33,10 +35,14 @@ impl RunResult {
             "learning_rate": self.opts.learning_rate,
             "seed": self.opts.seed,
             "reshuffle": self.opts.reshuffle,
+            "logq_correction": self.opts.tweaks.logq_correction,
+            "embedding_learning_rate": self.opts.tweaks.embedding_learning_rate,
+            "embedding_l2": self.opts.tweaks.embedding_l2,
             "history": self.history,
             "test": self.test.to_json(),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
+            "test_per_epoch": self.curve.iter().map(TestMetrics::to_json).collect::<Vec<_>>(),
             "profile": self.profile,
         })
     }
@@ -55,56 +61,97 @@ pub fn train_and_evaluate(
     progress: bool,
     profiler: Option<&Profiler>,
 ) -> Result<RunResult> {
+    train_and_evaluate_with(
+        gpu,
+        kernels,
+        data,
+        embedding_dim,
+        opts,
+        eval_batch_size,
+        progress,
+        false,
+        profiler,
+    )
+}
+
+/// `train_and_evaluate`, and with `per_epoch` the test metrics after every epoch (for curves).
+#[allow(clippy::too_many_arguments)]
+pub fn train_and_evaluate_with(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    embedding_dim: usize,
+    opts: &TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+    per_epoch: bool,
+    profiler: Option<&Profiler>,
+) -> Result<RunResult> {
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
     cfg.validate()?;
     let model = {
         let _span = trace::span("initialise the model");
         GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?
     };
-    let (result, _) = train_and_evaluate_model(
-        gpu,
-        kernels,
-        data,
-        model,
-        None,
-        opts,
+    let run = RunPlan {
+        resume: None,
         eval_batch_size,
         progress,
-        profiler,
-    )?;
+        per_epoch,
+    };
+    let (result, _) = train_and_evaluate_model(gpu, kernels, data, model, opts, &run, profiler)?;
     Ok(result)
 }
 
-/// Trains `model` for `opts.epochs` epochs and evaluates it; `resume` = (epochs done, batch-order PRNG
-/// state) continues a checkpointed run. Returns the trainer too, for saving.
-#[allow(clippy::too_many_arguments)]
+/// How `train_and_evaluate_model` runs besides the training options.
+#[derive(Clone, Copy, Debug)]
+pub struct RunPlan {
+    /// (epochs done, batch-order PRNG state) of a checkpointed run to continue.
+    pub resume: Option<(usize, u64)>,
+    pub eval_batch_size: usize,
+    /// Progress bars.
+    pub progress: bool,
+    /// Test metrics after every epoch too.
+    pub per_epoch: bool,
+}
+
+/// Trains `model` for `opts.epochs` epochs and evaluates it. Returns the trainer too, for saving.
 pub fn train_and_evaluate_model<'g>(
     gpu: &'g Gpu,
     kernels: &Kernels,
     data: &Dataset,
     model: GpuModel,
-    resume: Option<(usize, u64)>,
     opts: &TrainOptions,
-    eval_batch_size: usize,
-    progress: bool,
+    run: &RunPlan,
     profiler: Option<&'g Profiler>,
 ) -> Result<(RunResult, Trainer<'g>)> {
     let upload = trace::span("upload the batches");
     let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
     gpu.wait()?;
     drop(upload);
-    if let Some((epochs_done, rng_state)) = resume {
+    if let Some((epochs_done, rng_state)) = run.resume {
         trainer.resume_at(epochs_done, rng_state);
     }
     if let Some(p) = profiler {
         p.set_phase("train");
         trainer.profile(p);
     }
+    let mut evaluator = Evaluator::excluding_training(
+        gpu,
+        kernels,
+        &trainer.model,
+        &data.test,
+        &data.train,
+        &data.candidates,
+        run.eval_batch_size,
+    )?;
+    let mut curve = Vec::new();
+    let mut eval_in_training = 0.0;
     let t0 = Instant::now();
     let mut history = Vec::new();
     for epoch in 1..=opts.epochs {
-        let _span = trace::span(format!("epoch {epoch}"));
-        let log = if progress {
+        let span = trace::span(format!("epoch {epoch}"));
+        let log = if run.progress {
             let bar = ProgressBar::new(trainer.batches() as u64);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -124,18 +171,17 @@ pub fn train_and_evaluate_model<'g>(
         } else {
             trainer.epoch(None)?
         };
+        drop(span);
         history.push(log);
+        if run.per_epoch {
+            let _span = trace::span(format!("evaluate after epoch {epoch}"));
+            let m = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
+            eval_in_training += m.seconds;
+            curve.push(m);
+        }
     }
-    let train_seconds = t0.elapsed().as_secs_f64();
+    let train_seconds = t0.elapsed().as_secs_f64() - eval_in_training;
     let span = trace::span("evaluate");
-    let mut evaluator = Evaluator::new(
-        gpu,
-        kernels,
-        &trainer.model,
-        &data.test,
-        &data.candidates,
-        eval_batch_size,
-    )?;
     if let Some(p) = profiler {
         p.set_phase("evaluate");
         evaluator.profile(p);
@@ -151,6 +197,7 @@ pub fn train_and_evaluate_model<'g>(
         test,
         train_seconds,
         eval_seconds,
+        curve,
         profile: profiler.map(Profiler::to_json),
     };
     Ok((result, trainer))
@@ -180,6 +227,37 @@ pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
             r.train_seconds,
             r.eval_seconds
         ));
+    }
+    if runs.iter().any(|r| r.test.ranked.is_some()) {
+        s.push_str(&format!(
+            "{:<22}{}{}{:>8}   (per user, training movies excluded)\n",
+            "",
+            RANKED_KS
+                .iter()
+                .map(|k| format!("{:>8}", format!("R@{k}")))
+                .collect::<String>(),
+            RANKED_KS
+                .iter()
+                .map(|k| format!("{:>9}", format!("NDCG@{k}")))
+                .collect::<String>(),
+            "MAE",
+        ));
+        for r in runs {
+            let Some(m) = &r.test.ranked else { continue };
+            s.push_str(&format!(
+                "{:<22}{}{}{:>8.4}\n",
+                format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
+                RANKED_KS
+                    .iter()
+                    .map(|&k| format!("{:>8.4}", m.recall_at(k)))
+                    .collect::<String>(),
+                RANKED_KS
+                    .iter()
+                    .map(|&k| format!("{:>9.4}", m.ndcg_at(k)))
+                    .collect::<String>(),
+                m.mae,
+            ));
+        }
     }
     s.push_str(&format!(
         "adapter: {} ({}, {}, {})\n",

@@ -1,7 +1,7 @@
 //! Training: the backward launches of both tasks, Adagrad, and the epoch loop with Keras-style progress.
 //! One step is one command buffer: copy the batch's ids, forward, backward, update, loss sums.
 
-use crate::batches::permutation;
+use crate::batches::{batch_of, permutation, Batch};
 use crate::data::{Ratings, SplitMix64};
 use crate::gpu::{whole, window, Gpu};
 use crate::kernels::*;
@@ -20,6 +20,24 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Redraw the batches every epoch (the tutorial's `cache()` keeps the first epoch's batches).
     pub reshuffle: bool,
+    /// Opt-in departures from the tutorial; the default is TFRS-faithful.
+    #[serde(flatten)]
+    pub tweaks: Tweaks,
+}
+
+/// Departures from the tutorial's training (all off by default; `wgrec recipe` turns some on).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Tweaks {
+    /// logQ correction of the in-batch softmax with the batch's own movie frequencies q_c = m_c / B:
+    /// subtracting log q_c from every logit of movie c turns `sum_c m_c exp(s_ac)` into
+    /// `B sum_c exp(s_ac)`, a softmax over the batch's distinct movies, so popular movies are no longer
+    /// pushed down for being sampled often. The kernels are unchanged: every movie's column weight is 1.
+    /// The reported loss leaves out the constant log(m_c / B) terms.
+    pub logq_correction: bool,
+    /// Adagrad learning rate of the embeddings (None: the MLP's `learning_rate`).
+    pub embedding_learning_rate: Option<f32>,
+    /// L2 penalty (l2 / 2) |row|^2 on the embedding rows each batch touches (0: none).
+    pub embedding_l2: f32,
 }
 
 impl TrainOptions {
@@ -32,6 +50,7 @@ impl TrainOptions {
             learning_rate: 0.1,
             seed: 42,
             reshuffle: false,
+            tweaks: Tweaks::default(),
         }
     }
 
@@ -39,11 +58,20 @@ impl TrainOptions {
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            bail!(
-                "--learning-rate must be a positive number, got {}",
-                self.learning_rate
-            );
+        for (name, lr) in [
+            ("--learning-rate", Some(self.learning_rate)),
+            (
+                "--embedding-learning-rate",
+                self.tweaks.embedding_learning_rate,
+            ),
+        ] {
+            if let Some(lr) = lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+                bail!("{name} must be a positive number, got {lr}");
+            }
+        }
+        let l2 = self.tweaks.embedding_l2;
+        if !(l2.is_finite() && l2 >= 0.0) {
+            bail!("--embedding-l2 must be a finite number >= 0, got {l2}");
         }
         for (name, w) in [
             ("--rating-weight", self.rating_weight),
@@ -54,6 +82,13 @@ impl TrainOptions {
             }
         }
         Ok(())
+    }
+
+    /// The training batches in the order `perm`, with the column weights the retrieval loss uses.
+    pub fn make_batches(&self, train: &Ratings, perm: &[u32]) -> Vec<Batch> {
+        perm.chunks(self.batch_size)
+            .map(|c| batch_of(train, c).with_unit_movie_counts(self.tweaks.logq_correction))
+            .collect()
     }
 
     fn rating_on(&self) -> bool {
@@ -129,7 +164,8 @@ impl<'g> Trainer<'g> {
         let cap = opts.batch_size.min(train.len());
         let mut rng = batch_rng(opts.seed);
         let perm = permutation(train.len(), &mut rng);
-        let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size)?;
+        let unit = opts.tweaks.logq_correction;
+        let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, unit)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
@@ -391,8 +427,10 @@ impl<'g> Trainer<'g> {
             dx_offset4: off,
             use_dense: o.retrieval_on() as u32,
             use_rows: o.rating_on() as u32,
-            learning_rate: lr,
+            learning_rate: o.tweaks.embedding_learning_rate.unwrap_or(lr),
             epsilon: EPSILON,
+            l2: o.tweaks.embedding_l2,
+            _pad: [0; 3],
         };
         bw.user_update.set(gpu, &update(s.users, 0));
         bw.movie_update.set(gpu, &update(s.movies, d4));
@@ -516,5 +554,27 @@ impl<'g> Trainer<'g> {
             loss,
             seconds: t0.elapsed().as_secs_f64(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logq_correction_gives_every_movie_column_weight_one() {
+        let train = Ratings {
+            user: vec![1, 2, 1, 3, 2, 1],
+            movie: vec![5, 5, 6, 5, 7, 6],
+            rating: vec![1.0; 6],
+        };
+        let perm: Vec<u32> = (0..6).collect();
+        let plain = TrainOptions::tutorial(0.0, 1.0).make_batches(&train, &perm);
+        assert_eq!(plain[0].movies.count, vec![3.0, 2.0, 1.0]);
+        let mut opts = TrainOptions::tutorial(0.0, 1.0);
+        opts.tweaks.logq_correction = true;
+        let corrected = opts.make_batches(&train, &perm);
+        assert_eq!(corrected[0].movies.count, vec![1.0, 1.0, 1.0]);
+        assert_eq!(corrected[0].users, plain[0].users, "user weights unchanged");
     }
 }

@@ -379,6 +379,7 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
             RunFiles {
                 resume,
                 save: Some(save),
+                per_epoch: false,
             },
             None,
         )

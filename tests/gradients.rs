@@ -285,33 +285,102 @@ fn direct_retrieval_gradients_match_central_differences() {
     let (b, d) = (5, 3);
     let u = uniform(&mut rng, b * d, -1.0, 1.0);
     let m = uniform(&mut rng, b * d, -1.0, 1.0);
-    let (_, du, dm) = cpu::retrieval_loss_direct(&u, &m, d);
-    let loss = |u: &[f64], m: &[f64]| -> f64 {
-        let mut total = 0.0;
-        for i in 0..b {
-            let s: Vec<f64> = (0..b)
-                .map(|j| (0..d).map(|k| u[i * d + k] * m[j * d + k]).sum())
-                .collect();
-            let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            total += mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - s[i];
-        }
-        total
-    };
-    let (u64s, m64s) = (f64s(&u), f64s(&m));
-    let h = 1e-6;
-    let fd = |which: usize, i: usize| {
-        let (mut uu, mut mm) = (u64s.clone(), m64s.clone());
-        let t = if which == 0 { &mut uu } else { &mut mm };
-        t[i] += h;
-        let up = loss(&uu, &mm);
-        let t = if which == 0 { &mut uu } else { &mut mm };
-        t[i] -= 2.0 * h;
-        (up - loss(&uu, &mm)) / (2.0 * h)
-    };
-    let num_du: Vec<f64> = (0..b * d).map(|i| fd(0, i)).collect();
-    let num_dm: Vec<f64> = (0..b * d).map(|i| fd(1, i)).collect();
-    assert_close64("du", &du, &num_du, 1e-7, 1e-6);
-    assert_close64("dm", &dm, &num_dm, 1e-7, 1e-6);
+    // Without and with a logQ correction (log sampling probabilities subtracted from each column).
+    let log_q_random: Vec<f64> = f64s(&uniform(&mut rng, b, -3.0, -0.1));
+    for log_q in [vec![0.0; b], log_q_random] {
+        let (_, du, dm) = cpu::retrieval_loss_direct_corrected(&u, &m, d, &log_q);
+        let loss = |u: &[f64], m: &[f64]| -> f64 {
+            let mut total = 0.0;
+            for i in 0..b {
+                let s: Vec<f64> = (0..b)
+                    .map(|j| (0..d).map(|k| u[i * d + k] * m[j * d + k]).sum::<f64>() - log_q[j])
+                    .collect();
+                let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                total += mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - s[i];
+            }
+            total
+        };
+        let (u64s, m64s) = (f64s(&u), f64s(&m));
+        let h = 1e-6;
+        let fd = |which: usize, i: usize| {
+            let (mut uu, mut mm) = (u64s.clone(), m64s.clone());
+            let t = if which == 0 { &mut uu } else { &mut mm };
+            t[i] += h;
+            let up = loss(&uu, &mm);
+            let t = if which == 0 { &mut uu } else { &mut mm };
+            t[i] -= 2.0 * h;
+            (up - loss(&uu, &mm)) / (2.0 * h)
+        };
+        let num_du: Vec<f64> = (0..b * d).map(|i| fd(0, i)).collect();
+        let num_dm: Vec<f64> = (0..b * d).map(|i| fd(1, i)).collect();
+        assert_close64(&format!("du, log q {log_q:?}"), &du, &num_du, 1e-7, 1e-6);
+        assert_close64(&format!("dm, log q {log_q:?}"), &dm, &num_dm, 1e-7, 1e-6);
+    }
+}
+
+/// `--logq-correction` keeps the kernels and gives every movie column weight 1. With q_c = m_c / B the
+/// corrected B x B loss is the distinct-rows loss with unit weights plus sum_i log m_movie(i) (a constant),
+/// with identical gradients.
+#[test]
+fn unit_column_weights_are_the_logq_corrected_loss() {
+    for (seed, dim) in [(43, 6), (44, 3)] {
+        let rb = RepeatedBatch::new(seed, 40, 7, 9, dim, 1.0);
+        let b = &rb.batch;
+        let rows = b.rows() as f64;
+        let count_of_row: Vec<f64> = b
+            .movies
+            .of_row
+            .iter()
+            .map(|&c| b.movies.count[c as usize] as f64)
+            .collect();
+        let log_q: Vec<f64> = count_of_row.iter().map(|m| (m / rows).ln()).collect();
+        let (loss, du, dm) =
+            cpu::retrieval_loss_direct_corrected(&rb.user_rows(), &rb.movie_rows(), dim, &log_q);
+        let (ud, md) = (rb.user_d(), rb.movie_d());
+        let (us, ms) = (&b.users, &b.movies);
+        let ones = vec![1.0f32; ms.len()];
+        assert!(ms.count.iter().any(|&c| c > 1.0), "some movie repeats");
+        let users = cpu::retrieval_softmax_users(
+            &ud,
+            &md,
+            &us.count,
+            &ones,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            dim,
+            1.0,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud,
+            &md,
+            &us.count,
+            &ones,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            dim,
+            1.0,
+        );
+        let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
+        let constant: f64 = count_of_row.iter().map(|m| m.ln()).sum();
+        assert_close64("logQ loss", &[total + constant], &[loss], 1e-5, 1e-6);
+        assert_close64(
+            "logQ grad_user",
+            &f64s(&users.grad_user),
+            &rb.sum_rows(us, &du),
+            1e-5,
+            1e-5,
+        );
+        assert_close64(
+            "logQ grad_movie",
+            &f64s(&grad_movie),
+            &rb.sum_rows(ms, &dm),
+            1e-5,
+            1e-5,
+        );
+    }
 }
 
 /// TFRS's `tasks/retrieval_test.py`: queries [[1, 2, 3], [2, 3, 4]], candidates [[1, 1, 1], [1, 1, 0]],

@@ -926,13 +926,16 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
         gpu.upload("rows", &d.rows),
         gpu.upload("table_rows", &d.table_rows),
     );
-    // (use_dense, use_rows, dx column offset): users read the first D columns of dx, movies the second.
-    for (use_dense, use_rows, offset) in [
-        (true, true, 0),
-        (true, true, dim),
-        (true, false, 0),
-        (false, true, dim),
-        (false, false, 0),
+    // (use_dense, use_rows, dx column offset, L2): users read the first D columns of dx, movies the
+    // second; the L2 penalty (off in the tutorial) adds l2 * row to the gradient.
+    for (use_dense, use_rows, offset, l2) in [
+        (true, true, 0, 0.0),
+        (true, true, dim, 0.0),
+        (true, false, 0, 0.0),
+        (false, true, dim, 0.0),
+        (false, false, 0, 0.0),
+        (true, true, dim, 0.7),
+        (false, false, 0, 0.7),
     ] {
         let (tb, ab) = (gpu.upload("table", &table), gpu.upload("accum", &accum));
         let p = EmbeddingAdagradParams {
@@ -944,6 +947,8 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
             use_rows: use_rows as u32,
             learning_rate: 0.1,
             epsilon: EPSILON,
+            l2,
+            _pad: [0; 3],
         };
         // A term that is switched off is bound to NaNs: reading it would poison the update.
         let l = Launch::new(
@@ -974,11 +979,14 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
             dim,
             0.1,
             EPSILON,
+            l2,
         );
         let got_t = read_f32(gpu, &tb, vocab * dim);
         let got_a = read_f32(gpu, &ab, vocab * dim);
         let what = |t: &str| {
-            format!("embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset}")
+            format!(
+                "embedding_adagrad {t} dense {use_dense} rows {use_rows} offset {offset} l2 {l2}"
+            )
         };
         assert_close(&what("table"), &got_t, &want_t, 1e-7, 1e-5);
         assert_close(&what("accum"), &got_a, &want_a, 1e-7, 1e-5);
@@ -1110,6 +1118,95 @@ fn factorized_top_k_counts_hits_exactly_with_ties() {
     }
 }
 
+#[test]
+fn filtered_rank_matches_cpu_with_ties_and_masks() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(16);
+    // 1037 candidates: the last mask word is partial. Integer scores so that ties are common.
+    let (users, c, pairs): (usize, usize, usize) = (37, 1037, 1037);
+    let words = c.div_ceil(32);
+    let scores: Vec<f32> = (0..users * c).map(|_| rng.below(200) as f32).collect();
+    let mask: Vec<u32> = (0..users * words)
+        .map(|_| (rng.next_u64() & rng.next_u64()) as u32) // about a quarter of the bits set
+        .collect();
+    // Two tiles as the evaluator builds them: users 0..20 and 20..37, pair_query relative to the tile.
+    let split_user = 20;
+    let mut pu: Vec<u32> = (0..pairs).map(|_| rng.below(users as u64) as u32).collect();
+    pu.sort();
+    let pc: Vec<u32> = (0..pairs).map(|_| rng.below(c as u64) as u32).collect();
+    let p_split = pu.iter().position(|&u| u >= split_user).unwrap();
+    let pq: Vec<u32> = pu
+        .iter()
+        .map(|&u| if u >= split_user { u - split_user } else { u })
+        .collect();
+    let tiles = [(0usize, p_split, 0u32), (p_split, pairs, split_user)];
+    let (pqb, pcb, mb) = (
+        gpu.upload("pair_query", &pq),
+        gpu.upload("pair_candidate", &pc),
+        gpu.upload("excluded", &mask),
+    );
+    let rank = gpu.upload("rank", &vec![u32::MAX; pairs + TAIL]);
+    // Each tile sees its own slice of the score rows, as the evaluator's per-tile score buffer.
+    let tile_scores: Vec<wgpu::Buffer> = tiles
+        .iter()
+        .map(|&(_, _, u0)| {
+            let u1 = if u0 == 0 { split_user as usize } else { users };
+            gpu.upload("scores", &scores[u0 as usize * c..u1 * c])
+        })
+        .collect();
+    let launches: Vec<Launch> = tiles
+        .iter()
+        .zip(&tile_scores)
+        .map(|(&(p0, p1, u0), sb)| {
+            Launch::new(
+                gpu,
+                &k.filtered_rank,
+                "filtered_rank",
+                &[
+                    whole(sb),
+                    whole(&pqb),
+                    whole(&pcb),
+                    whole(&mb),
+                    whole(&rank),
+                ],
+                &FilteredRankParams {
+                    pairs: (p1 - p0) as u32,
+                    candidates: c as u32,
+                    first: p0 as u32,
+                    words: words as u32,
+                    user0: u0,
+                    _pad: [0; 3],
+                },
+            )
+        })
+        .collect();
+    let runs: Vec<(&Launch, u32)> = launches
+        .iter()
+        .zip(&tiles)
+        .map(|(l, &(p0, p1, _))| (l, (p1 - p0) as u32))
+        .collect();
+    run(gpu, &runs);
+    let mut want = Vec::new();
+    for &(p0, p1, u0) in &tiles {
+        let u1 = if u0 == 0 { split_user as usize } else { users };
+        want.extend(cpu::filtered_rank(
+            &scores[u0 as usize * c..u1 * c],
+            c,
+            &pq[p0..p1],
+            &pc[p0..p1],
+            &mask,
+            u0 as usize,
+        ));
+    }
+    // The mask matters: unfiltered ranks differ for most pairs.
+    let unfiltered = cpu::filtered_rank(&scores, c, &pu, &pc, &vec![0; users * words], 0);
+    assert!(want.iter().zip(&unfiltered).filter(|(a, b)| a != b).count() > pairs / 2);
+    want.extend(std::iter::repeat_n(u32::MAX, TAIL));
+    let got = read_u32(gpu, &rank, pairs + TAIL);
+    assert_eq!(got, want, "filtered_rank (gpu left, cpu right)");
+}
+
 /// One epoch on the GPU leaves the same parameters, accumulators and loss as the CPU twins chained the way
 /// a step chains the kernels: two steps (50 rows, then the last 23) on the smallest MLP `validate` allows,
 /// then three steps (600, 600 and 137 rows) on the tutorial's hidden layers, where every dense kernel runs
@@ -1150,6 +1247,7 @@ fn training_epoch_matches_cpu_chain() {
             learning_rate: 0.1,
             seed: 5,
             reshuffle: false,
+            tweaks: Default::default(),
         };
         let init = Params::init(&cfg, opts.seed);
         let model = GpuModel::new(gpu, &cfg, &init).unwrap();
@@ -1306,6 +1404,7 @@ impl CpuModel {
             d,
             lr,
             EPSILON,
+            0.0,
         );
         cpu::embedding_adagrad(
             Some(&grad_movie),
@@ -1318,6 +1417,7 @@ impl CpuModel {
             d,
             lr,
             EPSILON,
+            0.0,
         );
         let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
         let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
@@ -1452,8 +1552,9 @@ fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
     };
     let perm = wgrec::batches::permutation(n, &mut rng);
     let resident =
-        BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, u64::MAX).unwrap();
-    let streamed = BatchStore::with_budget(gpu, "streamed", &ratings, &perm, 300, 0).unwrap();
+        BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, false, u64::MAX).unwrap();
+    let streamed =
+        BatchStore::with_budget(gpu, "streamed", &ratings, &perm, 300, false, 0).unwrap();
     assert!(resident.resident() && !streamed.resident());
     assert_eq!(resident.batches.len(), 4);
     let read = |store: &BatchStore, b: usize| {

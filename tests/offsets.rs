@@ -70,6 +70,7 @@ fn every_valid_shape_binds_with_256_byte_offsets() {
         learning_rate: 0.1,
         seed: 5,
         reshuffle: false,
+        tweaks: Default::default(),
     };
     let (mut valid, mut failures) = (0, vec![]);
     for dim in [16, 32, 48, 64] {

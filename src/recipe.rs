@@ -1,0 +1,95 @@
+//! Named training presets (`wgrec recipe --preset NAME`): the tutorial's joint model, and `joint-plus`,
+//! one joint model meant to beat the tutorial's specialised models on both tasks at once. Presets only
+//! set options that `train` also has; the tutorial's defaults stay as they are.
+
+use crate::report::RunResult;
+use crate::sweep::mean_min_max;
+use crate::trainer::{TrainOptions, Tweaks};
+use anyhow::{bail, Result};
+
+pub struct Preset {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// The training options; the seed is set per run.
+    pub opts: TrainOptions,
+    pub embedding_dim: usize,
+}
+
+pub const PRESETS: [&str; 2] = ["tutorial-joint", "joint-plus"];
+
+pub fn preset(name: &str) -> Result<Preset> {
+    Ok(match name {
+        "tutorial-joint" => Preset {
+            name: "tutorial-joint",
+            about: "the TFRS tutorial's joint model: weights (1, 1), batch 8192, Adagrad 0.1, 3 epochs",
+            opts: TrainOptions::tutorial(1.0, 1.0),
+            embedding_dim: 32,
+        },
+        "joint-plus" => Preset {
+            name: "joint-plus",
+            about: "weights (4, 1) with a logQ-corrected in-batch softmax, batch 512, Adagrad 0.1 for \
+                    the MLP and 0.02 for the embeddings, L2 0.01 on touched embedding rows, 25 epochs",
+            opts: TrainOptions {
+                epochs: 25,
+                batch_size: 512,
+                tweaks: Tweaks {
+                    logq_correction: true,
+                    embedding_learning_rate: Some(0.02),
+                    embedding_l2: 0.01,
+                },
+                ..TrainOptions::tutorial(4.0, 1.0)
+            },
+            embedding_dim: 32,
+        },
+        other => bail!(
+            "unknown preset {other:?}; the presets are {}",
+            PRESETS.join(", ")
+        ),
+    })
+}
+
+/// Mean and [min, max] over the runs (seeds) of the headline metrics.
+pub fn summary(name: &str, runs: &[RunResult]) -> String {
+    let line = |what: &str, f: &dyn Fn(&RunResult) -> f64| {
+        let v: Vec<f64> = runs.iter().map(f).collect();
+        let (mean, min, max) = mean_min_max(&v);
+        format!("  {what:<36} {mean:.4}  [{min:.4}, {max:.4}]\n")
+    };
+    let seeds: Vec<String> = runs.iter().map(|r| r.opts.seed.to_string()).collect();
+    let mut s = format!("{name}: mean [min, max] over seeds {}\n", seeds.join(", "));
+    s += &line("factorized_top_k top-100 accuracy", &|r| r.test.top(100));
+    s += &line("RMSE", &|r| r.test.rmse);
+    let ranked = |f: fn(&crate::evaluate::RankedMetrics) -> f64| {
+        move |r: &RunResult| r.test.ranked.as_ref().map(f).unwrap_or(f64::NAN)
+    };
+    s += &line(
+        "Recall@100 (training movies excluded)",
+        &ranked(|m| m.recall_at(100)),
+    );
+    s += &line(
+        "NDCG@10 (training movies excluded)",
+        &ranked(|m| m.ndcg_at(10)),
+    );
+    s += &line("MAE", &ranked(|m| m.mae));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_the_tutorial_is_untouched() {
+        for name in PRESETS {
+            let p = preset(name).unwrap();
+            assert_eq!(p.name, name);
+            p.opts.validate().unwrap();
+        }
+        assert_eq!(
+            preset("tutorial-joint").unwrap().opts,
+            TrainOptions::tutorial(1.0, 1.0)
+        );
+        assert_eq!(TrainOptions::tutorial(1.0, 1.0).tweaks, Tweaks::default());
+        assert!(preset("nope").is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! `wgrec sweep`: trains every (rating weight, retrieval weight, seed) combination, then writes
+//! results.csv, results.json and the charts (trade-off with its Pareto front, per-epoch curves).
+
+use crate::data::Dataset;
+use crate::evaluate::{KS, RANKED_KS};
+use crate::gpu::{AdapterSummary, Gpu};
+use crate::kernels::Kernels;
+use crate::plot::{curves_svg, tradeoff_svg, Curve, TradeoffPoint};
+use crate::report::{metrics_json, train_and_evaluate_with, write_json, RunResult};
+use crate::trainer::TrainOptions;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+pub struct SweepConfig {
+    pub rating_weights: Vec<f32>,
+    pub retrieval_weights: Vec<f32>,
+    pub seeds: Vec<u64>,
+    /// Everything but the weights and the seed.
+    pub base: TrainOptions,
+    pub embedding_dim: usize,
+    pub eval_batch_size: usize,
+    pub out: PathBuf,
+}
+
+impl SweepConfig {
+    /// Every combination, weights outermost, seeds innermost.
+    pub fn runs(&self) -> Result<Vec<TrainOptions>> {
+        if self.rating_weights.is_empty()
+            || self.retrieval_weights.is_empty()
+            || self.seeds.is_empty()
+        {
+            bail!("a sweep needs at least one rating weight, one retrieval weight and one seed");
+        }
+        let mut runs = Vec::new();
+        for &rating_weight in &self.rating_weights {
+            for &retrieval_weight in &self.retrieval_weights {
+                if rating_weight == 0.0 && retrieval_weight == 0.0 {
+                    continue; // nothing to train
+                }
+                for &seed in &self.seeds {
+                    let opts = TrainOptions {
+                        rating_weight,
+                        retrieval_weight,
+                        seed,
+                        ..self.base.clone()
+                    };
+                    opts.validate()?;
+                    runs.push(opts);
+                }
+            }
+        }
+        if runs.is_empty() {
+            bail!("every combination has both weights 0: nothing to train");
+        }
+        Ok(runs)
+    }
+}
+
+/// Trains and evaluates every run of the sweep (test metrics after every epoch, for the curves).
+pub fn run(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    cfg: &SweepConfig,
+    progress: bool,
+) -> Result<Vec<RunResult>> {
+    let runs = cfg.runs()?;
+    let mut results = Vec::new();
+    for (i, opts) in runs.iter().enumerate() {
+        if progress {
+            eprintln!(
+                "== run {}/{}: rating_weight {}, retrieval_weight {}, seed {} ==",
+                i + 1,
+                runs.len(),
+                opts.rating_weight,
+                opts.retrieval_weight,
+                opts.seed
+            );
+        }
+        results.push(train_and_evaluate_with(
+            gpu,
+            kernels,
+            data,
+            cfg.embedding_dim,
+            opts,
+            cfg.eval_batch_size,
+            progress,
+            true,
+            None,
+        )?);
+    }
+    Ok(results)
+}
+
+/// One CSV row per run: weights, seed, FactorizedTopK, RMSE, Recall@K / NDCG@K / MAE, timings.
+pub fn csv(runs: &[RunResult]) -> String {
+    let mut header = vec!["rating_weight", "retrieval_weight", "seed", "epochs"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    header.extend(KS.iter().map(|k| format!("top_{k}")));
+    header.push("rmse".into());
+    header.extend(RANKED_KS.iter().map(|k| format!("recall_at_{k}")));
+    header.extend(RANKED_KS.iter().map(|k| format!("ndcg_at_{k}")));
+    header.extend(["mae", "test_loss", "train_seconds"].map(String::from));
+    let mut s = header.join(",") + "\n";
+    for r in runs {
+        let mut row = vec![
+            r.opts.rating_weight.to_string(),
+            r.opts.retrieval_weight.to_string(),
+            r.opts.seed.to_string(),
+            r.opts.epochs.to_string(),
+        ];
+        row.extend(KS.iter().map(|&k| format!("{:.6}", r.test.top(k))));
+        row.push(format!("{:.6}", r.test.rmse));
+        let ranked = r.test.ranked.as_ref();
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+        row.extend(
+            RANKED_KS
+                .iter()
+                .map(|&k| opt(ranked.map(|m| m.recall_at(k)))),
+        );
+        row.extend(RANKED_KS.iter().map(|&k| opt(ranked.map(|m| m.ndcg_at(k)))));
+        row.push(opt(ranked.map(|m| m.mae)));
+        row.push(format!("{:.6}", r.test.loss));
+        row.push(format!("{:.3}", r.train_seconds));
+        s += &(row.join(",") + "\n");
+    }
+    s
+}
+
+/// Mean, minimum and maximum of `values`.
+pub fn mean_min_max(values: &[f64]) -> (f64, f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (mean, min, max)
+}
+
+/// One point per weighting, the mean over its seeds.
+pub fn tradeoff_points(runs: &[RunResult]) -> Vec<TradeoffPoint> {
+    let mut keys: Vec<(f32, f32)> = Vec::new();
+    for r in runs {
+        let key = (r.opts.rating_weight, r.opts.retrieval_weight);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|(rw, tw)| {
+            let of: Vec<&RunResult> = runs
+                .iter()
+                .filter(|r| (r.opts.rating_weight, r.opts.retrieval_weight) == (rw, tw))
+                .collect();
+            let mean = |f: &dyn Fn(&RunResult) -> f64| {
+                mean_min_max(&of.iter().map(|r| f(r)).collect::<Vec<_>>()).0
+            };
+            TradeoffPoint {
+                label: format!("({rw}, {tw})"),
+                rmse: mean(&|r| r.test.rmse),
+                top_100: mean(&|r| r.test.top(100)),
+            }
+        })
+        .collect()
+}
+
+/// Per-epoch curves of every run (runs trained without per-epoch evaluation have only their loss).
+pub fn curves(runs: &[RunResult]) -> Vec<Curve> {
+    let many_seeds = runs.iter().any(|r| r.opts.seed != runs[0].opts.seed);
+    runs.iter()
+        .map(|r| Curve {
+            label: if many_seeds {
+                format!(
+                    "({}, {}) seed {}",
+                    r.opts.rating_weight, r.opts.retrieval_weight, r.opts.seed
+                )
+            } else {
+                format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight)
+            },
+            train_loss: r.history.iter().map(|h| h.loss).collect(),
+            top_100: r.curve.iter().map(|m| m.top(100)).collect(),
+            rmse: r.curve.iter().map(|m| m.rmse).collect(),
+        })
+        .collect()
+}
+
+/// Writes results.csv, results.json, tradeoff.svg and curves.svg into `out` (created if missing).
+pub fn write_outputs(out: &Path, runs: &[RunResult], adapter: &AdapterSummary) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let csv_path = out.join("results.csv");
+    std::fs::write(&csv_path, csv(runs))
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    write_json(&out.join("results.json"), &metrics_json(runs, adapter))?;
+    tradeoff_svg(
+        &out.join("tradeoff.svg"),
+        "Rating vs retrieval: every (rating weight, retrieval weight)",
+        &tradeoff_points(runs),
+    )?;
+    curves_svg(&out.join("curves.svg"), "Per-epoch curves", &curves(runs))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> SweepConfig {
+        SweepConfig {
+            rating_weights: vec![0.0, 1.0],
+            retrieval_weights: vec![0.0, 1.0],
+            seeds: vec![42, 1],
+            base: TrainOptions::tutorial(1.0, 1.0),
+            embedding_dim: 32,
+            eval_batch_size: 4096,
+            out: PathBuf::from("x"),
+        }
+    }
+
+    #[test]
+    fn runs_are_every_combination_but_zero_zero() {
+        let runs = cfg().runs().unwrap();
+        let got: Vec<(f32, f32, u64)> = runs
+            .iter()
+            .map(|r| (r.rating_weight, r.retrieval_weight, r.seed))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0.0, 1.0, 42),
+                (0.0, 1.0, 1),
+                (1.0, 0.0, 42),
+                (1.0, 0.0, 1),
+                (1.0, 1.0, 42),
+                (1.0, 1.0, 1)
+            ]
+        );
+        let mut only_zero = cfg();
+        only_zero.rating_weights = vec![0.0];
+        only_zero.retrieval_weights = vec![0.0];
+        assert!(only_zero.runs().is_err());
+        let mut negative = cfg();
+        negative.rating_weights = vec![-1.0];
+        assert!(negative.runs().is_err());
+    }
+
+    #[test]
+    fn mean_min_max_of_three() {
+        assert_eq!(mean_min_max(&[1.0, 4.0, 1.0]), (2.0, 1.0, 4.0));
+    }
+}
