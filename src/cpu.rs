@@ -385,25 +385,6 @@ pub fn pair_ranks(
         .collect()
 }
 
-/// Hits per cut-off: pair i hits at k when fewer than k candidates score strictly above its own candidate.
-pub fn factorized_top_k(
-    scores: &[f32],
-    candidates: usize,
-    pair_query: &[u32],
-    pair_candidate: &[u32],
-    ks: &[u32],
-) -> Vec<u32> {
-    let mut hits = vec![0; ks.len()];
-    for (&q, &own) in pair_query.iter().zip(pair_candidate) {
-        let row = &scores[q as usize * candidates..][..candidates];
-        let higher = row.iter().filter(|&&s| s > row[own as usize]).count() as u32;
-        for (h, &k) in hits.iter_mut().zip(ks) {
-            *h += (higher < k) as u32;
-        }
-    }
-    hits
-}
-
 /// BruteForce top-k of every query row of `scores` (Q, C): the k best candidates not in the query's seen
 /// run (`seen[seen_offsets[a]..seen_offsets[a + 1]]`), ordered by (score desc, index asc), padded with
 /// (u32::MAX, -inf) when fewer than k are eligible. Returns (indices, scores), each (Q, k).
@@ -441,28 +422,4 @@ pub fn brute_force_top_k(
         }
     }
     (index, score)
-}
-
-/// Rank of every pair's own candidate among the candidates not excluded for its user: how many of them
-/// score strictly higher. `excluded` is (U, words) bits; pair i's user row is `user0 + pair_query[i]`.
-pub fn filtered_rank(
-    scores: &[f32],
-    candidates: usize,
-    pair_query: &[u32],
-    pair_candidate: &[u32],
-    excluded: &[u32],
-    user0: usize,
-) -> Vec<u32> {
-    let words = candidates.div_ceil(32);
-    pair_query
-        .iter()
-        .zip(pair_candidate)
-        .map(|(&q, &own)| {
-            let row = &scores[q as usize * candidates..][..candidates];
-            let mask = &excluded[(user0 + q as usize) * words..][..words];
-            (0..candidates)
-                .filter(|&c| row[c] > row[own as usize] && (mask[c / 32] >> (c % 32)) & 1 == 0)
-                .count() as u32
-        })
-        .collect()
 }

@@ -120,19 +120,18 @@ impl TestMetrics {
     }
 }
 
-/// One tile of the FactorizedTopK evaluation: a range of distinct test users and the pairs holding them.
+/// One tile of the ranking evaluation: a range of distinct test users and the pairs holding them.
 struct Tile {
     users: usize,
-    pairs: usize,
     gather: Launch,
     scores: Vec<(Launch, u32)>, // one per window of candidates, with its invocation count
-    top_k: Launch,
-    rank: Option<Launch>,
+    ranks: Launch,
+    groups: usize,
 }
 
-/// What the Recall@K / NDCG@K / MAE evaluation keeps: filtered ranks, all predictions, and the test layout.
+/// What the Recall@K / NDCG@K / MAE evaluation keeps: all predictions and the test layout (the ranks among
+/// unseen candidates are in `Evaluator::rank_unseen`).
 struct RankedPlan {
-    rank: wgpu::Buffer,     // (P,) filtered rank of every pair, pairs grouped by user
     pred: wgpu::Buffer,     // (N,) rating predictions, test rows in file order
     user_offsets: Vec<u32>, // (U + 1,) CSR of the pairs of each distinct test user
     rating: Vec<f32>,       // (N,) test ratings
@@ -149,7 +148,8 @@ pub struct Evaluator<'g> {
     candidates: usize,
     gather_candidates: Launch,
     tiles: Vec<Tile>,
-    hits: wgpu::Buffer,
+    rank_all: wgpu::Buffer, // (P,) candidates scoring above each pair's own movie, pairs grouped by user
+    rank_unseen: wgpu::Buffer, // (P,) the same among the user's unseen candidates (with `ranked`)
     pairs: usize,
     dim4: u32,
     pred: wgpu::Buffer,
@@ -242,7 +242,6 @@ impl<'g> Evaluator<'g> {
         let tile_users = per_tile.min(users.len());
         let query = gpu.buffer("query", tile_users * cfg.embedding_dim);
         let scores = gpu.buffer("scores", tile_users * c);
-        let hits = gpu.buffer("hits", 8);
         let mut tile_spans = Vec::new();
         for u0 in (0..users.len()).step_by(per_tile) {
             let u1 = (u0 + per_tile).min(users.len());
@@ -262,7 +261,6 @@ impl<'g> Evaluator<'g> {
             }
             tile_spans.push((u0, u1, p0, pair_query.len()));
         }
-        let pq = gpu.upload("pair_query", &pair_query);
         let pc = gpu.upload("pair_candidate", &pair_candidate);
         // Filtered ranks: bit c of user a's mask row is set when candidate c is a movie a rated in training
         // or a duplicate u.item row of a title (only its first row competes).
@@ -298,16 +296,18 @@ impl<'g> Evaluator<'g> {
             }
             gpu.upload("excluded candidates", &mask)
         });
-        let rank = gpu.buffer("filtered rank", test.len());
-        let mut ks = [0u32; 8];
-        ks[..KS.len()].copy_from_slice(&KS);
+        let no_mask = gpu.buffer("nothing excluded", 4);
+        let mask = excluded.as_ref().unwrap_or(&no_mask);
+        let rank_all = gpu.buffer("rank among all candidates", test.len());
+        let rank_unseen = gpu.buffer("rank among unseen candidates", test.len());
         let tiles = tile_spans
             .into_iter()
             .map(|(u0, u1, p0, p1)| {
                 let n = u1 - u0;
+                let groups = pair_groups(&pair_query[p0..p1], p0);
                 Tile {
                     users: n,
-                    pairs: p1 - p0,
+                    groups: groups.len(),
                     gather: Launch::new(
                         gpu,
                         &k.embedding_gather,
@@ -334,41 +334,25 @@ impl<'g> Evaluator<'g> {
                         c,
                         cfg.embedding_dim,
                     ),
-                    top_k: Launch::new(
+                    ranks: Launch::new(
                         gpu,
-                        &k.factorized_top_k,
-                        "factorized_top_k",
-                        &[whole(&scores), whole(&pq), whole(&pc), whole(&hits)],
-                        &TopKParams {
-                            pairs: (p1 - p0) as u32,
+                        &k.pair_ranks,
+                        "pair_ranks",
+                        &[
+                            whole(&scores),
+                            whole(&gpu.upload("pair groups", &groups)),
+                            whole(&pc),
+                            whole(mask),
+                            whole(&rank_all),
+                            whole(&rank_unseen),
+                        ],
+                        &PairRanksParams {
+                            groups: groups.len() as u32,
                             candidates: c as u32,
-                            n_ks: KS.len() as u32,
-                            first: p0 as u32,
-                            ks,
+                            words: if excluded.is_some() { words as u32 } else { 0 },
+                            user0: u0 as u32,
                         },
                     ),
-                    rank: excluded.as_ref().map(|mask| {
-                        Launch::new(
-                            gpu,
-                            &k.filtered_rank,
-                            "filtered_rank",
-                            &[
-                                whole(&scores),
-                                whole(&pq),
-                                whole(&pc),
-                                whole(mask),
-                                whole(&rank),
-                            ],
-                            &FilteredRankParams {
-                                pairs: (p1 - p0) as u32,
-                                candidates: c as u32,
-                                first: p0 as u32,
-                                words: words as u32,
-                                user0: u0 as u32,
-                                _pad: [0; 3],
-                            },
-                        )
-                    }),
                 }
             })
             .collect();
@@ -385,7 +369,6 @@ impl<'g> Evaluator<'g> {
             },
         );
         let ranked = train.map(|_| RankedPlan {
-            rank,
             pred: gpu.buffer("eval predictions", test.len()),
             user_offsets: users.offsets.clone(),
             rating: test.rating.clone(),
@@ -402,7 +385,8 @@ impl<'g> Evaluator<'g> {
             candidates: c,
             gather_candidates,
             tiles,
-            hits,
+            rank_all,
+            rank_unseen,
             pairs: test.len(),
             dim4,
             profiler: None,
@@ -424,9 +408,8 @@ impl<'g> Evaluator<'g> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("evaluate"),
             });
-        enc.clear_buffer(&self.hits, 0, None);
         {
-            let mut pass = Pass::begin(&mut enc, "factorized_top_k", self.profiler);
+            let mut pass = Pass::begin(&mut enc, "rank test pairs", self.profiler);
             self.gather_candidates
                 .run(&mut pass, self.candidates as u32 * self.dim4);
             for t in &self.tiles {
@@ -434,10 +417,7 @@ impl<'g> Evaluator<'g> {
                 for (l, threads) in &t.scores {
                     l.run(&mut pass, *threads);
                 }
-                t.top_k.run(&mut pass, t.pairs as u32);
-                if let Some(rank) = &t.rank {
-                    rank.run(&mut pass, t.pairs as u32);
-                }
+                t.ranks.run(&mut pass, t.groups as u32);
             }
         }
         crate::profile::submit(gpu, enc, self.profiler)?;
@@ -467,9 +447,9 @@ impl<'g> Evaluator<'g> {
             }
             crate::profile::submit(gpu, enc, self.profiler)?;
         }
-        let hits: Vec<u32> = gpu
-            .read(&self.hits, 0, KS.len())
-            .context("reading FactorizedTopK hits")?;
+        let rank_all: Vec<u32> = gpu
+            .read(&self.rank_all, 0, self.pairs)
+            .context("reading the ranks of the test pairs")?;
         let sums: Vec<f32> = gpu.read(&self.losses, 0, 2 * n)?;
         let total = self.pairs as f64;
         let (mut sq, mut loss) = (0.0f64, 0.0f64);
@@ -487,8 +467,8 @@ impl<'g> Evaluator<'g> {
             None => None,
             Some(r) => {
                 let rank: Vec<u32> = gpu
-                    .read(&r.rank, 0, self.pairs)
-                    .context("reading filtered ranks")?;
+                    .read(&self.rank_unseen, 0, self.pairs)
+                    .context("reading the ranks among unseen candidates")?;
                 let pred: Vec<f32> = gpu.read(&r.pred, 0, self.pairs)?;
                 let (recall, ndcg) = recall_ndcg(&rank, &r.user_offsets, &RANKED_KS);
                 let abs: f64 = pred
@@ -505,10 +485,15 @@ impl<'g> Evaluator<'g> {
         };
         Ok(TestMetrics {
             ranked,
+            // FactorizedTopK: a pair hits at k when fewer than k candidates score strictly higher.
             top_k: KS
                 .iter()
-                .zip(&hits)
-                .map(|(&k, &h)| (k, h as f64 / total))
+                .map(|&k| {
+                    (
+                        k,
+                        rank_all.iter().filter(|&&r| r < k).count() as f64 / total,
+                    )
+                })
                 .collect(),
             rmse: (sq / total).sqrt(),
             loss,

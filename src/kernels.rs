@@ -34,10 +34,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("embedding_adagrad", shader!("embedding_adagrad")),
     ("candidate_scores", shader!("candidate_scores")),
-    ("factorized_top_k", shader!("factorized_top_k")),
     ("pair_ranks", shader!("pair_ranks")),
     ("brute_force_top_k", shader!("brute_force_top_k")),
-    ("filtered_rank", shader!("filtered_rank")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -293,16 +291,6 @@ pub fn candidate_scores_launches(
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct TopKParams {
-    pub pairs: u32,
-    pub candidates: u32,
-    pub n_ks: u32,
-    pub first: u32,
-    pub ks: [u32; 8],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct PairRanksParams {
     pub groups: u32,
     pub candidates: u32,
@@ -338,17 +326,6 @@ pub struct BruteForceTopKParams {
     pub candidates: u32,
     pub k: u32,
     pub first: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct FilteredRankParams {
-    pub pairs: u32,
-    pub candidates: u32,
-    pub first: u32,
-    pub words: u32,
-    pub user0: u32,
-    pub _pad: [u32; 3],
 }
 
 /// Invocation counts, mirroring each kernel's indexing.
@@ -389,10 +366,8 @@ pub struct Kernels {
     pub retrieval_softmax_movies: Kernel,
     pub embedding_adagrad: Kernel,
     pub candidate_scores: Kernel,
-    pub factorized_top_k: Kernel,
     pub pair_ranks: Kernel,
     pub brute_force_top_k: Kernel,
-    pub filtered_rank: Kernel,
 }
 
 impl Kernels {
@@ -415,10 +390,8 @@ impl Kernels {
             retrieval_softmax_movies: k("retrieval_softmax_movies", &d4)?,
             embedding_adagrad: k("embedding_adagrad", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
-            factorized_top_k: k("factorized_top_k", &[])?,
             pair_ranks: k("pair_ranks", &[])?,
             brute_force_top_k: k("brute_force_top_k", &[])?,
-            filtered_rank: k("filtered_rank", &[])?,
         })
     }
 }
@@ -631,11 +604,6 @@ pub mod cost {
                     g * cand * PAIRS_PER_GROUP as f64 * 2.0,
                     g * (cand + mask + 4.0 + 2.0 * PAIRS_PER_GROUP as f64),
                 )
-            }
-            "factorized_top_k" => {
-                let p: TopKParams = params(bytes);
-                let (n, cand) = (p.pairs as f64, p.candidates as f64);
-                c(n * cand, n * (cand + 3.0))
             }
             _ => Cost::default(),
         }

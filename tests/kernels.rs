@@ -1051,162 +1051,6 @@ fn candidate_scores_matches_cpu() {
     }
 }
 
-#[test]
-fn factorized_top_k_counts_hits_exactly_with_ties() {
-    let Some(gpu) = gpu() else { return };
-    let k = kernels(gpu, 12);
-    let mut rng = SplitMix64::new(15);
-    let (q, c, pairs) = (37, 1037, 1037);
-    // Integer scores below 200 over 1037 candidates: most candidates tie with others, own ones included.
-    let scores: Vec<f32> = (0..q * c).map(|_| rng.below(200) as f32).collect();
-    let mut pq: Vec<u32> = (0..pairs).map(|_| rng.below(q as u64) as u32).collect();
-    let mut pc: Vec<u32> = (0..pairs).map(|_| rng.below(c as u64) as u32).collect();
-    // Pairs whose own candidate ties with the row's maximum: zero strictly higher, a hit at every k.
-    for i in 0..20 {
-        let row = &scores[pq[i] as usize * c..][..c];
-        let max = row.iter().copied().fold(f32::MIN, f32::max);
-        pc[i] = row.iter().position(|&s| s == max).unwrap() as u32;
-    }
-    pq.swap(0, pairs - 1);
-    pc.swap(0, pairs - 1);
-    let (sb, pqb, pcb) = (
-        gpu.upload("scores", &scores),
-        gpu.upload("pair_query", &pq),
-        gpu.upload("pair_candidate", &pc),
-    );
-    for ks in [
-        vec![1, 5, 10, 50, 100],
-        vec![1, 2, 3, 10, 100, 300, 600, 1037],
-    ] {
-        let hits = gpu.buffer("hits", 8); // zero-filled: the kernel adds
-        let mut packed = [0u32; 8];
-        packed[..ks.len()].copy_from_slice(&ks);
-        // Two tiles into the same counters, the second starting at pair 400, as the evaluator does.
-        let tiles = [(0usize, 400usize), (400, pairs)];
-        let launches: Vec<Launch> = tiles
-            .iter()
-            .map(|&(p0, p1)| {
-                Launch::new(
-                    gpu,
-                    &k.factorized_top_k,
-                    "factorized_top_k",
-                    &[whole(&sb), whole(&pqb), whole(&pcb), whole(&hits)],
-                    &TopKParams {
-                        pairs: (p1 - p0) as u32,
-                        candidates: c as u32,
-                        n_ks: ks.len() as u32,
-                        first: p0 as u32,
-                        ks: packed,
-                    },
-                )
-            })
-            .collect();
-        let runs: Vec<(&Launch, u32)> = launches
-            .iter()
-            .zip(&tiles)
-            .map(|(l, &(p0, p1))| (l, (p1 - p0) as u32))
-            .collect();
-        run(gpu, &runs);
-        let mut want = cpu::factorized_top_k(&scores, c, &pq, &pc, &ks);
-        want.resize(8, 0);
-        let got = read_u32(gpu, &hits, 8);
-        assert_eq!(
-            got, want,
-            "factorized_top_k hits for ks {ks:?} (gpu left, cpu right)"
-        );
-        assert!(want[0] >= 20, "the tied-maximum pairs hit at k = 1");
-    }
-}
-
-#[test]
-fn filtered_rank_matches_cpu_with_ties_and_masks() {
-    let Some(gpu) = gpu() else { return };
-    let k = kernels(gpu, 12);
-    let mut rng = SplitMix64::new(16);
-    // 1037 candidates: the last mask word is partial. Integer scores so that ties are common.
-    let (users, c, pairs): (usize, usize, usize) = (37, 1037, 1037);
-    let words = c.div_ceil(32);
-    let scores: Vec<f32> = (0..users * c).map(|_| rng.below(200) as f32).collect();
-    let mask: Vec<u32> = (0..users * words)
-        .map(|_| (rng.next_u64() & rng.next_u64()) as u32) // about a quarter of the bits set
-        .collect();
-    // Two tiles as the evaluator builds them: users 0..20 and 20..37, pair_query relative to the tile.
-    let split_user = 20;
-    let mut pu: Vec<u32> = (0..pairs).map(|_| rng.below(users as u64) as u32).collect();
-    pu.sort();
-    let pc: Vec<u32> = (0..pairs).map(|_| rng.below(c as u64) as u32).collect();
-    let p_split = pu.iter().position(|&u| u >= split_user).unwrap();
-    let pq: Vec<u32> = pu
-        .iter()
-        .map(|&u| if u >= split_user { u - split_user } else { u })
-        .collect();
-    let tiles = [(0usize, p_split, 0u32), (p_split, pairs, split_user)];
-    let (pqb, pcb, mb) = (
-        gpu.upload("pair_query", &pq),
-        gpu.upload("pair_candidate", &pc),
-        gpu.upload("excluded", &mask),
-    );
-    let rank = gpu.upload("rank", &vec![u32::MAX; pairs + TAIL]);
-    // Each tile sees its own slice of the score rows, as the evaluator's per-tile score buffer.
-    let tile_scores: Vec<wgpu::Buffer> = tiles
-        .iter()
-        .map(|&(_, _, u0)| {
-            let u1 = if u0 == 0 { split_user as usize } else { users };
-            gpu.upload("scores", &scores[u0 as usize * c..u1 * c])
-        })
-        .collect();
-    let launches: Vec<Launch> = tiles
-        .iter()
-        .zip(&tile_scores)
-        .map(|(&(p0, p1, u0), sb)| {
-            Launch::new(
-                gpu,
-                &k.filtered_rank,
-                "filtered_rank",
-                &[
-                    whole(sb),
-                    whole(&pqb),
-                    whole(&pcb),
-                    whole(&mb),
-                    whole(&rank),
-                ],
-                &FilteredRankParams {
-                    pairs: (p1 - p0) as u32,
-                    candidates: c as u32,
-                    first: p0 as u32,
-                    words: words as u32,
-                    user0: u0,
-                    _pad: [0; 3],
-                },
-            )
-        })
-        .collect();
-    let runs: Vec<(&Launch, u32)> = launches
-        .iter()
-        .zip(&tiles)
-        .map(|(l, &(p0, p1, _))| (l, (p1 - p0) as u32))
-        .collect();
-    run(gpu, &runs);
-    let mut want = Vec::new();
-    for &(p0, p1, u0) in &tiles {
-        let u1 = if u0 == 0 { split_user as usize } else { users };
-        want.extend(cpu::filtered_rank(
-            &scores[u0 as usize * c..u1 * c],
-            c,
-            &pq[p0..p1],
-            &pc[p0..p1],
-            &mask,
-            u0 as usize,
-        ));
-    }
-    // The mask matters: unfiltered ranks differ for most pairs.
-    let unfiltered = cpu::filtered_rank(&scores, c, &pu, &pc, &vec![0; users * words], 0);
-    assert!(want.iter().zip(&unfiltered).filter(|(a, b)| a != b).count() > pairs / 2);
-    want.extend(std::iter::repeat_n(u32::MAX, TAIL));
-    let got = read_u32(gpu, &rank, pairs + TAIL);
-    assert_eq!(got, want, "filtered_rank (gpu left, cpu right)");
-}
-
 /// One epoch on the GPU leaves the same parameters, accumulators and loss as the CPU twins chained the way
 /// a step chains the kernels: two steps (50 rows, then the last 23) on the smallest MLP `validate` allows,
 /// then three steps (600, 600 and 137 rows) on the tutorial's hidden layers, where every dense kernel runs
@@ -1478,7 +1322,12 @@ fn evaluator_matches_cpu_metrics() {
         .map(|m| candidates.iter().position(|c| c == m).unwrap() as u32)
         .collect();
     let ks = wgrec::evaluate::KS;
-    let hits = cpu::factorized_top_k(&scores, candidates.len(), &test.user, &own, &ks);
+    // FactorizedTopK: a hit at k when fewer than k candidates score strictly higher.
+    let ranks = cpu::pair_ranks(&scores, candidates.len(), &test.user, &own, |_, _| false);
+    let hits: Vec<u32> = ks
+        .iter()
+        .map(|&k| ranks.iter().filter(|(all, _)| *all < k).count() as u32)
+        .collect();
     let l = cfg.layout();
     let p = &params;
     let order: Vec<u32> = (0..n as u32).collect();
@@ -1656,4 +1505,76 @@ fn pair_ranks_matches_cpu_with_ties_groups_and_masks() {
             );
         }
     }
+}
+
+/// Recall@K / NDCG@K from the evaluator (training movies and duplicate u.item rows excluded) against the
+/// same metrics computed on the host from CPU scores; FactorizedTopK is unaffected by the exclusion.
+#[test]
+fn evaluator_ranked_metrics_exclude_training_movies() {
+    let Some(gpu) = gpu() else { return };
+    let dim = 16;
+    let k = kernels(gpu, dim);
+    let cfg = ModelConfig {
+        users: 201,
+        movies: 121,
+        embedding_dim: dim,
+        hidden1: 64,
+        hidden2: 64,
+    };
+    let mut rng = SplitMix64::new(23);
+    let mut params = Params::init(&cfg, 4);
+    params.user_emb = uniform(&mut rng, cfg.users * dim, -1.0, 1.0);
+    params.movie_emb = uniform(&mut rng, cfg.movies * dim, -1.0, 1.0);
+    let mut candidates: Vec<u32> = (1..cfg.movies as u32).collect();
+    candidates.extend([7, 7, 30]);
+    rng.shuffle(&mut candidates);
+    let draw = |rng: &mut SplitMix64, n: usize| Ratings {
+        user: (0..n).map(|_| 1 + rng.below(200) as u32).collect(),
+        movie: (0..n).map(|_| 1 + rng.below(120) as u32).collect(),
+        rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
+    };
+    let (test, train) = (draw(&mut rng, 1500), draw(&mut rng, 4000));
+    let model = GpuModel::new(gpu, &cfg, &params).unwrap();
+    let plain = wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, 512).unwrap();
+    let ranked = wgrec::evaluate::Evaluator::excluding_training(
+        gpu,
+        k,
+        &model,
+        &test,
+        &train,
+        &candidates,
+        512,
+    )
+    .unwrap();
+    let (a, b) = (plain.run(1.0, 1.0).unwrap(), ranked.run(1.0, 1.0).unwrap());
+    assert_eq!(a.top_k, b.top_k);
+    assert!(a.ranked.is_none());
+    let got = b.ranked.expect("ranked metrics");
+
+    let mut cand_emb = vec![0.0; candidates.len() * dim];
+    cpu::embedding_gather(&params.movie_emb, &candidates, dim, &mut cand_emb, dim, 0);
+    let scores = cpu::candidate_scores(&params.user_emb, &cand_emb, dim);
+    let first = |m: u32| candidates.iter().position(|&c| c == m).unwrap();
+    let seen = |u: u32, m: u32| (0..train.len()).any(|i| train.user[i] == u && train.movie[i] == m);
+    // Pairs grouped by distinct user, as the evaluator orders them.
+    let users = Distinct::new(&test.user);
+    let (mut pq, mut pc) = (Vec::new(), Vec::new());
+    for a in 0..users.len() {
+        for &r in &users.rows[users.offsets[a] as usize..users.offsets[a + 1] as usize] {
+            pq.push(test.user[r as usize]);
+            pc.push(first(test.movie[r as usize]) as u32);
+        }
+    }
+    let ranks = cpu::pair_ranks(&scores, candidates.len(), &pq, &pc, |u, c| {
+        first(candidates[c]) != c || seen(u, candidates[c])
+    });
+    let unseen: Vec<u32> = ranks.iter().map(|r| r.1).collect();
+    let ks = wgrec::evaluate::RANKED_KS;
+    let (recall, ndcg) = wgrec::evaluate::recall_ndcg(&unseen, &users.offsets, &ks);
+    assert_eq!(got.recall, recall);
+    assert_eq!(got.ndcg, ndcg);
+    assert!(
+        recall.iter().any(|(_, r)| *r > 0.0) && ranks.iter().any(|(all, u)| u < all),
+        "the check exercises hits and exclusions"
+    );
 }
