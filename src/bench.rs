@@ -40,7 +40,7 @@ impl Shape {
         }
     }
 
-    /// ML-1M-like sizes, twice the batch, D = 64 and a 64 -> 256 -> 256 MLP.
+    /// ML-1M-like sizes, twice the batch, D = 64 (a 128 -> 256 -> 128 MLP).
     pub fn large() -> Self {
         Self {
             name: "large",
@@ -54,7 +54,7 @@ impl Shape {
                 movies: 3707,
                 embedding_dim: 64,
                 hidden1: 256,
-                hidden2: 256,
+                hidden2: 128,
             },
         }
     }
