@@ -396,41 +396,42 @@ pub fn scaling_svg(path: &std::path::Path, points: &[ScalePoint], adapter: &str)
         )
         .map_err(|e| err(&e))?;
     let panels = root.split_evenly((1, 2));
-    let series = [
-        (
-            "ratings per epoch (batch 8192)",
-            points
-                .iter()
-                .filter(|p| p.batch_size == 8192)
-                .map(|p| (p.ratings as f64, p.epoch_seconds))
-                .collect::<Vec<_>>(),
-        ),
-        (
-            "batch size (100,000 ratings)",
-            points
-                .iter()
-                .filter(|p| p.ratings == 100_000)
-                .map(|p| (p.batch_size as f64, p.epoch_seconds))
-                .collect::<Vec<_>>(),
-        ),
+    // Left: ratings on a linear axis; right: batch size on a log2 axis (labelled in rows).
+    let by_size: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.batch_size == 8192)
+        .map(|p| (p.ratings as f64, p.epoch_seconds))
+        .collect();
+    let by_batch: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.ratings == 100_000)
+        .map(|p| ((p.batch_size as f64).log2(), p.epoch_seconds))
+        .collect();
+    let size_label = |x: &f64| format!("{:.0}k", x / 1000.0);
+    let batch_label = |x: &f64| format!("{:.0}", x.exp2());
+    let panels_data: [(&str, Vec<(f64, f64)>, &dyn Fn(&f64) -> String); 2] = [
+        ("ratings per epoch (batch 8192)", by_size, &size_label),
+        ("batch size (100,000 ratings)", by_batch, &batch_label),
     ];
-    for (area, (x_desc, mut pts)) in panels.iter().zip(series) {
+    for (area, (x_desc, mut pts, label)) in panels.iter().zip(panels_data) {
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
             continue;
         };
+        let pad = (last.0 - first.0).max(1.0) * 0.06;
         let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(area)
             .margin(14)
             .x_label_area_size(42)
             .y_label_area_size(56)
-            .build_cartesian_2d((first.0 * 0.8..last.0 * 1.25).log_scale(), 0.0..y_max)
+            .build_cartesian_2d(first.0 - pad..last.0 + pad, 0.0..y_max)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc("seconds per epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_labels(6)
+            .x_label_formatter(label)
             .draw()
             .map_err(|e| err(&e))?;
         chart
