@@ -122,6 +122,7 @@ impl TestMetrics {
 
 /// One tile of the ranking evaluation: a range of distinct test users and the pairs holding them.
 struct Tile {
+    u0: usize,
     users: usize,
     gather: Launch,
     scores: Vec<(Launch, u32)>, // one per window of candidates, with its invocation count
@@ -132,9 +133,13 @@ struct Tile {
 /// What the Recall@K / NDCG@K / MAE evaluation keeps: all predictions and the test layout (the ranks among
 /// unseen candidates are in `Evaluator::rank_unseen`).
 struct RankedPlan {
-    pred: wgpu::Buffer,     // (N,) rating predictions, test rows in file order
-    user_offsets: Vec<u32>, // (U + 1,) CSR of the pairs of each distinct test user
-    rating: Vec<f32>,       // (N,) test ratings
+    /// Candidates each distinct test user rated in training, and the duplicate u.item rows (for everyone).
+    seen: Vec<Vec<u32>>,
+    duplicates: Vec<u32>,
+    tile_mask: wgpu::Buffer, // (tile users, ceil(C / 32)) bits, rewritten for every tile
+    pred: wgpu::Buffer,      // (N,) rating predictions, test rows in file order
+    user_offsets: Vec<u32>,  // (U + 1,) CSR of the pairs of each distinct test user
+    rating: Vec<f32>,        // (N,) test ratings
 }
 
 /// Evaluation plan for one model and one test split, built once.
@@ -261,43 +266,41 @@ impl<'g> Evaluator<'g> {
             }
             tile_spans.push((u0, u1, p0, pair_query.len()));
         }
+        gpu.check_binding("the test pairs' ranks", test.len() as u64 * 4)?;
         let pc = gpu.upload("pair_candidate", &pair_candidate);
-        // Filtered ranks: bit c of user a's mask row is set when candidate c is a movie a rated in training
-        // or a duplicate u.item row of a title (only its first row competes).
+        // Ranks among unseen candidates: bit c of a user's mask row is set when candidate c is a movie the
+        // user rated in training or a duplicate u.item row of a title (only its first row competes). The
+        // rows of one tile are built on the host and written before the tile runs, so the mask never holds
+        // more than one tile (U x C bits would not fit a binding at ML-25M sizes).
         let words = c.div_ceil(32);
-        let excluded = train.map(|train| {
+        let duplicates: Vec<u32> = candidates
+            .iter()
+            .enumerate()
+            .filter(|&(cand, &row)| first_candidate[row as usize] != cand as u32)
+            .map(|(cand, _)| cand as u32)
+            .collect();
+        let seen = train.map(|train| {
             let mut row_of_user = vec![u32::MAX; cfg.users];
             for (a, &u) in users.table_rows.iter().enumerate() {
                 row_of_user[u as usize] = a as u32;
             }
-            let mut mask = vec![0u32; users.len().max(1) * words];
-            let mut set = |a: usize, cand: usize| mask[a * words + cand / 32] |= 1 << (cand % 32);
+            let mut candidates_of: Vec<Vec<u32>> = vec![Vec::new(); cfg.movies];
+            for (cand, &row) in candidates.iter().enumerate() {
+                candidates_of[row as usize].push(cand as u32);
+            }
             let mut seen: Vec<Vec<u32>> = vec![Vec::new(); users.len()];
             for (&u, &m) in train.user.iter().zip(&train.movie) {
                 if let Some(&a) = row_of_user.get(u as usize).filter(|&&a| a != u32::MAX) {
-                    seen[a as usize].push(m);
-                }
-            }
-            let mut candidates_of: Vec<Vec<usize>> = vec![Vec::new(); cfg.movies];
-            for (cand, &row) in candidates.iter().enumerate() {
-                candidates_of[row as usize].push(cand);
-            }
-            for (a, movies) in seen.iter().enumerate() {
-                for &m in movies {
-                    for &cand in candidates_of.get(m as usize).into_iter().flatten() {
-                        set(a, cand);
-                    }
-                }
-                for (cand, &row) in candidates.iter().enumerate() {
-                    if first_candidate[row as usize] != cand as u32 {
-                        set(a, cand);
+                    if let Some(cands) = candidates_of.get(m as usize) {
+                        seen[a as usize].extend_from_slice(cands);
                     }
                 }
             }
-            gpu.upload("excluded candidates", &mask)
+            seen
         });
-        let no_mask = gpu.buffer("nothing excluded", 4);
-        let mask = excluded.as_ref().unwrap_or(&no_mask);
+        let tile_mask = gpu.buffer("excluded candidates (one tile)", tile_users * words);
+        let excluded = seen.as_ref().map(|_| &tile_mask);
+        let mask = excluded.unwrap_or(&tile_mask);
         let rank_all = gpu.buffer("rank among all candidates", test.len());
         let rank_unseen = gpu.buffer("rank among unseen candidates", test.len());
         let tiles = tile_spans
@@ -306,6 +309,7 @@ impl<'g> Evaluator<'g> {
                 let n = u1 - u0;
                 let groups = pair_groups(&pair_query[p0..p1], p0);
                 Tile {
+                    u0,
                     users: n,
                     groups: groups.len(),
                     gather: Launch::new(
@@ -350,7 +354,7 @@ impl<'g> Evaluator<'g> {
                             groups: groups.len() as u32,
                             candidates: c as u32,
                             words: if excluded.is_some() { words as u32 } else { 0 },
-                            user0: u0 as u32,
+                            user0: 0,
                         },
                     ),
                 }
@@ -368,7 +372,10 @@ impl<'g> Evaluator<'g> {
                 out_offset4: 0,
             },
         );
-        let ranked = train.map(|_| RankedPlan {
+        let ranked = seen.map(|seen| RankedPlan {
+            seen,
+            duplicates,
+            tile_mask: tile_mask.clone(),
             pred: gpu.buffer("eval predictions", test.len()),
             user_offsets: users.offsets.clone(),
             rating: test.rating.clone(),
@@ -409,18 +416,39 @@ impl<'g> Evaluator<'g> {
                 label: Some("evaluate"),
             });
         {
-            let mut pass = Pass::begin(&mut enc, "rank test pairs", self.profiler);
+            let mut pass = Pass::begin(&mut enc, "gather candidates", self.profiler);
             self.gather_candidates
                 .run(&mut pass, self.candidates as u32 * self.dim4);
-            for t in &self.tiles {
+        }
+        crate::profile::submit(gpu, enc, self.profiler)?;
+        // One submission per tile: the tiles share the score matrix and the exclusion mask.
+        let words = self.candidates.div_ceil(32);
+        for t in &self.tiles {
+            if let Some(r) = &self.ranked {
+                let mut mask = vec![0u32; t.users * words];
+                for (a, row) in mask.chunks_mut(words).enumerate() {
+                    for &cand in r.duplicates.iter().chain(&r.seen[t.u0 + a]) {
+                        row[cand as usize / 32] |= 1 << (cand % 32);
+                    }
+                }
+                gpu.queue
+                    .write_buffer(&r.tile_mask, 0, bytemuck::cast_slice(&mask));
+            }
+            let mut enc = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("rank test pairs"),
+                });
+            {
+                let mut pass = Pass::begin(&mut enc, "rank test pairs", self.profiler);
                 t.gather.run(&mut pass, t.users as u32 * self.dim4);
                 for (l, threads) in &t.scores {
                     l.run(&mut pass, *threads);
                 }
                 t.ranks.run(&mut pass, t.groups as u32);
             }
+            crate::profile::submit(gpu, enc, self.profiler)?;
         }
-        crate::profile::submit(gpu, enc, self.profiler)?;
         // Each evaluation batch reuses the work buffers, so each is its own submission.
         for b in 0..n {
             let s = self.store.batches[b];

@@ -1514,8 +1514,9 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     let Some(gpu) = gpu() else { return };
     let dim = 16;
     let k = kernels(gpu, dim);
+    // More distinct test users than one tile holds (4096): the second tile's mask rows start at user 4096.
     let cfg = ModelConfig {
-        users: 201,
+        users: 4301,
         movies: 121,
         embedding_dim: dim,
         hidden1: 64,
@@ -1529,11 +1530,11 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     candidates.extend([7, 7, 30]);
     rng.shuffle(&mut candidates);
     let draw = |rng: &mut SplitMix64, n: usize| Ratings {
-        user: (0..n).map(|_| 1 + rng.below(200) as u32).collect(),
+        user: (0..n).map(|_| 1 + rng.below(4300) as u32).collect(),
         movie: (0..n).map(|_| 1 + rng.below(120) as u32).collect(),
         rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
     };
-    let (test, train) = (draw(&mut rng, 1500), draw(&mut rng, 4000));
+    let (test, train) = (draw(&mut rng, 20000), draw(&mut rng, 30000));
     let model = GpuModel::new(gpu, &cfg, &params).unwrap();
     let plain = wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, 512).unwrap();
     let ranked = wgrec::evaluate::Evaluator::excluding_training(
@@ -1547,6 +1548,7 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     )
     .unwrap();
     let (a, b) = (plain.run(1.0, 1.0).unwrap(), ranked.run(1.0, 1.0).unwrap());
+    assert!(Distinct::new(&test.user).len() > 4096, "two tiles");
     assert_eq!(a.top_k, b.top_k);
     assert!(a.ranked.is_none());
     let got = b.ranked.expect("ranked metrics");
@@ -1555,7 +1557,13 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     cpu::embedding_gather(&params.movie_emb, &candidates, dim, &mut cand_emb, dim, 0);
     let scores = cpu::candidate_scores(&params.user_emb, &cand_emb, dim);
     let first = |m: u32| candidates.iter().position(|&c| c == m).unwrap();
-    let seen = |u: u32, m: u32| (0..train.len()).any(|i| train.user[i] == u && train.movie[i] == m);
+    let rated: std::collections::HashSet<(u32, u32)> = train
+        .user
+        .iter()
+        .copied()
+        .zip(train.movie.iter().copied())
+        .collect();
+    let seen = |u: u32, m: u32| rated.contains(&(u, m));
     // Pairs grouped by distinct user, as the evaluator orders them.
     let users = Distinct::new(&test.user);
     let (mut pq, mut pc) = (Vec::new(), Vec::new());
