@@ -1269,6 +1269,35 @@ impl CpuModel {
     }
 }
 
+/// A D = 16 model for the evaluator tests: embeddings wider than the initialiser's (so the ranks, and so
+/// the hits, vary with k), and candidates as u.item lists them: every movie but the OOV row in a shuffled
+/// order, the movies `twice` listed once more (duplicate titles: the first occurrence is a pair's own
+/// candidate, the second ties with it).
+fn eval_fixture(
+    users: usize,
+    movies: usize,
+    hidden1: usize,
+    twice: &[u32],
+    seed: u64,
+) -> (ModelConfig, Params, Vec<u32>, SplitMix64) {
+    let dim = 16;
+    let cfg = ModelConfig {
+        users,
+        movies,
+        embedding_dim: dim,
+        hidden1,
+        hidden2: 64,
+    };
+    let mut rng = SplitMix64::new(seed);
+    let mut params = Params::init(&cfg, seed);
+    params.user_emb = uniform(&mut rng, cfg.users * dim, -1.0, 1.0);
+    params.movie_emb = uniform(&mut rng, cfg.movies * dim, -1.0, 1.0);
+    let mut candidates: Vec<u32> = (1..cfg.movies as u32).collect();
+    candidates.extend_from_slice(twice);
+    rng.shuffle(&mut candidates);
+    (cfg, params, candidates, rng)
+}
+
 /// The evaluator (FactorizedTopK over tiles of users, RMSE and loss over evaluation batches) against the
 /// metrics computed on the host from the same parameters with the CPU twins.
 #[test]
@@ -1277,23 +1306,7 @@ fn evaluator_matches_cpu_metrics() {
     let dim = 16;
     let k = kernels(gpu, dim);
     // Evaluation batches of 700 rows: two windows of x (512 rows), six of h1 (128).
-    let cfg = ModelConfig {
-        users: 4201,
-        movies: 300,
-        embedding_dim: dim,
-        hidden1: 128,
-        hidden2: 64,
-    };
-    let mut rng = SplitMix64::new(17);
-    let mut params = Params::init(&cfg, 3);
-    // Embeddings wider than the initialiser's so that the ranks, and so the hits, vary with k.
-    params.user_emb = uniform(&mut rng, cfg.users * dim, -1.0, 1.0);
-    params.movie_emb = uniform(&mut rng, cfg.movies * dim, -1.0, 1.0);
-    // Candidates are movie-table rows as u.item lists them: every movie but the OOV row, a few twice
-    // (duplicate titles); the first occurrence is a pair's own candidate, the second ties with it.
-    let mut candidates: Vec<u32> = (1..cfg.movies as u32).collect();
-    candidates.extend([5, 17, 17, 60]);
-    rng.shuffle(&mut candidates);
+    let (cfg, params, candidates, mut rng) = eval_fixture(4201, 300, 128, &[5, 17, 17, 60], 17);
     // More distinct test users than one tile of the score matrix holds (4096).
     let n = 6000;
     let test = Ratings {
@@ -1515,20 +1528,7 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     let dim = 16;
     let k = kernels(gpu, dim);
     // More distinct test users than one tile holds (4096): the second tile's mask rows start at user 4096.
-    let cfg = ModelConfig {
-        users: 4301,
-        movies: 121,
-        embedding_dim: dim,
-        hidden1: 64,
-        hidden2: 64,
-    };
-    let mut rng = SplitMix64::new(23);
-    let mut params = Params::init(&cfg, 4);
-    params.user_emb = uniform(&mut rng, cfg.users * dim, -1.0, 1.0);
-    params.movie_emb = uniform(&mut rng, cfg.movies * dim, -1.0, 1.0);
-    let mut candidates: Vec<u32> = (1..cfg.movies as u32).collect();
-    candidates.extend([7, 7, 30]);
-    rng.shuffle(&mut candidates);
+    let (cfg, params, candidates, mut rng) = eval_fixture(4301, 121, 64, &[7, 7, 30], 23);
     let draw = |rng: &mut SplitMix64, n: usize| Ratings {
         user: (0..n).map(|_| 1 + rng.below(4300) as u32).collect(),
         movie: (0..n).map(|_| 1 + rng.below(120) as u32).collect(),
