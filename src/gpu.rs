@@ -129,7 +129,14 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Submissions not yet waited for (`submit`).
+    in_flight: std::sync::Mutex<std::collections::VecDeque<wgpu::SubmissionIndex>>,
 }
+
+/// Most submissions `Gpu::submit` lets queue up before it waits for the oldest. Without a bound an epoch
+/// of thousands of steps (ML-25M sizes) queues them all, and the staging buffers of their uniform writes
+/// pile up until allocation dominates.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 impl Gpu {
     pub fn new(choice: &AdapterChoice) -> Result<Self> {
@@ -156,12 +163,28 @@ impl Gpu {
             ..Default::default()
         }))
         .context("creating the wgpu device")?;
-        Ok(Self {
+        Ok(Self::from_parts(
             device,
             queue,
-            adapter: AdapterSummary::of(&adapter.get_info()),
+            AdapterSummary::of(&adapter.get_info()),
             limits,
-        })
+        ))
+    }
+
+    /// A `Gpu` around a device the caller made (tests with their own limits).
+    pub fn from_parts(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: AdapterSummary,
+        limits: wgpu::Limits,
+    ) -> Self {
+        Self {
+            device,
+            queue,
+            adapter,
+            limits,
+            in_flight: Default::default(),
+        }
     }
 
     /// The first adapter wgpu would pick with default choices, or None (tests skip or fail on None).
@@ -265,6 +288,23 @@ impl Gpu {
         drop(view);
         staging.unmap();
         Ok(out)
+    }
+
+    /// Submits `commands`, then waits for older submissions while more than MAX_IN_FLIGHT are queued.
+    pub fn submit(&self, commands: wgpu::CommandBuffer) -> Result<()> {
+        let index = self.queue.submit([commands]);
+        let mut queued = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        queued.push_back(index);
+        while queued.len() > MAX_IN_FLIGHT {
+            let oldest = queued.pop_front();
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: oldest,
+                    timeout: None,
+                })
+                .context("waiting for the GPU")?;
+        }
+        Ok(())
     }
 
     pub fn wait(&self) -> Result<()> {

@@ -319,10 +319,7 @@ impl Profiler {
 pub fn submit(gpu: &Gpu, encoder: wgpu::CommandEncoder, profiler: Option<&Profiler>) -> Result<()> {
     match profiler {
         Some(p) => p.submit(encoder),
-        None => {
-            gpu.queue.submit([encoder.finish()]);
-            Ok(())
-        }
+        None => gpu.submit(encoder.finish()),
     }
 }
 

@@ -31,12 +31,12 @@ fn gpu_with_256_byte_offsets() -> Option<Gpu> {
         ..Default::default()
     }))
     .ok()?;
-    Some(Gpu {
+    Some(Gpu::from_parts(
         device,
         queue,
-        adapter: wgrec::gpu::AdapterSummary::of(&adapter.get_info()),
+        wgrec::gpu::AdapterSummary::of(&adapter.get_info()),
         limits,
-    })
+    ))
 }
 
 /// Every model shape `ModelConfig::validate` accepts builds its trainer and evaluator without a validation
