@@ -409,7 +409,8 @@ pub fn scaling_svg(path: &std::path::Path, points: &[ScalePoint], adapter: &str)
         .collect();
     let size_label = |x: &f64| format!("{:.0}k", x / 1000.0);
     let batch_label = |x: &f64| format!("{:.0}", x.exp2());
-    let panels_data: [(&str, Vec<(f64, f64)>, &dyn Fn(&f64) -> String); 2] = [
+    type Panel<'a> = (&'a str, Vec<(f64, f64)>, &'a dyn Fn(&f64) -> String);
+    let panels_data: [Panel; 2] = [
         ("ratings per epoch (batch 8192)", by_size, &size_label),
         ("batch size (100,000 ratings)", by_batch, &batch_label),
     ];
