@@ -430,11 +430,16 @@ impl Launch {
         }
     }
 
-    /// New parameters; they take effect at the next `queue.submit` (one submit per step).
+    /// New parameters; they take effect at the next `queue.submit` (one submit per step). Parameters equal
+    /// to the last ones written are not written again: most steps repeat them, and every queue write costs a
+    /// staging allocation (which dominated epochs of thousands of steps).
     pub fn set<P: Pod>(&self, gpu: &Gpu, params: &P) {
         let bytes = bytemuck::bytes_of(params);
-        gpu.queue.write_buffer(&self.params, 0, bytes);
         let mut last = self.last_params.borrow_mut();
+        if last.as_slice() == bytes {
+            return;
+        }
+        gpu.queue.write_buffer(&self.params, 0, bytes);
         last.clear();
         last.extend_from_slice(bytes);
     }
