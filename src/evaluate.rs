@@ -237,10 +237,7 @@ impl<'g> Evaluator<'g> {
         let mut pair_query = Vec::with_capacity(test.len());
         let mut pair_candidate = Vec::with_capacity(test.len());
         // Tiles hold a multiple of 64 users so each tile's slice of the user list is 256-byte aligned.
-        let per_tile = ((gpu.max_binding() / (c as u64 * 4)) as usize).min(4096) / 64 * 64;
-        if per_tile == 0 {
-            bail!("{c} candidates do not fit the adapter's storage binding limit even for 64 users at a time");
-        }
+        let per_tile = gpu.score_tile_rows(c, 4096, "users")?;
         let user_list = gpu.upload("eval users", &users.table_rows);
         let cand_ids = gpu.upload("candidates", candidates);
         let cand_emb = gpu.windowed_buffer("candidate embeddings", c * cfg.embedding_dim);

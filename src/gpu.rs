@@ -199,6 +199,20 @@ impl Gpu {
             .min(self.limits.max_buffer_size)
     }
 
+    /// Rows per tile of a (rows, `candidates`) f32 score matrix: as many as one storage binding holds, at
+    /// most `max`, a multiple of 64 (so that tile slices of per-row u32 lists start 256-byte aligned).
+    pub fn score_tile_rows(&self, candidates: usize, max: usize, what: &str) -> Result<usize> {
+        let rows =
+            ((self.max_binding() / (candidates.max(1) as u64 * 4)) as usize).min(max) / 64 * 64;
+        if rows == 0 {
+            bail!(
+                "{candidates} candidates do not fit the adapter's storage binding limit even for 64 {what} \
+                 at a time"
+            );
+        }
+        Ok(rows)
+    }
+
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
         if bytes > self.max_binding() {
             bail!(

@@ -90,11 +90,7 @@ impl<'g> BruteForce<'g> {
         k: usize,
     ) -> Result<Self> {
         let c = candidates.len();
-        let per_tile =
-            ((gpu.max_binding() / (c.max(1) as u64 * 4)) as usize).min(MAX_TILE) / 64 * 64;
-        if per_tile == 0 {
-            bail!("{c} candidates do not fit the adapter's storage binding limit even for 64 queries at a time");
-        }
+        let per_tile = gpu.score_tile_rows(c, MAX_TILE, "queries")?;
         Self::with_tile(
             gpu,
             kernels,
