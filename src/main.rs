@@ -214,14 +214,7 @@ fn run() -> Result<ExitCode> {
             }
         }
         Job::Sweep { data, sweep } => {
-            let dataset = data::load(&data)?;
-            let gpu = gpu::Gpu::new(&adapter)?;
-            if !quiet {
-                eprintln!("data: {}", dataset.description);
-                let a = &gpu.adapter;
-                eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
-            }
-            let kernels = Kernels::new(&gpu, sweep.embedding_dim)?;
+            let (dataset, gpu, kernels) = start(&data, &adapter, quiet, sweep.embedding_dim)?;
             let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !quiet)?;
             print!("{}", report::table(&results, &gpu.adapter));
             sweep::write_outputs(&sweep.out, &results, &gpu.adapter)?;
@@ -238,14 +231,7 @@ fn run() -> Result<ExitCode> {
             metrics_out,
             plot,
         } => {
-            let dataset = data::load(&data)?;
-            let gpu = gpu::Gpu::new(&adapter)?;
-            if !quiet {
-                eprintln!("data: {}", dataset.description);
-                let a = &gpu.adapter;
-                eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
-            }
-            let kernels = Kernels::new(&gpu, embedding_dim)?;
+            let (dataset, gpu, kernels) = start(&data, &adapter, quiet, embedding_dim)?;
             let mut results = Vec::new();
             for opts in &runs {
                 if !quiet {
@@ -297,4 +283,22 @@ fn run() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the data, opens the adapter (saying which, unless quiet) and compiles the kernels for D.
+fn start(
+    data: &data::DataOptions,
+    adapter: &gpu::AdapterChoice,
+    quiet: bool,
+    embedding_dim: usize,
+) -> Result<(data::Dataset, gpu::Gpu, Kernels)> {
+    let dataset = data::load(data)?;
+    let gpu = gpu::Gpu::new(adapter)?;
+    if !quiet {
+        eprintln!("data: {}", dataset.description);
+        let a = &gpu.adapter;
+        eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+    }
+    let kernels = Kernels::new(&gpu, embedding_dim)?;
+    Ok((dataset, gpu, kernels))
 }
