@@ -349,10 +349,6 @@ pub mod trace {
         });
     }
 
-    pub fn enabled() -> bool {
-        TRACE.lock().map(|t| t.is_some()).unwrap_or(false)
-    }
-
     /// A complete event ("ph": "X") of `seconds` starting at `start`.
     pub fn complete(name: &str, cat: &str, tid: u32, start: Instant, seconds: f64) {
         let mut guard = TRACE.lock().unwrap_or_else(|e| e.into_inner());
