@@ -5,12 +5,19 @@
 // One invocation handles up to eight pairs of one user (a group), so the user's row of scores is read once
 // for all of them: on CPU adapters the storage loads, not the compares, are the cost. The own scores are
 // read from the same score matrix as the candidates', so rounding cannot flip a comparison.
+// One dispatch covers the candidates [c_begin, c_end) and adds its counts to the ranks (the first chunk
+// stores them): llvmpipe ends every loop of an invocation after 65,535 iterations in all (Mesa's
+// LP_MAX_TGSI_LOOP_ITERATIONS), so one invocation must never walk a whole row of 62k+ candidates.
 
 struct Params {
     groups: u32,     // groups in this tile
     candidates: u32, // C
     words: u32,      // u32 words per user row of `excluded`, ceil(C / 32); 0: nothing excluded
     user0: u32,      // first user of this tile in `excluded`
+    c_begin: u32,    // first candidate of this chunk, a multiple of 32
+    c_end: u32,      // end of this chunk
+    accumulate: u32, // 0: store the counts (first chunk); 1: add them
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> scores: array<f32>;          // (Q, C) for this tile
@@ -49,12 +56,12 @@ fn pair_ranks(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let one = vec4<u32>(1u);
     let zero = vec4<u32>(0u);
     let mask_row = (p.user0 + grp.x) * p.words;
-    for (var c0 = 0u; c0 < p.candidates; c0 += 32u) {
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 32u) {
         var bits = 0u;
         if p.words > 0u {
             bits = excluded[mask_row + c0 / 32u];
         }
-        let m = min(32u, p.candidates - c0);
+        let m = min(32u, p.c_end - c0);
         for (var b = 0u; b < m; b++) {
             let s = vec4<f32>(scores[row + c0 + b]);
             let seen = ((bits >> b) & 1u) != 0u;
@@ -70,7 +77,13 @@ fn pair_ranks(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let unseen = array<u32, 8>(unseen_lo.x, unseen_lo.y, unseen_lo.z, unseen_lo.w,
                                unseen_hi.x, unseen_hi.y, unseen_hi.z, unseen_hi.w);
     for (var j = 0u; j < n; j++) {
-        rank_all[first + j] = all[j];
-        rank_unseen[first + j] = unseen[j];
+        var before_all = 0u;
+        var before_unseen = 0u;
+        if p.accumulate != 0u {
+            before_all = rank_all[first + j];
+            before_unseen = rank_unseen[first + j];
+        }
+        rank_all[first + j] = before_all + all[j];
+        rank_unseen[first + j] = before_unseen + unseen[j];
     }
 }

@@ -126,7 +126,7 @@ struct Tile {
     users: usize,
     gather: Launch,
     scores: Vec<(Launch, u32)>, // one per window of candidates, with its invocation count
-    ranks: Launch,
+    ranks: Vec<Launch>,         // one per chunk of candidates (kernels::RANK_CHUNK)
     groups: usize,
 }
 
@@ -335,25 +335,34 @@ impl<'g> Evaluator<'g> {
                         c,
                         cfg.embedding_dim,
                     ),
-                    ranks: Launch::new(
-                        gpu,
-                        &k.pair_ranks,
-                        "pair_ranks",
-                        &[
-                            whole(&scores),
-                            whole(&gpu.upload("pair groups", &groups)),
-                            whole(&pc),
-                            whole(mask),
-                            whole(&rank_all),
-                            whole(&rank_unseen),
-                        ],
-                        &PairRanksParams {
+                    ranks: {
+                        let groups_buf = gpu.upload("pair groups", &groups);
+                        PairRanksParams {
                             groups: groups.len() as u32,
                             candidates: c as u32,
                             words: if excluded.is_some() { words as u32 } else { 0 },
-                            user0: 0,
-                        },
-                    ),
+                            ..Default::default()
+                        }
+                        .chunks()
+                        .iter()
+                        .map(|chunk| {
+                            Launch::new(
+                                gpu,
+                                &k.pair_ranks,
+                                "pair_ranks",
+                                &[
+                                    whole(&scores),
+                                    whole(&groups_buf),
+                                    whole(&pc),
+                                    whole(mask),
+                                    whole(&rank_all),
+                                    whole(&rank_unseen),
+                                ],
+                                chunk,
+                            )
+                        })
+                        .collect()
+                    },
                 }
             })
             .collect();
@@ -442,7 +451,9 @@ impl<'g> Evaluator<'g> {
                 for (l, threads) in &t.scores {
                     l.run(&mut pass, *threads);
                 }
-                t.ranks.run(&mut pass, t.groups as u32);
+                for l in &t.ranks {
+                    l.run(&mut pass, t.groups as u32);
+                }
             }
             crate::profile::submit(gpu, enc, self.profiler)?;
         }

@@ -297,10 +297,37 @@ pub struct PairRanksParams {
     /// u32 words per user row of the exclusion mask (0: nothing excluded).
     pub words: u32,
     pub user0: u32,
+    /// The chunk of candidates [c_begin, c_end) this dispatch counts (c_begin a multiple of 32).
+    pub c_begin: u32,
+    pub c_end: u32,
+    /// 0: the chunk's counts replace the ranks (first chunk); 1: they are added.
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+impl PairRanksParams {
+    /// One dispatch per chunk of at most RANK_CHUNK candidates, the first storing and the rest adding.
+    pub fn chunks(self) -> Vec<PairRanksParams> {
+        let c = self.candidates as usize;
+        (0..c.div_ceil(RANK_CHUNK).max(1))
+            .map(|i| PairRanksParams {
+                c_begin: (i * RANK_CHUNK) as u32,
+                c_end: ((i + 1) * RANK_CHUNK).min(c) as u32,
+                accumulate: (i > 0) as u32,
+                ..self
+            })
+            .collect()
+    }
 }
 
 /// Pairs per pair_ranks invocation (they share one user's row of scores).
 pub const PAIRS_PER_GROUP: usize = 8;
+
+/// Candidates per pair_ranks dispatch. llvmpipe stops every loop of an invocation once it has run 65,535
+/// iterations in all (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS, shared by all loops of a shader), silently:
+/// a 62k-candidate row in one invocation left most ranks unwritten or short at ML-25M size. A chunk
+/// costs one loop iteration per candidate plus one per 32.
+pub const RANK_CHUNK: usize = 16384;
 
 /// pair_ranks' groups for pairs sorted by their user's tile row: (tile row, first pair, pairs) with at most
 /// PAIRS_PER_GROUP pairs each; `first` counts from `pair0`, the tile's first pair.
@@ -603,7 +630,7 @@ pub mod cost {
             "pair_ranks" => {
                 // Each group reads its user's row once and compares it with up to eight own scores.
                 let p: PairRanksParams = params(bytes);
-                let (g, cand) = (p.groups as f64, p.candidates as f64);
+                let (g, cand) = (p.groups as f64, (p.c_end - p.c_begin) as f64);
                 let mask = if p.words > 0 { cand / 32.0 } else { 0.0 };
                 c(
                     g * cand * PAIRS_PER_GROUP as f64 * 2.0,

@@ -1279,8 +1279,8 @@ fn eval_fixture(
     hidden1: usize,
     twice: &[u32],
     seed: u64,
+    dim: usize,
 ) -> (ModelConfig, Params, Vec<u32>, SplitMix64) {
-    let dim = 16;
     let cfg = ModelConfig {
         users,
         movies,
@@ -1306,7 +1306,8 @@ fn evaluator_matches_cpu_metrics() {
     let dim = 16;
     let k = kernels(gpu, dim);
     // Evaluation batches of 700 rows: two windows of x (512 rows), six of h1 (128).
-    let (cfg, params, candidates, mut rng) = eval_fixture(4201, 300, 128, &[5, 17, 17, 60], 17);
+    let (cfg, params, candidates, mut rng) =
+        eval_fixture(4201, 300, 128, &[5, 17, 17, 60], 17, dim);
     // More distinct test users than one tile of the score matrix holds (4096).
     let n = 6000;
     let test = Ratings {
@@ -1496,6 +1497,10 @@ fn pair_ranks_matches_cpu_with_ties_groups_and_masks() {
                     candidates: c as u32,
                     words: if use_mask { words as u32 } else { 0 },
                     user0: u0 as u32,
+                    c_begin: 0,
+                    c_end: c as u32,
+                    accumulate: 0,
+                    _pad: 0,
                 },
             );
             launches.push((l, groups.len() as u32));
@@ -1528,7 +1533,7 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     let dim = 16;
     let k = kernels(gpu, dim);
     // More distinct test users than one tile holds (4096): the second tile's mask rows start at user 4096.
-    let (cfg, params, candidates, mut rng) = eval_fixture(4301, 121, 64, &[7, 7, 30], 23);
+    let (cfg, params, candidates, mut rng) = eval_fixture(4301, 121, 64, &[7, 7, 30], 23, dim);
     let draw = |rng: &mut SplitMix64, n: usize| Ratings {
         user: (0..n).map(|_| 1 + rng.below(4300) as u32).collect(),
         movie: (0..n).map(|_| 1 + rng.below(120) as u32).collect(),
@@ -1584,5 +1589,130 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     assert!(
         recall.iter().any(|(_, r)| *r > 0.0) && ranks.iter().any(|(all, u)| u < all),
         "the check exercises hits and exclusions"
+    );
+}
+
+/// FactorizedTopK at ML-25M's candidate count (62,423 movies): score tiles of 512 users, 122 uniform
+/// windows of candidates per tile. The ranks of every test pair against the host's.
+#[test]
+fn evaluator_ranks_at_ml_25m_candidate_count() {
+    let Some(gpu) = gpu() else { return };
+    let dim = 32;
+    let k = kernels(gpu, dim);
+    let (cfg, params, candidates, mut rng) = eval_fixture(700, 62_424, 64, &[3], 29, dim);
+    let n = 3000;
+    let test = Ratings {
+        user: ids_covering(&mut rng, n, cfg.users as u32),
+        movie: (0..n).map(|_| 1 + rng.below(62_423) as u32).collect(),
+        rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
+    };
+    let model = GpuModel::new(gpu, &cfg, &params).unwrap();
+    let got = wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, 1024)
+        .unwrap()
+        .run(0.0, 0.0)
+        .unwrap();
+    let mut cand_emb = vec![0.0; candidates.len() * dim];
+    cpu::embedding_gather(&params.movie_emb, &candidates, dim, &mut cand_emb, dim, 0);
+    let mut position = vec![u32::MAX; cfg.movies];
+    for (i, &m) in candidates.iter().enumerate().rev() {
+        position[m as usize] = i as u32;
+    }
+    let ranks: Vec<u32> = (0..n)
+        .map(|i| {
+            let u = test.user[i] as usize;
+            let query = &params.user_emb[u * dim..][..dim];
+            let scores = cpu::candidate_scores(query, &cand_emb, dim);
+            let own = scores[position[test.movie[i] as usize] as usize];
+            scores.iter().filter(|&&s| s > own).count() as u32
+        })
+        .collect();
+    let want: Vec<(u32, f64)> = wgrec::evaluate::KS
+        .iter()
+        .map(|&k| {
+            (
+                k,
+                ranks.iter().filter(|&&r| r < k).count() as f64 / n as f64,
+            )
+        })
+        .collect();
+    assert_eq!(got.top_k, want, "FactorizedTopK (gpu left, cpu right)");
+}
+
+/// pair_ranks over more candidates than llvmpipe lets one invocation loop over (65,535 iterations in all):
+/// the evaluator's chunks of RANK_CHUNK candidates, the first storing and the others adding, against the
+/// twin, with tied scores and an exclusion mask.
+#[test]
+fn pair_ranks_chunks_rows_longer_than_the_llvmpipe_loop_limit() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(34);
+    let (users, c) = (12usize, 70_001usize);
+    let words = c.div_ceil(32);
+    let scores: Vec<f32> = (0..users * c).map(|_| rng.below(5000) as f32).collect();
+    let mut pq = Vec::new();
+    for u in 0..users as u32 {
+        for _ in 0..1 + rng.below(12) {
+            pq.push(u);
+        }
+    }
+    // Own candidates on both sides of every chunk boundary.
+    let pc: Vec<u32> = pq.iter().map(|_| rng.below(c as u64) as u32).collect();
+    let mask: Vec<u32> = (0..users * words)
+        .map(|_| (rng.next_u64() & rng.next_u64()) as u32)
+        .collect();
+    let bit = |q: u32, cand: usize| (mask[q as usize * words + cand / 32] >> (cand % 32)) & 1 == 1;
+    let groups = pair_groups(&pq, 0);
+    let (sb, gb, pcb, maskb) = (
+        gpu.upload("scores", &scores),
+        gpu.upload("groups", &groups),
+        gpu.upload("pair_candidate", &pc),
+        gpu.upload("excluded", &mask),
+    );
+    let (all, unseen) = (
+        nans(gpu, "rank_all", pq.len()),
+        nans(gpu, "rank_unseen", pq.len()),
+    );
+    let chunks = PairRanksParams {
+        groups: groups.len() as u32,
+        candidates: c as u32,
+        words: words as u32,
+        ..Default::default()
+    }
+    .chunks();
+    assert_eq!(chunks.len(), c.div_ceil(RANK_CHUNK));
+    assert!(chunks.len() >= 4 && chunks.last().unwrap().c_end == c as u32);
+    let launches: Vec<Launch> = chunks
+        .iter()
+        .map(|p| {
+            Launch::new(
+                gpu,
+                &k.pair_ranks,
+                "pair_ranks",
+                &[
+                    whole(&sb),
+                    whole(&gb),
+                    whole(&pcb),
+                    whole(&maskb),
+                    whole(&all),
+                    whole(&unseen),
+                ],
+                p,
+            )
+        })
+        .collect();
+    let runs: Vec<(&Launch, u32)> = launches.iter().map(|l| (l, groups.len() as u32)).collect();
+    run(gpu, &runs);
+    let want = cpu::pair_ranks(&scores, c, &pq, &pc, bit);
+    let got: Vec<(u32, u32)> = read_u32(gpu, &all, pq.len())
+        .into_iter()
+        .zip(read_u32(gpu, &unseen, pq.len()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "pair ranks over 70,001 candidates (gpu left, cpu right)"
+    );
+    assert!(
+        want.iter().any(|&(a, _)| a > 65_535 / 2),
+        "ranks deep into the row"
     );
 }
