@@ -208,8 +208,11 @@ impl<'g> Evaluator<'g> {
         if test.is_empty() {
             bail!("the test split is empty");
         }
-        if eval_batch_size == 0 {
-            bail!("--eval-batch-size must be at least 1");
+        if !(1..=crate::trainer::MAX_BATCH).contains(&eval_batch_size) {
+            bail!(
+                "--eval-batch-size must be between 1 and {}, got {eval_batch_size}",
+                crate::trainer::MAX_BATCH
+            );
         }
         let cfg = model.cfg;
         let dim4 = (cfg.embedding_dim / 4) as u32;

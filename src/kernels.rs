@@ -350,9 +350,16 @@ pub fn pair_groups(pair_query: &[u32], pair0: usize) -> Vec<[u32; 4]> {
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct BruteForceTopKParams {
     pub queries: u32,
-    pub candidates: u32,
     pub k: u32,
+    /// First query of this tile in the query list and the exclusions.
     pub first: u32,
+    /// First candidate of this window, and the window's candidates (0: the dispatch that only sorts).
+    pub c0: u32,
+    pub window: u32,
+    /// 1: fill the heaps with sentinels first; 1: sort them best first at the end.
+    pub start: u32,
+    pub finish: u32,
+    pub _pad: u32,
 }
 
 /// Invocation counts, mirroring each kernel's indexing.
@@ -418,7 +425,7 @@ impl Kernels {
             embedding_adagrad: k("embedding_adagrad", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
             pair_ranks: k("pair_ranks", &[])?,
-            brute_force_top_k: k("brute_force_top_k", &[])?,
+            brute_force_top_k: k("brute_force_top_k", &d4)?,
         })
     }
 }
@@ -621,6 +628,12 @@ pub mod cost {
                 let p: EmbeddingAdagradParams = params(bytes);
                 let n = p.n as f64 * 4.0 * p.dim4 as f64;
                 c(6.0 * n, 5.0 * n)
+            }
+            "brute_force_top_k" => {
+                // The scoring; the heap work depends on the scores, not the params.
+                let p: BruteForceTopKParams = params(bytes);
+                let (q, w) = (p.queries as f64, p.window as f64);
+                c(2.0 * q * w * d, q * d + w * d)
             }
             "candidate_scores" => {
                 let p: ScoresParams = params(bytes);

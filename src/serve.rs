@@ -1,16 +1,14 @@
-//! Serving a trained model: BruteForce top-k recommendations over all candidates (scores tile by tile,
-//! then `brute_force_top_k`), and rating predictions through the same MLP forward as evaluation.
+//! Serving a trained model: BruteForce top-k recommendations over all candidates (`brute_force_top_k`
+//! scores and selects in one pass, window by window), and rating predictions through the same MLP forward as evaluation.
 
 use crate::gpu::{slice, whole, Gpu};
 use crate::kernels::*;
 use crate::plan::{Activations, BatchBuffers, GpuModel, MlpForward};
 use anyhow::{bail, Context, Result};
 
-/// The largest k served: `brute_force_top_k` costs O(C k) per query at worst.
+/// The largest k served: `brute_force_top_k` costs O(C log k) per query at worst, and a window of 4096
+/// candidates must stay under llvmpipe's 65,535 loop iterations per invocation (see the shader).
 pub const MAX_K: usize = 256;
-
-/// Queries per tile at most: the score tile (tile x C floats) must also fit one storage binding.
-const MAX_TILE: usize = 4096;
 
 /// Top-k of many queries: (Q, K) candidate indices (u32::MAX past the eligible candidates) and scores.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,17 +46,11 @@ impl Exclusions {
     }
 }
 
-/// A tile of queries: its gather and top-k launches (the score launches are shared by all full tiles).
-struct Tile {
-    queries: usize,
-    gather: Launch,
-    top_k: Launch,
-}
-
 /// BruteForce plan for fixed queries, candidates and k, built once and run many times: gathers the
-/// candidate embeddings once, then for each tile of queries gathers them, scores them against every
-/// candidate (`candidate_scores`, through uniform windows) and keeps the top k (`brute_force_top_k`).
-/// Everything is encoded in one submission; the (Q, K) results are read back at the end.
+/// candidate embeddings once, then `brute_force_top_k` scores every query against one 64 KiB uniform window
+/// of candidates per dispatch and keeps each query's top k in its output rows (no score matrix). Queries
+/// are tiled only so that a tile's (Q, K) outputs fit one storage binding. Everything is encoded in one
+/// submission; the (Q, K) results are read back at the end.
 pub struct BruteForce<'g> {
     gpu: &'g Gpu,
     k: usize,
@@ -66,9 +58,8 @@ pub struct BruteForce<'g> {
     candidates: usize,
     dim4: u32,
     gather_candidates: Launch,
-    tiles: Vec<Tile>,
-    scores_full: Vec<(Launch, u32)>,
-    scores_last: Vec<(Launch, u32)>,
+    /// Per tile: its query count and its launches (one per window of candidates, then the sort).
+    tiles: Vec<(usize, Vec<Launch>)>,
     out_index: wgpu::Buffer,
     out_score: wgpu::Buffer,
     /// Bytes of the GPU buffers this plan allocated (the tables are the caller's).
@@ -89,8 +80,8 @@ impl<'g> BruteForce<'g> {
         exclude: &Exclusions,
         k: usize,
     ) -> Result<Self> {
-        let c = candidates.len();
-        let per_tile = gpu.score_tile_rows(c, MAX_TILE, "queries")?;
+        // A tile's outputs (tile x k) must fit one binding.
+        let per_tile = gpu.score_tile_rows(k.clamp(1, MAX_K), usize::MAX, "queries")?;
         Self::with_tile(
             gpu,
             kernels,
@@ -104,7 +95,7 @@ impl<'g> BruteForce<'g> {
     }
 
     /// [`BruteForce::new`] with `per_tile` queries per tile (a multiple of 64, so each tile's slices of
-    /// the query list and of the outputs are 256-byte aligned; the score tile must fit one binding).
+    /// the outputs are 256-byte aligned).
     #[allow(clippy::too_many_arguments)]
     pub fn with_tile(
         gpu: &'g Gpu,
@@ -131,21 +122,22 @@ impl<'g> BruteForce<'g> {
         if per_tile == 0 || !per_tile.is_multiple_of(64) {
             bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
         }
-        gpu.check_binding(
-            "a tile of scores (queries x candidates)",
-            (per_tile.min(q) * c * 4) as u64,
-        )?;
         let dim4 = (dim / 4) as u32;
         let tile = per_tile.min(q);
+        gpu.check_binding(
+            "a tile of top-k results (queries x k)",
+            (tile * k * 4) as u64,
+        )?;
         let out_len = q * k;
         if (out_len * 4) as u64 > gpu.limits.max_buffer_size {
-            bail!("top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size", (out_len * 4) >> 20);
+            bail!(
+                "top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size",
+                (out_len * 4) >> 20
+            );
         }
         let query_list = gpu.upload("brute_force queries", queries);
         let cand_list = gpu.upload("brute_force candidates", candidates);
         let cand_emb = gpu.windowed_buffer("brute_force candidate embeddings", c * dim);
-        let query_emb = gpu.buffer("brute_force query embeddings", tile * dim);
-        let scores = gpu.buffer("brute_force scores", tile * c);
         let seen_offsets = gpu.upload("brute_force seen_offsets", &exclude.offsets);
         let seen = gpu.upload("brute_force seen", &exclude.items);
         let out_index = gpu.buffer("brute_force_top_k index", out_len);
@@ -154,8 +146,6 @@ impl<'g> BruteForce<'g> {
             &query_list,
             &cand_list,
             &cand_emb,
-            &query_emb,
-            &scores,
             &seen_offsets,
             &seen,
             &out_index,
@@ -176,66 +166,47 @@ impl<'g> BruteForce<'g> {
                 out_offset4: 0,
             },
         );
-        let scores_for = |n: usize| {
-            candidate_scores_launches(
-                gpu,
-                &kernels.candidate_scores,
-                &query_emb,
-                &cand_emb,
-                &scores,
-                n,
-                c,
-                dim,
-            )
-        };
-        let scores_full = scores_for(tile);
-        let last = q - (q - 1) / tile * tile;
-        let scores_last = if last == tile {
-            Vec::new()
-        } else {
-            scores_for(last)
-        };
+        let per_window = crate::gpu::window_rows(dim);
+        let windows = c.div_ceil(per_window);
         let tiles = (0..q)
             .step_by(tile)
             .map(|q0| {
                 let n = tile.min(q - q0);
-                Tile {
-                    queries: n,
-                    gather: Launch::new(
-                        gpu,
-                        &kernels.embedding_gather,
-                        "embedding_gather (brute_force queries)",
-                        &[
-                            whole(query_table),
-                            slice(&query_list, q0, n),
-                            whole(&query_emb),
-                        ],
-                        &GatherParams {
-                            n: n as u32,
-                            dim4,
-                            out_stride4: dim4,
-                            out_offset4: 0,
-                        },
-                    ),
-                    top_k: Launch::new(
-                        gpu,
-                        &kernels.brute_force_top_k,
-                        "brute_force_top_k",
-                        &[
-                            whole(&scores),
-                            whole(&seen_offsets),
-                            whole(&seen),
-                            slice(&out_index, q0 * k, n * k),
-                            slice(&out_score, q0 * k, n * k),
-                        ],
-                        &BruteForceTopKParams {
-                            queries: n as u32,
-                            candidates: c as u32,
-                            k: k as u32,
-                            first: q0 as u32,
-                        },
-                    ),
-                }
+                // One launch per window of candidates, then one that only sorts.
+                let launches = (0..=windows)
+                    .map(|w| {
+                        let c0 = (w * per_window).min(c);
+                        let window = per_window.min(c - c0);
+                        Launch::new(
+                            gpu,
+                            &kernels.brute_force_top_k,
+                            &format!("brute_force_top_k [candidates {c0}..]"),
+                            &[
+                                whole(query_table),
+                                whole(&query_list),
+                                crate::gpu::window(
+                                    &cand_emb,
+                                    c0.min((windows - 1) * per_window) * dim,
+                                ),
+                                whole(&seen_offsets),
+                                whole(&seen),
+                                slice(&out_index, q0 * k, n * k),
+                                slice(&out_score, q0 * k, n * k),
+                            ],
+                            &BruteForceTopKParams {
+                                queries: n as u32,
+                                k: k as u32,
+                                first: q0 as u32,
+                                c0: c0 as u32,
+                                window: window as u32,
+                                start: (w == 0) as u32,
+                                finish: (w == windows) as u32,
+                                _pad: 0,
+                            },
+                        )
+                    })
+                    .collect();
+                (n, launches)
             })
             .collect();
         Ok(Self {
@@ -246,8 +217,6 @@ impl<'g> BruteForce<'g> {
             dim4,
             gather_candidates,
             tiles,
-            scores_full,
-            scores_last,
             out_index,
             out_score,
             bytes,
@@ -266,18 +235,10 @@ impl<'g> BruteForce<'g> {
             let mut pass = Pass::begin(&mut enc, "brute_force", None);
             self.gather_candidates
                 .run(&mut pass, self.candidates as u32 * self.dim4);
-            let full = self.tiles[0].queries;
-            for t in &self.tiles {
-                t.gather.run(&mut pass, t.queries as u32 * self.dim4);
-                let scores = if t.queries == full {
-                    &self.scores_full
-                } else {
-                    &self.scores_last
-                };
-                for (l, threads) in scores {
-                    l.run(&mut pass, *threads);
+            for (n, launches) in &self.tiles {
+                for l in launches {
+                    l.run(&mut pass, *n as u32);
                 }
-                t.top_k.run(&mut pass, t.queries as u32);
             }
         }
         gpu.queue.submit([enc.finish()]);

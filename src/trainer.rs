@@ -10,6 +10,11 @@ use crate::profile::Profiler;
 use anyhow::{bail, Result};
 use std::time::Instant;
 
+/// The largest training or evaluation batch. Some kernels loop, in one invocation, over the rows of one
+/// user or movie in a batch; llvmpipe silently ends an invocation's loops after 65,535 iterations in all
+/// (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), so batches stay well below that.
+pub const MAX_BATCH: usize = 32768;
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainOptions {
     pub rating_weight: f32,
@@ -55,8 +60,11 @@ impl TrainOptions {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.batch_size == 0 {
-            bail!("--batch-size must be at least 1");
+        if !(1..=MAX_BATCH).contains(&self.batch_size) {
+            bail!(
+                "--batch-size must be between 1 and {MAX_BATCH}, got {}",
+                self.batch_size
+            );
         }
         for (name, lr) in [
             ("--learning-rate", Some(self.learning_rate)),
@@ -576,5 +584,25 @@ mod tests {
         let corrected = opts.make_batches(&train, &perm);
         assert_eq!(corrected[0].movies.count, vec![1.0, 1.0, 1.0]);
         assert_eq!(corrected[0].users, plain[0].users, "user weights unchanged");
+    }
+
+    #[test]
+    fn batch_sizes_beyond_the_loop_limit_are_refused() {
+        let mut opts = TrainOptions::tutorial(1.0, 1.0);
+        for (b, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_BATCH, true),
+            (MAX_BATCH + 1, false),
+        ] {
+            opts.batch_size = b;
+            assert_eq!(opts.validate().is_ok(), ok, "batch size {b}");
+        }
+        opts.batch_size = 65536;
+        let err = opts.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--batch-size must be between 1 and 32768"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use wgrec::cpu;
 use wgrec::data::SplitMix64;
-use wgrec::kernels::{BruteForceTopKParams, Launch};
 use wgrec::serve::{BruteForce, Exclusions};
 
 /// Random ascending, distinct exclusions per query: about `share` of the candidates.
@@ -23,81 +22,92 @@ fn random_exclusions(rng: &mut SplitMix64, q: usize, c: usize, share: f32) -> Ex
     e
 }
 
-/// The kernel alone on a score matrix of small integers (most candidates tie), in two tiles whose second
-/// starts at query 64, with outputs pre-filled with NaN so an unwritten slot shows up.
+/// Rows of `table` (D wide) for `ids`, concatenated.
+fn rows(table: &[f32], ids: &[u32], dim: usize) -> Vec<f32> {
+    ids.iter()
+        .flat_map(|&i| table[i as usize * dim..][..dim].to_vec())
+        .collect()
+}
+
+/// The plan at D = 4 (4,096 candidates per window) on embeddings in {-1, 0, 1}: every score is exact and
+/// most candidates tie. Tiles of 64 queries; k larger than the candidates, than the eligible candidates,
+/// the top-1 of a long row of ties, and exclusions that straddle windows.
 #[test]
 fn brute_force_top_k_matches_cpu_with_ties_and_large_k() {
     let Some(gpu) = gpu() else { return };
-    let kern = kernels(gpu, 32);
+    let dim = 4;
+    let kern = kernels(gpu, dim);
     let mut rng = SplitMix64::new(41);
     for (q, c, k, share) in [
         (70, 300, 10, 0.1),
         (70, 300, 100, 0.5),
-        (3, 5, 8, 0.0),     // k larger than the candidate count
-        (66, 40, 37, 0.2),  // k larger than the eligible candidates of most queries
-        (65, 1037, 1, 0.0), // the top-1 of a long row of ties
+        (3, 5, 8, 0.0),        // k larger than the candidate count
+        (66, 40, 37, 0.2),     // k larger than the eligible candidates of most queries
+        (65, 1037, 1, 0.0),    // the top-1 of a long row of ties
+        (130, 9000, 256, 0.3), // three windows, three tiles
     ] {
-        let scores: Vec<f32> = (0..q * c).map(|_| rng.below(16) as f32 - 8.0).collect();
+        let mut ints =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.below(3) as f32 - 1.0).collect() };
+        let (qt, ct) = (ints(q * dim), ints(c * dim));
         let ex = random_exclusions(&mut rng, q, c, share);
+        let ids = |n: usize| (0..n as u32).collect::<Vec<u32>>();
+        let (qb, cb) = (gpu.upload("queries", &qt), gpu.upload("candidates", &ct));
+        let plan =
+            BruteForce::with_tile(gpu, kern, (&qb, &ids(q)), (&cb, &ids(c)), dim, &ex, k, 64)
+                .unwrap();
+        let got = plan.run().unwrap();
+        let scores = cpu::candidate_scores(&qt, &ct, dim);
         let (want_i, want_s) = cpu::brute_force_top_k(&scores, c, &ex.offsets, &ex.items, k);
-        let out_i = gpu.upload("out_index", &vec![0xDEAD_BEEFu32; q * k]);
-        let out_s = nans(gpu, "out_score", q * k);
-        let sb = gpu.upload("scores", &scores);
-        let (ob, sib) = (
-            gpu.upload("seen_offsets", &ex.offsets),
-            gpu.upload("seen", &ex.items),
-        );
-        // Slices start 256-byte aligned: 64 rows of c floats are.
-        let tiles = [(0usize, 64.min(q)), (64, q)];
-        let launches: Vec<(Launch, u32)> = tiles
-            .iter()
-            .filter(|(a, b)| a < b)
-            .map(|&(a0, a1)| {
-                let n = a1 - a0;
-                let l = Launch::new(
-                    gpu,
-                    &kern.brute_force_top_k,
-                    "brute_force_top_k",
-                    &[
-                        wgrec::gpu::slice(&sb, a0 * c, n * c),
-                        ob.as_entire_binding(),
-                        sib.as_entire_binding(),
-                        wgrec::gpu::slice(&out_i, a0 * k, n * k),
-                        wgrec::gpu::slice(&out_s, a0 * k, n * k),
-                    ],
-                    &BruteForceTopKParams {
-                        queries: n as u32,
-                        candidates: c as u32,
-                        k: k as u32,
-                        first: a0 as u32,
-                    },
-                );
-                (l, n as u32)
-            })
-            .collect();
-        let steps: Vec<(&Launch, u32)> = launches.iter().map(|(l, t)| (l, *t)).collect();
-        run(gpu, &steps);
-        let got_i = read_u32(gpu, &out_i, q * k);
-        let got_s = read_f32(gpu, &out_s, q * k);
-        if got_i != want_i {
-            let bad = (0..q * k).find(|&i| got_i[i] != want_i[i]).unwrap();
+        if got.index != want_i {
+            let bad = (0..q * k).find(|&i| got.index[i] != want_i[i]).unwrap();
             panic!(
                 "brute_force_top_k {q} x {c}, k {k}: first index mismatch at query {}, rank {}: got {:?}, want {:?}",
                 bad / k,
                 bad % k,
-                &got_i[bad / k * k..][..k.min(12)],
+                &got.index[bad / k * k..][..k.min(12)],
                 &want_i[bad / k * k..][..k.min(12)]
             );
         }
         assert_eq!(
-            got_s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            got.score.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             want_s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             "brute_force_top_k {q} x {c}, k {k}: scores"
         );
         if c < k {
-            assert!(got_i[c..k].iter().all(|&i| i == u32::MAX), "padding");
+            assert!(got.index[c..k].iter().all(|&i| i == u32::MAX), "padding");
         }
     }
+}
+
+/// Scores rising with the candidate index, so every candidate enters every heap (the most loop
+/// iterations an invocation can run), over 70,001 candidates: more than llvmpipe lets one invocation
+/// loop (65,535 iterations in all), which the windows keep each dispatch under.
+#[test]
+fn brute_force_top_k_worst_case_beyond_the_llvmpipe_loop_limit() {
+    let Some(gpu) = gpu() else { return };
+    let dim = 4;
+    let kern = kernels(gpu, dim);
+    let mut rng = SplitMix64::new(43);
+    let (q, c, k) = (5usize, 70_001usize, wgrec::serve::MAX_K);
+    let qt: Vec<f32> = (0..q).flat_map(|a| [1.0, 0.0, a as f32, 0.0]).collect();
+    let ct: Vec<f32> = (0..c).flat_map(|i| [i as f32, 1.0, -1.0, 0.0]).collect();
+    let ex = random_exclusions(&mut rng, q, c, 0.01);
+    let ids = |n: usize| (0..n as u32).collect::<Vec<u32>>();
+    let (qb, cb) = (gpu.upload("queries", &qt), gpu.upload("candidates", &ct));
+    let got = BruteForce::new(gpu, kern, (&qb, &ids(q)), (&cb, &ids(c)), dim, &ex, k)
+        .unwrap()
+        .run()
+        .unwrap();
+    let scores = cpu::candidate_scores(&qt, &ct, dim);
+    let (want_i, want_s) = cpu::brute_force_top_k(&scores, c, &ex.offsets, &ex.items, k);
+    assert_eq!(got.index, want_i, "top-{k} of {c} rising scores");
+    assert_eq!(got.score, want_s);
+    let excluded = &ex.items[..ex.offsets[1] as usize];
+    let best = (0..c as u32).rev().find(|i| !excluded.contains(i)).unwrap();
+    assert_eq!(
+        got.index[0], best,
+        "the last candidate not excluded ranks first"
+    );
 }
 
 /// The whole plan (gather, scores, top-k) over embedding tables with small integer values, so every
@@ -117,12 +127,8 @@ fn brute_force_plan_matches_cpu_over_tiles() {
     let (ub, ib) = (gpu.upload("users", &ut), gpu.upload("items", &it));
     let queries: Vec<u32> = (0..150).map(|_| rng.below(users as u64) as u32).collect();
     let candidates: Vec<u32> = (0..600).map(|i| (i * 7 % items) as u32).collect();
-    let rows = |t: &[f32], ids: &[u32]| -> Vec<f32> {
-        ids.iter()
-            .flat_map(|&i| t[i as usize * dim..][..dim].to_vec())
-            .collect()
-    };
-    let scores = cpu::candidate_scores(&rows(&ut, &queries), &rows(&it, &candidates), dim);
+    let scores =
+        cpu::candidate_scores(&rows(&ut, &queries, dim), &rows(&it, &candidates, dim), dim);
     for (k, share) in [(10, 0.0), (100, 0.3), (256, 0.7)] {
         let ex = random_exclusions(&mut rng, queries.len(), candidates.len(), share);
         let plan = BruteForce::with_tile(
