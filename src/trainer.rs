@@ -140,7 +140,9 @@ pub struct Trainer<'g> {
     gpu: &'g Gpu,
     pub model: GpuModel,
     opts: TrainOptions,
-    train: Ratings,
+    /// The training split, kept only to draw new batches each epoch (`--reshuffle`): at ML-25M size a
+    /// copy is 240 MB.
+    train: Option<Ratings>,
     rng: SplitMix64,
     store: BatchStore,
     ids: BatchBuffers,
@@ -310,7 +312,7 @@ impl<'g> Trainer<'g> {
             gpu,
             model,
             opts: opts.clone(),
-            train: train.clone(),
+            train: opts.reshuffle.then(|| train.clone()),
             rng,
             store,
             ids,
@@ -523,10 +525,10 @@ impl<'g> Trainer<'g> {
         mut progress: Option<&mut dyn FnMut(usize, usize, f64)>,
     ) -> Result<EpochLog> {
         let t0 = Instant::now();
-        if self.opts.reshuffle && self.epochs_done > 0 {
-            let perm = permutation(self.train.len(), &mut self.rng);
+        if let Some(train) = self.train.as_ref().filter(|_| self.epochs_done > 0) {
+            let perm = permutation(train.len(), &mut self.rng);
             self.store
-                .rewrite(self.gpu, "train batches", &self.train, &perm)?;
+                .rewrite(self.gpu, "train batches", train, &perm)?;
         }
         let n = self.batches();
         let (mut weighted, mut rows) = (0.0, 0.0);
