@@ -3,7 +3,7 @@
 //! model config and the training state (options, epochs done, batch-order PRNG, history, data split).
 //! Written through a temporary file and a rename; every way a file can be wrong is reported with its path.
 
-use crate::data::{Dataset, Ratings, Vocabulary};
+use crate::data::{DataOptions, Dataset, Ratings, SplitKind, Vocabulary};
 use crate::gpu::Gpu;
 use crate::model::{MlpLayout, ModelConfig, Params};
 use crate::plan::GpuModel;
@@ -60,9 +60,46 @@ impl Seen {
 /// How the ratings were split, so `evaluate` can rebuild the same test set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SplitInfo {
-    /// `--split-dir` as given, or None for the seeded random 80/20 split.
+    /// `--split-dir` as given, or None for a split made by `kind` with `seed`.
     pub split_dir: Option<String>,
     pub seed: u64,
+    /// `--split`: "random" or "temporal" (checkpoints from before this field: random).
+    #[serde(default = "random")]
+    pub kind: String,
+    /// `--dataset`, when the data came from a named release.
+    #[serde(default)]
+    pub dataset: Option<String>,
+}
+
+fn random() -> String {
+    "random".into()
+}
+
+impl SplitInfo {
+    /// What `data_opts` (the options the data was loaded with) records.
+    pub fn of(data_opts: &DataOptions) -> Self {
+        Self {
+            split_dir: data_opts
+                .split_dir
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            seed: data_opts.seed,
+            kind: match data_opts.split {
+                SplitKind::Random => "random",
+                SplitKind::Temporal => "temporal",
+            }
+            .into(),
+            dataset: data_opts.dataset.clone(),
+        }
+    }
+
+    pub fn split_kind(&self) -> Result<SplitKind> {
+        match self.kind.as_str() {
+            "random" => Ok(SplitKind::Random),
+            "temporal" => Ok(SplitKind::Temporal),
+            other => bail!("unknown split kind {other:?} in the checkpoint"),
+        }
+    }
 }
 
 /// One epoch of the history (as `trainer::EpochLog`).
@@ -668,13 +705,7 @@ pub fn train_evaluate_save(
             .filter(|(_, a, b)| a != b)
             .map(|(flag, a, b)| format!("{flag} {b} (checkpoint: {a})"))
             .collect();
-            let split = SplitInfo {
-                split_dir: data_opts
-                    .split_dir
-                    .as_ref()
-                    .map(|p| p.display().to_string()),
-                seed: data_opts.seed,
-            };
+            let split = SplitInfo::of(data_opts);
             if split != t.split {
                 eprintln!(
                     "note: resuming {} on another split ({split:?}) than it was trained on ({:?})",
@@ -729,13 +760,7 @@ pub fn train_evaluate_save(
             reshuffle: opts.reshuffle,
             epochs_done: trainer.epochs_done(),
             batch_rng_state: trainer.batch_rng_state().to_string(),
-            split: SplitInfo {
-                split_dir: data_opts
-                    .split_dir
-                    .as_ref()
-                    .map(|p| p.display().to_string()),
-                seed: data_opts.seed,
-            },
+            split: SplitInfo::of(data_opts),
             data: data.description.clone(),
             adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
             history,

@@ -321,8 +321,10 @@ pub enum Job {
     },
     Evaluate {
         model: PathBuf,
-        data_dir: Option<PathBuf>,
-        split_dir: Option<PathBuf>,
+        /// The data options given; the seed, and the split and dataset not given, come from the checkpoint.
+        data: DataOptions,
+        /// Whether --split was given.
+        split_given: bool,
     },
     Recommend {
         model: PathBuf,
@@ -547,8 +549,8 @@ impl Cli {
             }
             Command::Evaluate { model, data: d } => Job::Evaluate {
                 model,
-                data_dir: d.data_dir,
-                split_dir: d.split_dir,
+                split_given: d.split.is_some(),
+                data: data(d, 0),
             },
             Command::Recommend {
                 model,

@@ -1,7 +1,7 @@
 //! The commands that work from a saved model: `evaluate`, `recommend` and `predict`. Each reads and checks
 //! the checkpoint before it starts the GPU, so a bad file fails fast with its name in the error.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wgrec::checkpoint::{write_atomic, Checkpoint};
@@ -38,35 +38,37 @@ pub fn evaluate(
     adapter: &AdapterChoice,
     quiet: bool,
     model: &Path,
-    data_dir: Option<PathBuf>,
-    split_dir: Option<PathBuf>,
+    mut data_opts: DataOptions,
+    split_given: bool,
 ) -> Result<()> {
     let ck = Checkpoint::load(model)?;
     let t = &ck.training;
-    let split_dir = match (split_dir, &t.split.split_dir) {
-        (Some(d), _) => Some(d),
-        (None, Some(recorded)) => {
-            let d = PathBuf::from(recorded);
-            if !d.is_dir() {
-                bail!(
-                    "checkpoint {} was trained on the split in {recorded}, which does not exist here; \
-                     pass --split-dir",
-                    model.display()
-                );
-            }
-            if !quiet {
-                eprintln!("split: {recorded} (recorded in the checkpoint)");
-            }
-            Some(d)
+    // The test set the checkpoint was evaluated on: its seed, and its split and data set unless given.
+    data_opts.seed = t.split.seed;
+    if !split_given {
+        data_opts.split = t
+            .split
+            .split_kind()
+            .with_context(|| format!("reading {}", model.display()))?;
+    }
+    if data_opts.data_dir.is_none() && data_opts.dataset.is_none() {
+        data_opts.dataset = t.split.dataset.clone();
+    }
+    if let (None, Some(recorded), false) = (&data_opts.split_dir, &t.split.split_dir, split_given) {
+        let d = PathBuf::from(recorded);
+        if !d.is_dir() {
+            bail!(
+                "checkpoint {} was trained on the split in {recorded}, which does not exist here; \
+                 pass --split-dir",
+                model.display()
+            );
         }
-        (None, None) => None,
-    };
-    let data = data::load(&DataOptions {
-        data_dir,
-        split_dir,
-        seed: t.split.seed,
-        ..Default::default()
-    })?;
+        if !quiet {
+            eprintln!("split: {recorded} (recorded in the checkpoint)");
+        }
+        data_opts.split_dir = Some(d);
+    }
+    let data = data::load(&data_opts)?;
     ck.check_vocabularies(model, &data)?;
     let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
     let gpu_model = ck.to_gpu(&gpu)?;

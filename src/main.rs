@@ -260,9 +260,9 @@ fn run() -> Result<ExitCode> {
         }
         Job::Evaluate {
             model,
-            data_dir,
-            split_dir,
-        } => commands::evaluate(&adapter, quiet, &model, data_dir, split_dir)?,
+            data,
+            split_given,
+        } => commands::evaluate(&adapter, quiet, &model, data, split_given)?,
         Job::Recommend {
             model,
             user,

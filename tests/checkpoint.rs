@@ -66,6 +66,8 @@ fn synthetic() -> Checkpoint {
             split: SplitInfo {
                 split_dir: None,
                 seed: 42,
+                kind: "temporal".into(),
+                dataset: None,
             },
             data: "synthetic".into(),
             adapter: "none".into(),
@@ -532,4 +534,60 @@ fn recommend_and_predict_from_a_file() {
         .count();
     assert_eq!(quoted, 3, "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A model trained on a temporal split of the built-in sample evaluates, with no data options, on the
+/// same test set: the checkpoint records the split kind and the data set, not only the seed.
+#[test]
+fn evaluate_rebuilds_the_recorded_temporal_split_and_data_set() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("temporal");
+    let path = dir.join("t.safetensors");
+    let p = path.to_str().unwrap();
+    let (code, train_out, err) = wgrec_out(&[
+        "train",
+        "--dataset",
+        "sample",
+        "--split",
+        "temporal",
+        "--rating-weight",
+        "1",
+        "--retrieval-weight",
+        "1",
+        "--epochs",
+        "1",
+        "--save",
+        p,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.training.split.kind, "temporal");
+    assert_eq!(ck.training.split.dataset.as_deref(), Some("sample"));
+    let trained = |key: &str| ck.training.test[key].as_f64().unwrap();
+    let top100 = "factorized_top_k/top_100_categorical_accuracy";
+    let evaluated = |out: &str, key: &str| -> f64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("{key} in {out}"))
+            .parse()
+            .unwrap()
+    };
+    let (code, out, err) = wgrec_out(&["evaluate", "--model", p]);
+    assert_eq!(code, Some(0), "{err}");
+    for key in [top100, "root_mean_squared_error"] {
+        assert_eq!(
+            format!("{:.6}", evaluated(&out, key)),
+            format!("{:.6}", trained(key)),
+            "{key}: evaluate vs training ({train_out})"
+        );
+    }
+    // Asking for the random split gives another test set.
+    let (code, out, err) = wgrec_out(&["evaluate", "--model", p, "--split", "random"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ne!(
+        format!("{:.6}", evaluated(&out, "root_mean_squared_error")),
+        format!("{:.6}", trained("root_mean_squared_error"))
+    );
 }
