@@ -13,7 +13,7 @@
 // few hundred costs one dot product and one comparison, and an insertion O(log K). The first window starts
 // every heap full of sentinels (-inf, 0xFFFFFFFF), which rank below every real candidate; a last dispatch
 // with no candidates heap-sorts the rows best first.
-// Windows also keep each invocation under llvmpipe's limit of 65,535 loop iterations in all (Mesa's
+// Windows also keep each invocation under Mesa 22.3 llvmpipe's limit of 65,535 loop iterations in all (Mesa's
 // LP_MAX_TGSI_LOOP_ITERATIONS): at most 4096 candidates of at most log2(K) + 1 iterations each.
 // The score is computed as candidate_scores computes it, so both agree to the bit.
 

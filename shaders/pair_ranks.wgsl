@@ -6,7 +6,7 @@
 // for all of them: on CPU adapters the storage loads, not the compares, are the cost. The own scores are
 // read from the same score matrix as the candidates', so rounding cannot flip a comparison.
 // One dispatch covers the candidates [c_begin, c_end) and adds its counts to the ranks (the first chunk
-// stores them): llvmpipe ends every loop of an invocation after 65,535 iterations in all (Mesa's
+// stores them): Mesa 22.3's llvmpipe ends every loop of an invocation after 65,535 iterations in all (Mesa's
 // LP_MAX_TGSI_LOOP_ITERATIONS), so one invocation must never walk a whole row of 62k+ candidates.
 
 struct Params {

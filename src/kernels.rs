@@ -323,7 +323,7 @@ impl PairRanksParams {
 /// Pairs per pair_ranks invocation (they share one user's row of scores).
 pub const PAIRS_PER_GROUP: usize = 8;
 
-/// Candidates per pair_ranks dispatch. llvmpipe stops every loop of an invocation once it has run 65,535
+/// Candidates per pair_ranks dispatch. Mesa 22.3's llvmpipe (Debian 12) stops every loop of an invocation once it has run 65,535
 /// iterations in all (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS, shared by all loops of a shader), silently:
 /// a 62k-candidate row in one invocation left most ranks unwritten or short at ML-25M size. A chunk
 /// costs one loop iteration per candidate plus one per 32.

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use std::time::Instant;
 
 /// The largest training or evaluation batch. Some kernels loop, in one invocation, over the rows of one
-/// user or movie in a batch; llvmpipe silently ends an invocation's loops after 65,535 iterations in all
+/// user or movie in a batch; Mesa 22.3's llvmpipe silently ends an invocation's loops after 65,535 iterations in all
 /// (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), so batches stay well below that.
 pub const MAX_BATCH: usize = 32768;
 
