@@ -21,8 +21,23 @@ if ! have_vulkan_device; then
         echo "no Vulkan driver found: installing the software adapter (mesa-vulkan-drivers)" >&2
         SUDO=""
         if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libvulkan1 mesa-vulkan-drivers >/dev/null
+        apt_install() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+        codename="$( (. /etc/os-release && echo "${VERSION_CODENAME:-}") 2>/dev/null || true)"
+        if [ "$codename" = bookworm ] && [ "${WGREC_NO_BACKPORTS:-}" != 1 ]; then
+            # Debian 12's Mesa 22.3 lavapipe crashes now and then in its queue thread and ends shader loops
+            # after 65,535 iterations; bookworm-backports has Mesa 25 (README, Known issues).
+            echo "Debian 12: taking mesa-vulkan-drivers from bookworm-backports (Mesa 25); WGREC_NO_BACKPORTS=1 to skip" >&2
+            echo "deb http://deb.debian.org/debian bookworm-backports main" \
+                | $SUDO tee /etc/apt/sources.list.d/wgrec-bookworm-backports.list >/dev/null
+            $SUDO apt-get update -qq
+            apt_install -t bookworm-backports libvulkan1 mesa-vulkan-drivers || {
+                echo "bookworm-backports failed; installing Debian 12's Mesa instead" >&2
+                apt_install libvulkan1 mesa-vulkan-drivers
+            }
+        else
+            $SUDO apt-get update -qq
+            apt_install libvulkan1 mesa-vulkan-drivers
+        fi
     else
         echo "warning: no Vulkan driver found and no apt-get; install your GPU's Vulkan driver or Mesa's lavapipe" >&2
     fi
