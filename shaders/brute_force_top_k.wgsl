@@ -8,11 +8,15 @@
 // One invocation per query; it keeps its query in registers (four mat4x4 blocks, D <= 64). The host
 // dispatches once per 64 KiB uniform window of candidates (uniform loads are ~15x cheaper than storage
 // loads on CPU adapters, and every lane reads the same candidate), so no (Q, C) score matrix is written or
-// read. Each query's running top-K is a binary heap with the worst entry at the root, kept in its own rows
-// of the outputs between dispatches; the root stays in registers, so almost every candidate after the first
-// few hundred costs one dot product and one comparison, and an insertion O(log K). The first window starts
-// every heap full of sentinels (-inf, 0xFFFFFFFF), which rank below every real candidate; a last dispatch
-// with no candidates heap-sorts the rows best first.
+// read. Each query's running top-K is a binary heap with the worst entry at the root, kept in its row of
+// `heap` between dispatches as (score bits, index) pairs, so a step down the heap is two 8-byte loads; the
+// root stays in registers, so almost every candidate after the first few hundred costs one dot product and
+// one comparison, and an insertion O(log K). The first window starts every heap full of sentinels (-inf,
+// 0xFFFFFFFF), which rank below every real candidate. The first K candidates fill the heap from its last
+// slot backwards, each sifted down only below its own slot (Floyd's heap construction, online: O(K) in
+// all, where inserting each at the root cost K log K); the sentinels stay a prefix, so a window finds how
+// far the filling got by binary search. A last dispatch with no candidates heap-sorts each row best first
+// into the outputs.
 // Windows also keep each invocation under Mesa 22.3 llvmpipe's limit of 65,535 loop iterations in all (Mesa's
 // LP_MAX_TGSI_LOOP_ITERATIONS): at most 4096 candidates of at most log2(K) + 1 iterations each.
 // The score is computed as candidate_scores computes it, so both agree to the bit.
@@ -35,9 +39,10 @@ struct Params {
 @group(0) @binding(2) var<uniform> candidate_win: array<vec4<f32>, 4096>; // (window, D)
 @group(0) @binding(3) var<storage, read> seen_offsets: array<u32>;        // (all queries + 1,) CSR into seen
 @group(0) @binding(4) var<storage, read> seen: array<u32>;                // (S,) ascending candidates per query
-@group(0) @binding(5) var<storage, read_write> out_index: array<u32>;     // (Q, K) this tile's rows
-@group(0) @binding(6) var<storage, read_write> out_score: array<f32>;     // (Q, K)
-@group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read_write> heap: array<vec2<u32>>;    // (Q, K) (score bits, index)
+@group(0) @binding(6) var<storage, read_write> out_index: array<u32>;     // (Q, K) this tile's rows
+@group(0) @binding(7) var<storage, read_write> out_score: array<f32>;     // (Q, K)
+@group(0) @binding(8) var<uniform> p: Params;
 
 const NONE: u32 = 0xFFFFFFFFu;
 
@@ -65,42 +70,37 @@ fn mdot(a: mat4x4<f32>, b: mat4x4<f32>) -> vec4<f32> {
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
 }
 
-// Whether (sa, ia) ranks below (sb, ib): a lower score, or the same score and a later candidate.
-fn worse(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {
-    return sa < sb || (sa == sb && ia > ib);
+// Whether entry a ranks below entry b: a lower score, or the same score and a later candidate.
+fn worse(a: vec2<u32>, b: vec2<u32>) -> bool {
+    let sa = bitcast<f32>(a.x);
+    let sb = bitcast<f32>(b.x);
+    return sa < sb || (sa == sb && a.y > b.y);
 }
 
 // Moves the entry at heap position i0 down until both children rank above it (heap of n at `base`).
 fn sift_down(base: u32, n: u32, i0: u32) {
     var i = i0;
-    let s = out_score[base + i];
-    let x = out_index[base + i];
+    let e = heap[base + i];
     loop {
         var child = 2u * i + 1u;
         if child >= n {
             break;
         }
-        var cs = out_score[base + child];
-        var ci = out_index[base + child];
-        let right = child + 1u;
-        if right < n {
-            let rs = out_score[base + right];
-            let ri = out_index[base + right];
-            if worse(rs, ri, cs, ci) {
-                child = right;
-                cs = rs;
-                ci = ri;
+        var c = heap[base + child];
+        if child + 1u < n {
+            let r = heap[base + child + 1u];
+            if worse(r, c) {
+                child += 1u;
+                c = r;
             }
         }
-        if !worse(cs, ci, s, x) {
+        if !worse(c, e) {
             break;
         }
-        out_score[base + i] = cs;
-        out_index[base + i] = ci;
+        heap[base + i] = c;
         i = child;
     }
-    out_score[base + i] = s;
-    out_index[base + i] = x;
+    heap[base + i] = e;
 }
 
 // The first seen position of query `a` at or after candidate c0 (binary search of its ascending run).
@@ -126,10 +126,10 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     let k = p.k;
     let base = a * k;
+    let sentinel = vec2<u32>(0xFF800000u, NONE); // (-inf, none)
     if p.start != 0u {
         for (var j = 0u; j < k; j++) {
-            out_score[base + j] = bitcast<f32>(0xFF800000u); // -inf
-            out_index[base + j] = NONE;
+            heap[base + j] = sentinel;
         }
     }
     if p.window > 0u {
@@ -138,8 +138,19 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let q1 = query_block(row, 1u);
         let q2 = query_block(row, 2u);
         let q3 = query_block(row, 3u);
-        var worst = out_score[base];
-        var worst_index = out_index[base];
+        // Slots [0, free) still hold sentinels; the filling goes on at free - 1.
+        var lo = 0u;
+        var hi = k;
+        while lo < hi {
+            let mid = (lo + hi) / 2u;
+            if heap[base + mid].y == NONE {
+                lo = mid + 1u;
+            } else {
+                hi = mid;
+            }
+        }
+        var free = lo;
+        var worst = heap[base];
         var s = first_seen_from(a, p.c0);
         let s_end = seen_offsets[p.first + a + 1u];
         var next_seen = NONE;
@@ -157,14 +168,16 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             }
             let v = mdot(q0, candidate_block(c, 0u)) + mdot(q1, candidate_block(c, 1u))
                 + mdot(q2, candidate_block(c, 2u)) + mdot(q3, candidate_block(c, 3u));
-            let score = (v.x + v.y) + (v.z + v.w);
-            let index = p.c0 + c;
-            if worse(worst, worst_index, score, index) {
-                out_score[base] = score;
-                out_index[base] = index;
+            let e = vec2<u32>(bitcast<u32>((v.x + v.y) + (v.z + v.w)), p.c0 + c);
+            if free > 0u {
+                free--;
+                heap[base + free] = e;
+                sift_down(base, k, free);
+                worst = heap[base];
+            } else if worse(worst, e) {
+                heap[base] = e;
                 sift_down(base, k, 0u);
-                worst = out_score[base];
-                worst_index = out_index[base];
+                worst = heap[base];
             }
         }
     }
@@ -172,13 +185,15 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         // Heap sort: the worst left goes to the end, so the rows end best first (sentinels last).
         for (var end = k; end > 1u; end--) {
             let last = end - 1u;
-            let rs = out_score[base];
-            let rx = out_index[base];
-            out_score[base] = out_score[base + last];
-            out_index[base] = out_index[base + last];
-            out_score[base + last] = rs;
-            out_index[base + last] = rx;
+            let root = heap[base];
+            heap[base] = heap[base + last];
+            heap[base + last] = root;
             sift_down(base, last, 0u);
+        }
+        for (var j = 0u; j < k; j++) {
+            let e = heap[base + j];
+            out_score[base + j] = bitcast<f32>(e.x);
+            out_index[base + j] = e.y;
         }
     }
 }

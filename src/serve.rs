@@ -80,8 +80,8 @@ impl<'g> BruteForce<'g> {
         exclude: &Exclusions,
         k: usize,
     ) -> Result<Self> {
-        // A tile's outputs (tile x k) must fit one binding.
-        let per_tile = gpu.score_tile_rows(k.clamp(1, MAX_K), usize::MAX, "queries")?;
+        // A tile's heaps (tile x k pairs) must fit one binding.
+        let per_tile = gpu.score_tile_rows(2 * k.clamp(1, MAX_K), usize::MAX, "queries")?;
         Self::with_tile(
             gpu,
             kernels,
@@ -142,6 +142,8 @@ impl<'g> BruteForce<'g> {
         let seen = gpu.upload("brute_force seen", &exclude.items);
         let out_index = gpu.buffer("brute_force_top_k index", out_len);
         let out_score = gpu.buffer("brute_force_top_k score", out_len);
+        // The running top-k of each query of a tile: (score bits, index) pairs.
+        let heap = gpu.buffer("brute_force_top_k heap", tile * k * 2);
         let bytes = [
             &query_list,
             &cand_list,
@@ -150,6 +152,7 @@ impl<'g> BruteForce<'g> {
             &seen,
             &out_index,
             &out_score,
+            &heap,
         ]
         .iter()
         .map(|b| b.size())
@@ -190,6 +193,7 @@ impl<'g> BruteForce<'g> {
                                 ),
                                 whole(&seen_offsets),
                                 whole(&seen),
+                                whole(&heap),
                                 slice(&out_index, q0 * k, n * k),
                                 slice(&out_score, q0 * k, n * k),
                             ],
