@@ -7,6 +7,7 @@ use wgrec::bench::Shape;
 use wgrec::data::{DataOptions, SplitKind};
 use wgrec::gpu::{parse_backend, AdapterChoice};
 use wgrec::recipe;
+use wgrec::validation::Criterion;
 use wgrec::sweep::SweepConfig;
 use wgrec::synth::{SynthFormat, SynthOptions};
 use wgrec::trainer::{TrainOptions, Tweaks};
@@ -282,6 +283,21 @@ pub struct TweakArgs {
     /// L2 penalty (L2 / 2) |row|^2 on the embedding rows each batch touches.
     #[arg(long, value_name = "L2", default_value_t = 0.0)]
     pub embedding_l2: f32,
+    /// Hold out this fraction of each user's training ratings (rounded down) as a validation split,
+    /// score every epoch on it and keep the best parameters by --select. The test split is not used.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub validation_fraction: f32,
+    /// What "best" means on the validation split: rmse (lowest) or top100 (highest top-100 accuracy).
+    #[arg(long, value_name = "CRITERION", default_value = "rmse", value_parser = ["rmse", "top100"])]
+    pub select: String,
+    /// From this epoch on, the running mean of the parameters after each epoch is also a candidate
+    /// (stochastic weight averaging); without --validation-fraction it is the model kept.
+    #[arg(long, value_name = "EPOCH")]
+    pub average_from: Option<usize>,
+    /// After selecting, train again from the same initialisation on the whole training split for the
+    /// selected number of epochs (needs --validation-fraction).
+    #[arg(long)]
+    pub refit: bool,
 }
 
 impl TweakArgs {
@@ -290,6 +306,10 @@ impl TweakArgs {
             logq_correction: self.logq_correction,
             embedding_learning_rate: self.embedding_learning_rate,
             embedding_l2: self.embedding_l2,
+            validation_fraction: self.validation_fraction,
+            select: Criterion::parse(&self.select).expect("clap checked the value"),
+            average_from: self.average_from,
+            refit: self.refit,
         }
     }
 }
@@ -472,6 +492,18 @@ impl Cli {
                     tweaks: tweaks.into_tweaks(),
                 };
                 opts.validate()?;
+                let t = &opts.tweaks;
+                if t.validation_fraction > 0.0 && resume.is_some() {
+                    anyhow::bail!("--validation-fraction does not combine with --resume");
+                }
+                let kept_is_last = t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
+                if save.is_some() && !kept_is_last {
+                    anyhow::bail!(
+                        "--save needs the last epoch's parameters (with --validation-fraction, add \
+                         --refit; without --average-from): the kept ones would not match the saved \
+                         Adagrad state and epoch count"
+                    );
+                }
                 Job::Runs {
                     data: data(d, seed),
                     runs: vec![opts],

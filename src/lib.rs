@@ -27,3 +27,4 @@ pub mod serve;
 pub mod sweep;
 pub mod synth;
 pub mod trainer;
+pub mod validation;
