@@ -7,10 +7,10 @@ use wgrec::bench::Shape;
 use wgrec::data::{DataOptions, SplitKind};
 use wgrec::gpu::{parse_backend, AdapterChoice};
 use wgrec::recipe;
-use wgrec::validation::Criterion;
 use wgrec::sweep::SweepConfig;
 use wgrec::synth::{SynthFormat, SynthOptions};
 use wgrec::trainer::{TrainOptions, Tweaks};
+use wgrec::validation::Criterion;
 
 /// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
 /// WebGPU compute shaders on any GPU, or on a software adapter when there is none.
@@ -169,7 +169,7 @@ pub enum Command {
         tweaks: TweakArgs,
     },
     /// Train a named preset once per seed and report mean and spread (presets: tutorial-joint,
-    /// joint-plus).
+    /// joint-plus, joint-plus-val).
     Recipe {
         #[command(flatten)]
         data: DataArgs,
@@ -496,7 +496,8 @@ impl Cli {
                 if t.validation_fraction > 0.0 && resume.is_some() {
                     anyhow::bail!("--validation-fraction does not combine with --resume");
                 }
-                let kept_is_last = t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
+                let kept_is_last =
+                    t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
                 if save.is_some() && !kept_is_last {
                     anyhow::bail!(
                         "--save needs the last epoch's parameters (with --validation-fraction, add \
@@ -739,6 +740,76 @@ mod tests {
             "1",
         ];
         assert!(Cli::try_parse_from(args).unwrap().into_config().is_err());
+    }
+
+    #[test]
+    fn selection_flags_parse_and_bad_combinations_are_errors() {
+        let train = |extra: &[&str]| {
+            let mut args = vec![
+                "wgrec",
+                "train",
+                "--rating-weight",
+                "1",
+                "--retrieval-weight",
+                "1",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|c| c.into_config())
+        };
+        let Ok(Ok(Config {
+            job: Job::Runs { runs, .. },
+            ..
+        })) = train(&[
+            "--validation-fraction",
+            "0.1",
+            "--select",
+            "top100",
+            "--refit",
+            "--epochs",
+            "5",
+            "--average-from",
+            "3",
+        ])
+        else {
+            panic!("expected a train job")
+        };
+        let t = &runs[0].tweaks;
+        assert_eq!(t.validation_fraction, 0.1);
+        assert_eq!(t.select, Criterion::Top100);
+        assert!(t.refit);
+        assert_eq!(t.average_from, Some(3));
+        let Ok(Ok(Config {
+            job: Job::Runs { runs, .. },
+            ..
+        })) = train(&[])
+        else {
+            panic!("expected a train job")
+        };
+        assert_eq!(runs[0], TrainOptions::tutorial(1.0, 1.0), "off by default");
+        for bad in [
+            &["--validation-fraction", "0.5"][..],
+            &["--validation-fraction=-0.1"],
+            &["--refit"],
+            &["--average-from", "4"],
+            &["--average-from", "0", "--epochs", "3"],
+            &["--validation-fraction", "0.1", "--save", "m.safetensors"],
+            &["--average-from", "1", "--refit", "--save", "m.safetensors"],
+            &["--validation-fraction", "0.1", "--resume", "m.safetensors"],
+        ] {
+            assert!(
+                !matches!(train(bad), Ok(Ok(_))),
+                "{bad:?} should be rejected"
+            );
+        }
+        assert!(train(&["--select", "loss"]).is_err());
+        let ok = train(&[
+            "--validation-fraction",
+            "0.1",
+            "--refit",
+            "--save",
+            "m.safetensors",
+        ]);
+        assert!(matches!(ok, Ok(Ok(_))), "a refit model can be saved");
     }
 
     #[test]

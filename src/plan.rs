@@ -69,7 +69,8 @@ impl GpuModel {
             .write_buffer(&self.user_emb, 0, bytemuck::cast_slice(&p.user_emb));
         gpu.queue
             .write_buffer(&self.movie_emb, 0, bytemuck::cast_slice(&p.movie_emb));
-        gpu.queue.write_buffer(&self.mlp, 0, bytemuck::cast_slice(&p.mlp));
+        gpu.queue
+            .write_buffer(&self.mlp, 0, bytemuck::cast_slice(&p.mlp));
         gpu.queue.submit([]);
         gpu.wait()
     }

@@ -1,18 +1,18 @@
 //! Runs one configuration end to end (init, train, evaluate) and reports results as a table and as JSON.
 
 use crate::data::Dataset;
+use crate::data::Ratings;
 use crate::evaluate::{Evaluator, TestMetrics, KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, Params};
 use crate::plan::GpuModel;
 use crate::profile::{trace, Profiler};
-use crate::data::Ratings;
 use crate::trainer::{EpochLog, TrainOptions, Trainer, Tweaks};
 use crate::validation::{holdout, Average};
 use anyhow::{bail, Result};
-use std::borrow::Cow;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::borrow::Cow;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]

@@ -100,7 +100,10 @@ impl Average {
             self.shape = shape;
             self.sum = all.map(|&v| v as f64).collect();
         } else {
-            assert_eq!(self.shape, shape, "averaging parameters of different shapes");
+            assert_eq!(
+                self.shape, shape,
+                "averaging parameters of different shapes"
+            );
             for (s, &v) in self.sum.iter_mut().zip(all) {
                 *s += v as f64;
             }
