@@ -10,6 +10,7 @@ use wgrec::recipe;
 use wgrec::sweep::SweepConfig;
 use wgrec::synth::{SynthFormat, SynthOptions};
 use wgrec::trainer::{TrainOptions, Tweaks};
+use wgrec::validation::Criterion;
 
 /// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
 /// WebGPU compute shaders on any GPU, or on a software adapter when there is none.
@@ -168,7 +169,7 @@ pub enum Command {
         tweaks: TweakArgs,
     },
     /// Train a named preset once per seed and report mean and spread (presets: tutorial-joint,
-    /// joint-plus).
+    /// joint-plus, joint-plus-val).
     Recipe {
         #[command(flatten)]
         data: DataArgs,
@@ -282,6 +283,21 @@ pub struct TweakArgs {
     /// L2 penalty (L2 / 2) |row|^2 on the embedding rows each batch touches.
     #[arg(long, value_name = "L2", default_value_t = 0.0)]
     pub embedding_l2: f32,
+    /// Hold out this fraction of each user's training ratings (rounded down) as a validation split,
+    /// score every epoch on it and keep the best parameters by --select. The test split is not used.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub validation_fraction: f32,
+    /// What "best" means on the validation split: rmse (lowest) or top100 (highest top-100 accuracy).
+    #[arg(long, value_name = "CRITERION", default_value = "rmse", value_parser = ["rmse", "top100"])]
+    pub select: String,
+    /// From this epoch on, the running mean of the parameters after each epoch is also a candidate
+    /// (stochastic weight averaging); without --validation-fraction it is the model kept.
+    #[arg(long, value_name = "EPOCH")]
+    pub average_from: Option<usize>,
+    /// After selecting, train again from the same initialisation on the whole training split for the
+    /// selected number of epochs (needs --validation-fraction).
+    #[arg(long)]
+    pub refit: bool,
 }
 
 impl TweakArgs {
@@ -290,6 +306,10 @@ impl TweakArgs {
             logq_correction: self.logq_correction,
             embedding_learning_rate: self.embedding_learning_rate,
             embedding_l2: self.embedding_l2,
+            validation_fraction: self.validation_fraction,
+            select: Criterion::parse(&self.select).expect("clap checked the value"),
+            average_from: self.average_from,
+            refit: self.refit,
         }
     }
 }
@@ -474,6 +494,19 @@ impl Cli {
                     tweaks: tweaks.into_tweaks(),
                 };
                 opts.validate()?;
+                let t = &opts.tweaks;
+                if t.validation_fraction > 0.0 && resume.is_some() {
+                    anyhow::bail!("--validation-fraction does not combine with --resume");
+                }
+                let kept_is_last =
+                    t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
+                if save.is_some() && !kept_is_last {
+                    anyhow::bail!(
+                        "--save needs the last epoch's parameters (with --validation-fraction, add \
+                         --refit; without --average-from): the kept ones would not match the saved \
+                         Adagrad state and epoch count"
+                    );
+                }
                 Job::Runs {
                     data: data(d, seed),
                     runs: vec![opts],
@@ -709,6 +742,76 @@ mod tests {
             "1",
         ];
         assert!(Cli::try_parse_from(args).unwrap().into_config().is_err());
+    }
+
+    #[test]
+    fn selection_flags_parse_and_bad_combinations_are_errors() {
+        let train = |extra: &[&str]| {
+            let mut args = vec![
+                "wgrec",
+                "train",
+                "--rating-weight",
+                "1",
+                "--retrieval-weight",
+                "1",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|c| c.into_config())
+        };
+        let Ok(Ok(Config {
+            job: Job::Runs { runs, .. },
+            ..
+        })) = train(&[
+            "--validation-fraction",
+            "0.1",
+            "--select",
+            "top100",
+            "--refit",
+            "--epochs",
+            "5",
+            "--average-from",
+            "3",
+        ])
+        else {
+            panic!("expected a train job")
+        };
+        let t = &runs[0].tweaks;
+        assert_eq!(t.validation_fraction, 0.1);
+        assert_eq!(t.select, Criterion::Top100);
+        assert!(t.refit);
+        assert_eq!(t.average_from, Some(3));
+        let Ok(Ok(Config {
+            job: Job::Runs { runs, .. },
+            ..
+        })) = train(&[])
+        else {
+            panic!("expected a train job")
+        };
+        assert_eq!(runs[0], TrainOptions::tutorial(1.0, 1.0), "off by default");
+        for bad in [
+            &["--validation-fraction", "0.5"][..],
+            &["--validation-fraction=-0.1"],
+            &["--refit"],
+            &["--average-from", "4"],
+            &["--average-from", "0", "--epochs", "3"],
+            &["--validation-fraction", "0.1", "--save", "m.safetensors"],
+            &["--average-from", "1", "--refit", "--save", "m.safetensors"],
+            &["--validation-fraction", "0.1", "--resume", "m.safetensors"],
+        ] {
+            assert!(
+                !matches!(train(bad), Ok(Ok(_))),
+                "{bad:?} should be rejected"
+            );
+        }
+        assert!(train(&["--select", "loss"]).is_err());
+        let ok = train(&[
+            "--validation-fraction",
+            "0.1",
+            "--refit",
+            "--save",
+            "m.safetensors",
+        ]);
+        assert!(matches!(ok, Ok(Ok(_))), "a refit model can be saved");
     }
 
     #[test]

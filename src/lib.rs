@@ -6,7 +6,8 @@
 //! (FactorizedTopK, RMSE) -> `report` (tables and JSON) -> `checkpoint` (save, load, resume) -> `serve`
 //! (BruteForce top-k, rating predictions). `cpu` holds the CPU twin of every kernel.
 //! `download` fetches GroupLens releases into the cache for `data`; `synth` writes synthetic data sets.
-//! `profile` times every dispatch and writes Chrome traces; `bench` benchmarks the kernels.
+//! `profile` times every dispatch and writes Chrome traces; `bench` benchmarks the kernels. `validation`
+//! holds out part of the training split for model selection (`report` runs it).
 
 pub mod batches;
 pub mod bench;
@@ -27,3 +28,4 @@ pub mod serve;
 pub mod sweep;
 pub mod synth;
 pub mod trainer;
+pub mod validation;

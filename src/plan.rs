@@ -54,6 +54,27 @@ impl GpuModel {
         })
     }
 
+    /// Overwrites the parameters (not the Adagrad accumulators) with `p`, e.g. a kept epoch's copy.
+    pub fn set_params(&self, gpu: &Gpu, p: &Params) -> Result<()> {
+        let d = self.cfg.embedding_dim;
+        let shapes = [
+            (p.user_emb.len(), self.cfg.users * d),
+            (p.movie_emb.len(), self.cfg.movies * d),
+            (p.mlp.len(), self.layout.len),
+        ];
+        if shapes.iter().any(|(got, want)| got != want) {
+            anyhow::bail!("parameters of another shape: {shapes:?} (got, want)");
+        }
+        gpu.queue
+            .write_buffer(&self.user_emb, 0, bytemuck::cast_slice(&p.user_emb));
+        gpu.queue
+            .write_buffer(&self.movie_emb, 0, bytemuck::cast_slice(&p.movie_emb));
+        gpu.queue
+            .write_buffer(&self.mlp, 0, bytemuck::cast_slice(&p.mlp));
+        gpu.queue.submit([]);
+        gpu.wait()
+    }
+
     /// (user_acc, movie_acc, mlp_acc) on the host.
     pub fn accumulators(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let d = self.cfg.embedding_dim;

@@ -1,10 +1,12 @@
 //! Named training presets (`wgrec recipe --preset NAME`): the tutorial's joint model, and `joint-plus`,
-//! one joint model meant to beat the tutorial's specialised models on both tasks at once. Presets only
-//! set options that `train` also has; the tutorial's defaults stay as they are.
+//! one joint model meant to beat the tutorial's specialised models on both tasks at once, and
+//! `joint-plus-val`, the same with its epochs chosen on a validation split. Presets only set options that
+//! `train` also has; the tutorial's defaults stay as they are.
 
 use crate::report::RunResult;
 use crate::sweep::mean_min_max;
 use crate::trainer::{TrainOptions, Tweaks};
+use crate::validation::Criterion;
 use anyhow::{bail, Result};
 
 pub struct Preset {
@@ -15,7 +17,7 @@ pub struct Preset {
     pub embedding_dim: usize,
 }
 
-pub const PRESETS: [&str; 2] = ["tutorial-joint", "joint-plus"];
+pub const PRESETS: [&str; 3] = ["tutorial-joint", "joint-plus", "joint-plus-val"];
 
 pub fn preset(name: &str) -> Result<Preset> {
     Ok(match name {
@@ -29,15 +31,22 @@ pub fn preset(name: &str) -> Result<Preset> {
             name: "joint-plus",
             about: "weights (4, 1) with a logQ-corrected in-batch softmax, batch 512, Adagrad 0.1 for \
                     the MLP and 0.02 for the embeddings, L2 0.01 on touched embedding rows, 25 epochs",
+            opts: joint_plus(25),
+            embedding_dim: 32,
+        },
+        "joint-plus-val" => Preset {
+            name: "joint-plus-val",
+            about: "joint-plus, with the epochs chosen on a validation split: up to 30 epochs on 90% \
+                    of each user's training ratings, the epoch with the lowest RMSE on the other 10% \
+                    kept, then as many steps from the same initialisation on the whole training split",
             opts: TrainOptions {
-                epochs: 25,
-                batch_size: 512,
                 tweaks: Tweaks {
-                    logq_correction: true,
-                    embedding_learning_rate: Some(0.02),
-                    embedding_l2: 0.01,
+                    validation_fraction: 0.1,
+                    select: Criterion::Rmse,
+                    refit: true,
+                    ..joint_plus(30).tweaks
                 },
-                ..TrainOptions::tutorial(4.0, 1.0)
+                ..joint_plus(30)
             },
             embedding_dim: 32,
         },
@@ -46,6 +55,21 @@ pub fn preset(name: &str) -> Result<Preset> {
             PRESETS.join(", ")
         ),
     })
+}
+
+/// joint-plus's options for `epochs` epochs.
+fn joint_plus(epochs: usize) -> TrainOptions {
+    TrainOptions {
+        epochs,
+        batch_size: 512,
+        tweaks: Tweaks {
+            logq_correction: true,
+            embedding_learning_rate: Some(0.02),
+            embedding_l2: 0.01,
+            ..Tweaks::default()
+        },
+        ..TrainOptions::tutorial(4.0, 1.0)
+    }
 }
 
 /// Mean and [min, max] over the runs (seeds) of the headline metrics.
@@ -91,5 +115,24 @@ mod tests {
         );
         assert_eq!(TrainOptions::tutorial(1.0, 1.0).tweaks, Tweaks::default());
         assert!(preset("nope").is_err());
+        let (plus, val) = (
+            preset("joint-plus").unwrap(),
+            preset("joint-plus-val").unwrap(),
+        );
+        assert_eq!(plus.opts.tweaks.validation_fraction, 0.0);
+        assert!(val.opts.tweaks.refit && val.opts.tweaks.validation_fraction == 0.1);
+        assert_eq!(
+            TrainOptions {
+                epochs: 25,
+                tweaks: Tweaks {
+                    validation_fraction: 0.0,
+                    refit: false,
+                    ..val.opts.tweaks.clone()
+                },
+                ..val.opts.clone()
+            },
+            plus.opts,
+            "joint-plus-val is joint-plus plus the selection"
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! Runs one configuration end to end (init, train, evaluate) and reports results as a table and as JSON.
 
 use crate::data::Dataset;
+use crate::data::Ratings;
 use crate::evaluate::{Evaluator, TestMetrics, KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, Params};
 use crate::plan::GpuModel;
 use crate::profile::{trace, Profiler};
-use crate::trainer::{EpochLog, TrainOptions, Trainer};
-use anyhow::Result;
+use crate::trainer::{EpochLog, TrainOptions, Trainer, Tweaks};
+use crate::validation::{holdout, Average};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::borrow::Cow;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -23,6 +26,62 @@ pub struct RunResult {
     pub curve: Vec<TestMetrics>,
     /// Per-kernel totals when the run was profiled (`Profiler::to_json`).
     pub profile: Option<serde_json::Value>,
+    /// What the validation split chose (`--validation-fraction`).
+    pub selection: Option<Selection>,
+}
+
+/// One candidate model scored on the validation split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidationPoint {
+    pub epoch: usize,
+    /// The mean of the parameters after epochs `averaged_from..=epoch`, or None: the epoch's own.
+    pub averaged_from: Option<usize>,
+    pub metrics: TestMetrics,
+}
+
+impl ValidationPoint {
+    pub fn label(&self) -> String {
+        match self.averaged_from {
+            Some(s) => format!("mean of epochs {s}..={}", self.epoch),
+            None => format!("epoch {}", self.epoch),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "epoch": self.epoch,
+            "averaged_from": self.averaged_from,
+            "validation": self.metrics.to_json(),
+        })
+    }
+}
+
+/// Model selection on the validation split: every candidate, and the one kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub fit_ratings: usize,
+    pub validation_ratings: usize,
+    pub points: Vec<ValidationPoint>,
+    /// Index into `points`.
+    pub chosen: usize,
+    /// With `--refit`: the epochs the kept model was trained again for on the whole training split.
+    pub refit_epochs: Option<usize>,
+}
+
+impl Selection {
+    pub fn chosen(&self) -> &ValidationPoint {
+        &self.points[self.chosen]
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "fit_ratings": self.fit_ratings,
+            "validation_ratings": self.validation_ratings,
+            "chosen": self.chosen().to_json(),
+            "refit_epochs": self.refit_epochs,
+            "candidates": self.points.iter().map(ValidationPoint::to_json).collect::<Vec<_>>(),
+        })
+    }
 }
 
 impl RunResult {
@@ -38,6 +97,11 @@ impl RunResult {
             "logq_correction": self.opts.tweaks.logq_correction,
             "embedding_learning_rate": self.opts.tweaks.embedding_learning_rate,
             "embedding_l2": self.opts.tweaks.embedding_l2,
+            "validation_fraction": self.opts.tweaks.validation_fraction,
+            "select": self.opts.tweaks.select,
+            "average_from": self.opts.tweaks.average_from,
+            "refit": self.opts.tweaks.refit,
+            "selection": self.selection.as_ref().map(Selection::to_json),
             "history": self.history,
             "test": self.test.to_json(),
             "train_seconds": self.train_seconds,
@@ -116,6 +180,12 @@ pub struct RunPlan {
 }
 
 /// Trains `model` for `opts.epochs` epochs and evaluates it. Returns the trainer too, for saving.
+///
+/// With `--validation-fraction` the model is fitted on the training split minus a held-out part, every
+/// epoch's parameters (and, with `--average-from`, the running mean) are scored on the held-out part, and
+/// the best by `--select` are kept (a host copy) and restored before the one test evaluation; with
+/// `--refit` a second run from the same initialisation trains on the whole training split for the chosen
+/// epochs instead. The test split plays no part in the choice.
 pub fn train_and_evaluate_model<'g>(
     gpu: &'g Gpu,
     kernels: &Kernels,
@@ -125,8 +195,32 @@ pub fn train_and_evaluate_model<'g>(
     run: &RunPlan,
     profiler: Option<&'g Profiler>,
 ) -> Result<(RunResult, Trainer<'g>)> {
+    let tw = &opts.tweaks;
+    let validating = tw.validation_fraction > 0.0;
+    if validating && run.resume.is_some() {
+        bail!("--validation-fraction does not combine with --resume");
+    }
+    let initial = if tw.refit {
+        Some(model.params(gpu)?)
+    } else {
+        None
+    };
+    let (fit, validation) = if validating {
+        let (fit, val) = holdout(&data.train, tw.validation_fraction as f64, opts.seed);
+        if val.is_empty() {
+            bail!(
+                "--validation-fraction {} holds out no rating: every user has fewer than {:.0} \
+                 training ratings",
+                tw.validation_fraction,
+                (1.0 / tw.validation_fraction).ceil()
+            );
+        }
+        (Cow::Owned(fit), Some(val))
+    } else {
+        (Cow::Borrowed(&data.train), None)
+    };
     let upload = trace::span("upload the batches");
-    let mut trainer = Trainer::new(gpu, kernels, model, &data.train, opts)?;
+    let mut trainer = Trainer::new(gpu, kernels, model, &fit, opts)?;
     gpu.wait()?;
     drop(upload);
     if let Some((epochs_done, rng_state)) = run.resume {
@@ -145,6 +239,21 @@ pub fn train_and_evaluate_model<'g>(
         &data.candidates,
         run.eval_batch_size,
     )?;
+    let validator = match &validation {
+        Some(val) => Some(Evaluator::new(
+            gpu,
+            kernels,
+            &trainer.model,
+            val,
+            &data.candidates,
+            run.eval_batch_size,
+        )?),
+        None => None,
+    };
+    let weights = (opts.rating_weight, opts.retrieval_weight);
+    let mut average = Average::new();
+    let mut points: Vec<ValidationPoint> = Vec::new();
+    let mut best: Option<(usize, Params)> = None;
     let mut curve = Vec::new();
     let mut eval_in_training = 0.0;
     let t0 = Instant::now();
@@ -175,20 +284,129 @@ pub fn train_and_evaluate_model<'g>(
         history.push(log);
         if run.per_epoch {
             let _span = trace::span(format!("evaluate after epoch {epoch}"));
-            let m = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
+            let m = evaluator.run(weights.0, weights.1)?;
             eval_in_training += m.seconds;
             curve.push(m);
         }
+        let averaging = tw.average_from.is_some_and(|s| epoch >= s);
+        if !(averaging || validator.is_some()) {
+            continue;
+        }
+        let _span = trace::span(format!("validate after epoch {epoch}"));
+        let t_val = Instant::now();
+        let params = trainer.model.params(gpu)?;
+        if averaging {
+            average.add(&params);
+        }
+        if let Some(v) = &validator {
+            let mut candidates = vec![(None, params.clone())];
+            if averaging && average.count() > 1 {
+                candidates.push((tw.average_from, average.mean()));
+            }
+            let n = candidates.len();
+            for (i, (averaged_from, p)) in candidates.into_iter().enumerate() {
+                if averaged_from.is_some() {
+                    trainer.model.set_params(gpu, &p)?;
+                }
+                let point = ValidationPoint {
+                    epoch,
+                    averaged_from,
+                    metrics: v.run(weights.0, weights.1)?,
+                };
+                if run.progress {
+                    eprintln!(
+                        "  validation, {}: top-100 {:.4}, RMSE {:.4}",
+                        point.label(),
+                        point.metrics.top(100),
+                        point.metrics.rmse
+                    );
+                }
+                let better = match &best {
+                    None => true,
+                    Some((b, _)) => tw.select.better(&point.metrics, &points[*b].metrics),
+                };
+                points.push(point);
+                if better {
+                    best = Some((points.len() - 1, p));
+                }
+                if i + 1 == n && averaged_from.is_some() {
+                    trainer.model.set_params(gpu, &params)?;
+                }
+            }
+        }
+        eval_in_training += t_val.elapsed().as_secs_f64();
     }
     let train_seconds = t0.elapsed().as_secs_f64() - eval_in_training;
+    let selection = match best {
+        Some((chosen, params)) => {
+            trainer.model.set_params(gpu, &params)?;
+            Some(Selection {
+                fit_ratings: fit.len(),
+                validation_ratings: validation.as_ref().map_or(0, Ratings::len),
+                points,
+                chosen,
+                refit_epochs: None,
+            })
+        }
+        None => {
+            if average.count() > 0 {
+                trainer.model.set_params(gpu, &average.mean())?;
+            }
+            None
+        }
+    };
+    if let (Some(mut selection), Some(initial)) = (selection.clone(), initial) {
+        // The same initialisation, the whole training split, the chosen steps (and averaging).
+        let chosen = selection.chosen();
+        let full_batches = data.train.len().div_ceil(opts.batch_size);
+        let (epochs, average_from) = refit_epochs(
+            chosen.epoch,
+            chosen.averaged_from,
+            trainer.batches(),
+            full_batches,
+        );
+        if run.progress {
+            eprintln!(
+                "selected {} on the validation split; training again on the whole training split \
+                 for {epochs} epochs (as many steps)",
+                chosen.label()
+            );
+        }
+        selection.refit_epochs = Some(epochs);
+        let again = TrainOptions {
+            epochs,
+            tweaks: Tweaks {
+                validation_fraction: 0.0,
+                refit: false,
+                average_from,
+                ..opts.tweaks.clone()
+            },
+            ..opts.clone()
+        };
+        let cfg = trainer.model.cfg;
+        drop(validator);
+        drop(evaluator);
+        drop(trainer);
+        let model = GpuModel::new(gpu, &cfg, &initial)?;
+        let (mut result, trainer) =
+            train_and_evaluate_model(gpu, kernels, data, model, &again, run, profiler)?;
+        result.opts = opts.clone();
+        result.train_seconds += train_seconds;
+        result.selection = Some(selection);
+        return Ok((result, trainer));
+    }
+    if let (Some(sel), true) = (&selection, run.progress) {
+        eprintln!("selected {} on the validation split", sel.chosen().label());
+    }
     let span = trace::span("evaluate");
     if let Some(p) = profiler {
         p.set_phase("evaluate");
         evaluator.profile(p);
     }
     let t1 = Instant::now();
-    let test = evaluator.run(opts.rating_weight, opts.retrieval_weight)?;
+    let test = evaluator.run(weights.0, weights.1)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
+    drop(validator);
     drop(evaluator);
     drop(span);
     let result = RunResult {
@@ -199,8 +417,26 @@ pub fn train_and_evaluate_model<'g>(
         eval_seconds,
         curve,
         profile: profiler.map(Profiler::to_json),
+        selection,
     };
     Ok((result, trainer))
+}
+
+/// The epochs (and first averaged epoch) of a refit on the whole training split: as many optimizer steps
+/// as the selected epochs took on the fit split (Goodfellow, Bengio and Courville, Deep Learning,
+/// algorithm 7.2), rounded to whole epochs of `full_batches` batches, at least 1.
+pub fn refit_epochs(
+    epoch: usize,
+    averaged_from: Option<usize>,
+    fit_batches: usize,
+    full_batches: usize,
+) -> (usize, Option<usize>) {
+    let scale = |e: usize| {
+        let steps = (e * fit_batches) as f64;
+        ((steps / full_batches as f64).round() as usize).max(1)
+    };
+    let epochs = scale(epoch);
+    (epochs, averaged_from.map(|s| scale(s).min(epochs)))
 }
 
 /// The tutorial-style table: one row per configuration.

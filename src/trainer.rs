@@ -43,6 +43,17 @@ pub struct Tweaks {
     pub embedding_learning_rate: Option<f32>,
     /// L2 penalty (l2 / 2) |row|^2 on the embedding rows each batch touches (0: none).
     pub embedding_l2: f32,
+    /// Model selection (`validation`): hold out this fraction of each user's training ratings
+    /// (0: none), evaluate on them after every epoch and keep the best parameters by `select`.
+    pub validation_fraction: f32,
+    /// What "best" means on the validation split.
+    pub select: crate::validation::Criterion,
+    /// From this epoch on, the mean of the parameters after every epoch so far is a model too (stochastic
+    /// weight averaging). Without a validation split it is the model that is kept and evaluated.
+    pub average_from: Option<usize>,
+    /// After selecting on the validation split, train again from the same initialisation on the whole
+    /// training split for the selected number of epochs, and keep that model.
+    pub refit: bool,
 }
 
 impl TrainOptions {
@@ -75,6 +86,22 @@ impl TrainOptions {
         ] {
             if let Some(lr) = lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
                 bail!("{name} must be a positive number, got {lr}");
+            }
+        }
+        let t = &self.tweaks;
+        let f = t.validation_fraction;
+        if !(f.is_finite() && (0.0..0.5).contains(&f)) {
+            bail!("--validation-fraction must be in [0, 0.5), got {f}");
+        }
+        if t.refit && f == 0.0 {
+            bail!("--refit needs a --validation-fraction to select on");
+        }
+        if let Some(s) = t.average_from {
+            if s == 0 || s > self.epochs {
+                bail!(
+                    "--average-from must be an epoch in 1..={}, got {s}",
+                    self.epochs
+                );
             }
         }
         let l2 = self.tweaks.embedding_l2;

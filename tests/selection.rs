@@ -1,0 +1,166 @@
+//! Model selection on a validation split (`--validation-fraction`, `--select`, `--average-from`,
+//! `--refit`), on the built-in synthetic sample: the kept parameters are exactly those of a run stopped at
+//! the chosen epoch, a refit equals a plain run of as many steps on the whole training split, and an
+//! averaged model is the mean of the epochs' parameters.
+
+mod common;
+
+use wgrec::data::{DataOptions, Dataset};
+use wgrec::gpu::Gpu;
+use wgrec::model::{ModelConfig, Params};
+use wgrec::plan::GpuModel;
+use wgrec::report::{refit_epochs, train_and_evaluate_model, RunPlan, RunResult};
+use wgrec::trainer::{TrainOptions, Trainer};
+use wgrec::validation::{holdout, Average, Criterion};
+
+const DIM: usize = 32;
+
+fn sample() -> Dataset {
+    wgrec::data::load(&DataOptions {
+        dataset: Some("sample".into()),
+        seed: 42,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Small batches and a high learning rate so the rating head overfits within a few epochs.
+fn base(epochs: usize) -> TrainOptions {
+    TrainOptions {
+        epochs,
+        batch_size: 1024,
+        learning_rate: 0.3,
+        ..TrainOptions::tutorial(1.0, 1.0)
+    }
+}
+
+/// Trains `opts` on `data` from `Params::init(seed)`; the result and the kept parameters.
+fn train(gpu: &'static Gpu, data: &Dataset, opts: &TrainOptions) -> (RunResult, Params) {
+    let kernels = common::kernels(gpu, DIM);
+    let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), DIM);
+    let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed)).unwrap();
+    let run = RunPlan {
+        resume: None,
+        eval_batch_size: 4096,
+        progress: false,
+        per_epoch: false,
+    };
+    let (result, trainer) =
+        train_and_evaluate_model(gpu, kernels, data, model, opts, &run, None).unwrap();
+    let params = trainer.model.params(gpu).unwrap();
+    (result, params)
+}
+
+fn same_retrieval_and_rating(a: &RunResult, b: &RunResult) {
+    assert_eq!(a.test.top_k, b.test.top_k, "top-k accuracy differs");
+    assert_eq!(a.test.rmse, b.test.rmse, "RMSE differs");
+}
+
+#[test]
+fn early_stopping_keeps_the_chosen_epochs_parameters() {
+    let Some(gpu) = common::gpu() else { return };
+    let data = sample();
+    let epochs = 8;
+    let mut opts = base(epochs);
+    opts.tweaks.validation_fraction = 0.2;
+    opts.tweaks.select = Criterion::Rmse;
+    let (selected, kept) = train(gpu, &data, &opts);
+    let sel = selected.selection.as_ref().expect("a selection was made");
+    assert_eq!(sel.points.len(), epochs, "one candidate per epoch");
+    assert_eq!(sel.fit_ratings + sel.validation_ratings, data.train.len());
+    let best = sel
+        .points
+        .iter()
+        .map(|p| p.metrics.rmse)
+        .fold(f64::INFINITY, f64::min);
+    let chosen = sel.chosen();
+    assert_eq!(
+        chosen.metrics.rmse, best,
+        "the lowest validation RMSE is kept"
+    );
+    assert!(chosen.averaged_from.is_none());
+    assert!(
+        chosen.epoch < epochs,
+        "the setting should overfit so that an earlier epoch is kept (chosen {})",
+        chosen.epoch
+    );
+    assert_eq!(selected.history.len(), epochs, "training ran to the end");
+
+    // A plain run on the same fit split, stopped at the chosen epoch.
+    let (fit, _) = holdout(&data.train, 0.2, opts.seed);
+    let stopped_data = Dataset {
+        train: fit,
+        ..data.clone()
+    };
+    let (stopped, stopped_params) = train(gpu, &stopped_data, &base(chosen.epoch));
+    assert!(
+        kept == stopped_params,
+        "kept parameters differ from the stopped run's"
+    );
+    same_retrieval_and_rating(&selected, &stopped);
+    let (_, last_params) = train(gpu, &stopped_data, &base(epochs));
+    assert!(kept != last_params, "the last epoch's parameters were kept");
+}
+
+#[test]
+fn refit_equals_a_plain_run_of_as_many_steps_on_the_whole_split() {
+    let Some(gpu) = common::gpu() else { return };
+    let data = sample();
+    let mut opts = base(6);
+    opts.tweaks.validation_fraction = 0.2;
+    opts.tweaks.refit = true;
+    let (refit, params) = train(gpu, &data, &opts);
+    let sel = refit.selection.as_ref().unwrap();
+    let fit_batches = sel.fit_ratings.div_ceil(opts.batch_size);
+    let full_batches = data.train.len().div_ceil(opts.batch_size);
+    let (epochs, _) = refit_epochs(sel.chosen().epoch, None, fit_batches, full_batches);
+    assert_eq!(sel.refit_epochs, Some(epochs));
+    let (plain, plain_params) = train(gpu, &data, &base(epochs));
+    assert!(
+        params == plain_params,
+        "refit parameters differ from a plain run's"
+    );
+    let mut want = plain.test.clone();
+    want.seconds = refit.test.seconds;
+    assert_eq!(refit.test, want, "test metrics differ from a plain run's");
+    assert_eq!(refit.history.len(), epochs, "history is the refit's");
+}
+
+#[test]
+fn averaging_keeps_the_mean_of_the_epochs() {
+    let Some(gpu) = common::gpu() else { return };
+    let data = sample();
+    let mut opts = base(4);
+    opts.tweaks.average_from = Some(2);
+    let (_, averaged) = train(gpu, &data, &opts);
+
+    let kernels = common::kernels(gpu, DIM);
+    let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), DIM);
+    let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed)).unwrap();
+    let mut trainer = Trainer::new(gpu, kernels, model, &data.train, &base(4)).unwrap();
+    let mut mean = Average::new();
+    let mut last = None;
+    for epoch in 1..=4 {
+        trainer.epoch(None).unwrap();
+        let p = trainer.model.params(gpu).unwrap();
+        if epoch >= 2 {
+            mean.add(&p);
+        }
+        last = Some(p);
+    }
+    assert_eq!(mean.count(), 3);
+    assert!(averaged == mean.mean(), "kept parameters are not the mean");
+    assert!(
+        averaged != last.unwrap(),
+        "the last epoch's parameters were kept"
+    );
+}
+
+#[test]
+fn refit_epochs_match_steps() {
+    // ML-100K at batch 512: 142 batches on 90% of the training split, 157 on all of it.
+    assert_eq!(refit_epochs(25, None, 142, 157), (23, None));
+    assert_eq!(refit_epochs(30, Some(10), 142, 157), (27, Some(9)));
+    assert_eq!(refit_epochs(1, Some(1), 1, 100), (1, Some(1)));
+    assert_eq!(refit_epochs(4, None, 8, 8), (4, None));
+}
