@@ -277,7 +277,7 @@ pub struct TweakArgs {
     /// distinct movies, so popular movies are not penalised for being sampled often).
     #[arg(long)]
     pub logq_correction: bool,
-    /// Adagrad learning rate of the embeddings. Default: --learning-rate.
+    /// Adagrad learning rate of the embeddings (0 freezes them). Default: --learning-rate.
     #[arg(long, value_name = "LR")]
     pub embedding_learning_rate: Option<f32>,
     /// L2 penalty (L2 / 2) |row|^2 on the embedding rows each batch touches.
@@ -298,6 +298,10 @@ pub struct TweakArgs {
     /// selected number of epochs (needs --validation-fraction).
     #[arg(long)]
     pub refit: bool,
+    /// After training (and any selection), this many more epochs of the rating task alone with the
+    /// embeddings frozen: fits the MLP to the final embeddings; retrieval metrics do not change.
+    #[arg(long, value_name = "EPOCHS", default_value_t = 0)]
+    pub fine_tune_rating: usize,
 }
 
 impl TweakArgs {
@@ -310,6 +314,7 @@ impl TweakArgs {
             select: Criterion::parse(&self.select).expect("clap checked the value"),
             average_from: self.average_from,
             refit: self.refit,
+            fine_tune_rating: self.fine_tune_rating,
         }
     }
 }
@@ -498,6 +503,13 @@ impl Cli {
                 if t.validation_fraction > 0.0 && resume.is_some() {
                     anyhow::bail!("--validation-fraction does not combine with --resume");
                 }
+                if t.fine_tune_rating > 0 && (save.is_some() || resume.is_some()) {
+                    anyhow::bail!(
+                        "--fine-tune-rating does not combine with --save or --resume (a checkpoint records \
+                         one stage's options and epochs); to fine-tune a saved model, resume it with \
+                         --rating-weight 1 --retrieval-weight 0 --embedding-learning-rate 0"
+                    );
+                }
                 let kept_is_last =
                     t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
                 if save.is_some() && !kept_is_last {
@@ -663,6 +675,35 @@ mod tests {
             &["wgrec", "tutorial", "--dataset", "ml-2m"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn fine_tuning_maps_and_refuses_checkpoints() {
+        let train = |extra: &[&str]| {
+            let mut args = vec![
+                "wgrec",
+                "train",
+                "--rating-weight",
+                "1",
+                "--retrieval-weight",
+                "1",
+                "--fine-tune-rating",
+                "2",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().into_config()
+        };
+        let Job::Runs { runs, .. } = train(&[]).unwrap().job else {
+            panic!("expected runs")
+        };
+        assert_eq!(runs[0].tweaks.fine_tune_rating, 2);
+        for extra in [
+            &["--save", "m.safetensors"][..],
+            &["--resume", "m.safetensors"],
+        ] {
+            let err = train(extra).err().expect("refused").to_string();
+            assert!(err.contains("--fine-tune-rating does not combine"), "{err}");
         }
     }
 

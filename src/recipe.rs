@@ -30,7 +30,8 @@ pub fn preset(name: &str) -> Result<Preset> {
         "joint-plus" => Preset {
             name: "joint-plus",
             about: "weights (4, 1) with a logQ-corrected in-batch softmax, batch 512, Adagrad 0.1 for \
-                    the MLP and 0.02 for the embeddings, L2 0.01 on touched embedding rows, 25 epochs",
+                    the MLP and 0.02 for the embeddings, L2 0.01 on touched embedding rows, 25 epochs, \
+                    then 1 epoch of the rating task alone with the embeddings frozen",
             opts: joint_plus(25),
             embedding_dim: 32,
         },
@@ -66,6 +67,7 @@ fn joint_plus(epochs: usize) -> TrainOptions {
             logq_correction: true,
             embedding_learning_rate: Some(0.02),
             embedding_l2: 0.01,
+            fine_tune_rating: 1,
             ..Tweaks::default()
         },
         ..TrainOptions::tutorial(4.0, 1.0)

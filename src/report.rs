@@ -398,6 +398,25 @@ pub fn train_and_evaluate_model<'g>(
     if let (Some(sel), true) = (&selection, run.progress) {
         eprintln!("selected {} on the validation split", sel.chosen().label());
     }
+    let mut train_seconds = train_seconds;
+    if tw.fine_tune_rating > 0 {
+        // The rating task alone on the final embeddings, frozen (the evaluator's launches use the same
+        // GPU buffers, which move into the new trainer).
+        let stage = opts.fine_tune_stage();
+        if run.progress {
+            eprintln!(
+                "fine-tuning the rating MLP for {} epochs with the embeddings frozen",
+                stage.epochs
+            );
+        }
+        let t = Instant::now();
+        trainer = Trainer::new(gpu, kernels, trainer.model, &data.train, &stage)?;
+        for _ in 0..stage.epochs {
+            history.push(trainer.epoch(None)?);
+        }
+        gpu.wait()?;
+        train_seconds += t.elapsed().as_secs_f64();
+    }
     let span = trace::span("evaluate");
     if let Some(p) = profiler {
         p.set_phase("evaluate");

@@ -39,7 +39,8 @@ pub struct Tweaks {
     /// pushed down for being sampled often. The kernels are unchanged: every movie's column weight is 1.
     /// The reported loss leaves out the constant log(m_c / B) terms.
     pub logq_correction: bool,
-    /// Adagrad learning rate of the embeddings (None: the MLP's `learning_rate`).
+    /// Adagrad learning rate of the embeddings (None: the MLP's `learning_rate`; 0: the embedding tables
+    /// are frozen and not updated at all).
     pub embedding_learning_rate: Option<f32>,
     /// L2 penalty (l2 / 2) |row|^2 on the embedding rows each batch touches (0: none).
     pub embedding_l2: f32,
@@ -54,6 +55,10 @@ pub struct Tweaks {
     /// After selecting on the validation split, train again from the same initialisation on the whole
     /// training split for the selected number of epochs, and keep that model.
     pub refit: bool,
+    /// After all of the above, this many more epochs of the rating task alone (weights (1, 0)) with the
+    /// embedding tables frozen: the MLP is fitted to the final embeddings, and the retrieval task, which
+    /// depends on the embeddings only, keeps exactly its metrics (0: none).
+    pub fine_tune_rating: usize,
 }
 
 impl TrainOptions {
@@ -77,16 +82,16 @@ impl TrainOptions {
                 self.batch_size
             );
         }
-        for (name, lr) in [
-            ("--learning-rate", Some(self.learning_rate)),
-            (
-                "--embedding-learning-rate",
-                self.tweaks.embedding_learning_rate,
-            ),
-        ] {
-            if let Some(lr) = lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
-                bail!("{name} must be a positive number, got {lr}");
-            }
+        let lr = self.learning_rate;
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--learning-rate must be a positive number, got {lr}");
+        }
+        if let Some(lr) = self
+            .tweaks
+            .embedding_learning_rate
+            .filter(|lr| !(lr.is_finite() && *lr >= 0.0))
+        {
+            bail!("--embedding-learning-rate must be a number >= 0 (0 freezes the embeddings), got {lr}");
         }
         let t = &self.tweaks;
         let f = t.validation_fraction;
@@ -124,6 +129,30 @@ impl TrainOptions {
         perm.chunks(self.batch_size)
             .map(|c| batch_of(train, c).with_unit_movie_counts(self.tweaks.logq_correction))
             .collect()
+    }
+
+    /// `--embedding-learning-rate 0`: the embedding tables (and their accumulators) are not updated.
+    pub fn embeddings_frozen(&self) -> bool {
+        self.tweaks.embedding_learning_rate == Some(0.0)
+    }
+
+    /// The options of the `fine_tune_rating` stage that follows a run with these options.
+    pub fn fine_tune_stage(&self) -> TrainOptions {
+        TrainOptions {
+            rating_weight: 1.0,
+            retrieval_weight: 0.0,
+            epochs: self.tweaks.fine_tune_rating,
+            tweaks: Tweaks {
+                embedding_learning_rate: Some(0.0),
+                embedding_l2: 0.0,
+                validation_fraction: 0.0,
+                average_from: None,
+                refit: false,
+                fine_tune_rating: 0,
+                ..self.tweaks.clone()
+            },
+            ..self.clone()
+        }
     }
 
     fn rating_on(&self) -> bool {
@@ -521,8 +550,10 @@ impl<'g> Trainer<'g> {
                     l.run(&mut pass, s.movies as u32);
                 }
             }
-            bw.user_update.run(&mut pass, s.users as u32 * d4);
-            bw.movie_update.run(&mut pass, s.movies as u32 * d4);
+            if !o.embeddings_frozen() {
+                bw.user_update.run(&mut pass, s.users as u32 * d4);
+                bw.movie_update.run(&mut pass, s.movies as u32 * d4);
+            }
         }
         crate::profile::submit(self.gpu, enc, self.profiler)
     }
@@ -633,5 +664,19 @@ mod tests {
             err.contains("--batch-size must be between 1 and 32768"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_embedding_learning_rate_of_zero_freezes_and_negatives_are_refused() {
+        let mut opts = TrainOptions::tutorial(1.0, 1.0);
+        assert!(!opts.embeddings_frozen());
+        opts.tweaks.embedding_learning_rate = Some(0.0);
+        opts.validate().unwrap();
+        assert!(opts.embeddings_frozen());
+        for bad in [-0.1, f32::NAN, f32::INFINITY] {
+            opts.tweaks.embedding_learning_rate = Some(bad);
+            let err = opts.validate().unwrap_err().to_string();
+            assert!(err.contains("--embedding-learning-rate must be"), "{err}");
+        }
     }
 }

@@ -164,3 +164,26 @@ fn refit_epochs_match_steps() {
     assert_eq!(refit_epochs(1, Some(1), 1, 100), (1, Some(1)));
     assert_eq!(refit_epochs(4, None, 8, 8), (4, None));
 }
+
+/// `--fine-tune-rating`: the extra epochs of the rating task leave the embedding tables bit for bit as the
+/// joint training left them, so the retrieval metrics are exactly the plain run's, and they refit the MLP.
+#[test]
+fn fine_tuning_freezes_the_embeddings_and_keeps_the_retrieval_metrics() {
+    let Some(gpu) = common::gpu() else { return };
+    let data = sample();
+    let plain = base(2);
+    let mut tuned = base(2);
+    tuned.tweaks.fine_tune_rating = 2;
+    let (a, pa) = train(gpu, &data, &plain);
+    let (b, pb) = train(gpu, &data, &tuned);
+    assert!(pa.user_emb == pb.user_emb, "user embeddings changed");
+    assert!(pa.movie_emb == pb.movie_emb, "movie embeddings changed");
+    assert!(pa.mlp != pb.mlp, "the MLP was not trained");
+    assert_eq!(a.test.top_k, b.test.top_k, "retrieval metrics changed");
+    assert_ne!(a.test.rmse, b.test.rmse, "RMSE unchanged");
+    let stage = tuned.fine_tune_stage();
+    assert_eq!((stage.rating_weight, stage.retrieval_weight), (1.0, 0.0));
+    assert!(stage.embeddings_frozen() && stage.epochs == 2);
+    assert_eq!(stage.tweaks.fine_tune_rating, 0);
+    stage.validate().unwrap();
+}
