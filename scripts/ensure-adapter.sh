@@ -13,7 +13,10 @@ fi
 
 have_vulkan_device() {
     # Any ICD manifest means a Vulkan driver is installed (GPU or lavapipe); wgpu then enumerates it.
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q libvulkan.so.1
+    # (Not `ls dir1/*.json dir2/*.json`: that fails when either folder has none, which made this check
+    # false on machines with a driver and re-ran the installation every time.)
+    compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null || return 1
+    ldconfig -p 2>/dev/null | grep -q libvulkan.so.1
 }
 
 if ! have_vulkan_device; then
