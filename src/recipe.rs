@@ -39,12 +39,14 @@ pub fn preset(name: &str) -> Result<Preset> {
             name: "joint-plus-val",
             about: "joint-plus, with the epochs chosen on a validation split: up to 30 epochs on 90% \
                     of each user's training ratings, the epoch with the lowest RMSE on the other 10% \
-                    kept, then as many steps from the same initialisation on the whole training split",
+                    kept, then as many steps from the same initialisation on the whole training split \
+                    (without joint-plus's final rating fine-tune)",
             opts: TrainOptions {
                 tweaks: Tweaks {
                     validation_fraction: 0.1,
                     select: Criterion::Rmse,
                     refit: true,
+                    fine_tune_rating: 0,
                     ..joint_plus(30).tweaks
                 },
                 ..joint_plus(30)
