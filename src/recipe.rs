@@ -131,12 +131,20 @@ mod tests {
                 tweaks: Tweaks {
                     validation_fraction: 0.0,
                     refit: false,
+                    fine_tune_rating: 1,
                     ..val.opts.tweaks.clone()
                 },
                 ..val.opts.clone()
             },
             plus.opts,
-            "joint-plus-val is joint-plus plus the selection"
+            "joint-plus-val is joint-plus plus the selection, minus the rating fine-tune"
+        );
+        assert_eq!(
+            (
+                plus.opts.tweaks.fine_tune_rating,
+                val.opts.tweaks.fine_tune_rating
+            ),
+            (1, 0)
         );
     }
 }
