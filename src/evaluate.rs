@@ -125,7 +125,6 @@ struct Tile {
     u0: usize,
     users: usize,
     gather: Launch,
-    scores: Vec<(Launch, u32)>, // one per window of candidates, with its invocation count
     ranks: Vec<Launch>,         // one per chunk of candidates (kernels::RANK_CHUNK)
     groups: usize,
 }
@@ -153,6 +152,10 @@ pub struct Evaluator<'g> {
     candidates: usize,
     gather_candidates: Launch,
     tiles: Vec<Tile>,
+    /// Users of a full tile, and the candidate_scores launches of a full and of a shorter last tile.
+    tile_users: usize,
+    scores_full: Vec<(Launch, u32)>,
+    scores_last: Vec<(Launch, u32)>,
     rank_all: wgpu::Buffer, // (P,) candidates scoring above each pair's own movie, pairs grouped by user
     rank_unseen: wgpu::Buffer, // (P,) the same among the user's unseen candidates (with `ranked`)
     pairs: usize,
@@ -303,6 +306,28 @@ impl<'g> Evaluator<'g> {
         let mask = excluded.unwrap_or(&tile_mask);
         let rank_all = gpu.buffer("rank among all candidates", test.len());
         let rank_unseen = gpu.buffer("rank among unseen candidates", test.len());
+        // The score launches depend only on the tile's user count: one set for full tiles, one for a
+        // shorter last tile (at ML-25M size, 318 tiles x 122 windows of launches would each hold a
+        // uniform buffer and a bind group).
+        let scores_for = |n: usize| {
+            candidate_scores_launches(
+                gpu,
+                &k.candidate_scores,
+                &query,
+                &cand_emb,
+                &scores,
+                n,
+                c,
+                cfg.embedding_dim,
+            )
+        };
+        let last_users = users.len() - (users.len() - 1) / per_tile * per_tile;
+        let scores_full = scores_for(tile_users);
+        let scores_last = if last_users == tile_users {
+            Vec::new()
+        } else {
+            scores_for(last_users)
+        };
         let tiles = tile_spans
             .into_iter()
             .map(|(u0, u1, p0, p1)| {
@@ -327,16 +352,6 @@ impl<'g> Evaluator<'g> {
                             out_stride4: dim4,
                             out_offset4: 0,
                         },
-                    ),
-                    scores: candidate_scores_launches(
-                        gpu,
-                        &k.candidate_scores,
-                        &query,
-                        &cand_emb,
-                        &scores,
-                        n,
-                        c,
-                        cfg.embedding_dim,
                     ),
                     ranks: {
                         let groups_buf = gpu.upload("pair groups", &groups);
@@ -401,6 +416,9 @@ impl<'g> Evaluator<'g> {
             candidates: c,
             gather_candidates,
             tiles,
+            tile_users,
+            scores_full,
+            scores_last,
             rank_all,
             rank_unseen,
             pairs: test.len(),
@@ -451,7 +469,12 @@ impl<'g> Evaluator<'g> {
             {
                 let mut pass = Pass::begin(&mut enc, "rank test pairs", self.profiler);
                 t.gather.run(&mut pass, t.users as u32 * self.dim4);
-                for (l, threads) in &t.scores {
+                let scores = if t.users == self.tile_users {
+                    &self.scores_full
+                } else {
+                    &self.scores_last
+                };
+                for (l, threads) in scores {
                     l.run(&mut pass, *threads);
                 }
                 for l in &t.ranks {
