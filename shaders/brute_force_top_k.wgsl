@@ -1,7 +1,7 @@
 // BruteForce top-K (TFRS's `BruteForce` index), scoring and selection fused: for each query, the K best
 // candidates by dot product, best first. Ties go to the lower candidate index, so the result is exactly
 // "sort by (score desc, index asc), take K" and the CPU twin can match it bit for bit. Candidates listed in
-// the query's `seen` run (ascending candidate indices) are skipped (`--exclude-seen`). Slots past the
+// the query's `seen` run (ascending positions in the norm order below) are skipped (`--exclude-seen`). Slots past the
 // number of eligible candidates (K larger than C minus seen) keep index 0xFFFFFFFF and score -inf.
 // Embeddings must be finite (a NaN score is never selected).
 //
@@ -20,6 +20,12 @@
 // Windows also keep each invocation under Mesa 22.3 llvmpipe's limit of 65,535 loop iterations in all (Mesa's
 // LP_MAX_TGSI_LOOP_ITERATIONS): at most 4096 candidates of at most log2(K) + 1 iterations each.
 // The score is computed as candidate_scores computes it, so both agree to the bit.
+//
+// The host orders the candidates by embedding norm, largest first, and `cand_meta` gives each position's
+// norm and original index (exclusions come in positions; the heap holds original indices, so ties still go
+// to the lower original index). Good candidates then tend to come early, so the heap's root rises quickly
+// and later candidates rarely enter; and since |q . c| <= |q| |c|, once |q| times the next norm (with a
+// margin for rounding) falls below the root's score no later candidate can enter: the query stops.
 
 override D4: u32 = 8u; // D / 4, at most 16
 
@@ -38,11 +44,16 @@ struct Params {
 @group(0) @binding(1) var<storage, read> query_rows: array<u32>;          // (all queries,) table row of each
 @group(0) @binding(2) var<uniform> candidate_win: array<vec4<f32>, 4096>; // (window, D)
 @group(0) @binding(3) var<storage, read> seen_offsets: array<u32>;        // (all queries + 1,) CSR into seen
-@group(0) @binding(4) var<storage, read> seen: array<u32>;                // (S,) ascending candidates per query
+@group(0) @binding(4) var<storage, read> seen: array<u32>;                // (S,) ascending positions per query
 @group(0) @binding(5) var<storage, read_write> heap: array<vec2<u32>>;    // (Q, K) (score bits, index)
 @group(0) @binding(6) var<storage, read_write> out_index: array<u32>;     // (Q, K) this tile's rows
 @group(0) @binding(7) var<storage, read_write> out_score: array<f32>;     // (Q, K)
-@group(0) @binding(8) var<uniform> p: Params;
+@group(0) @binding(8) var<storage, read> cand_meta: array<vec2<u32>>;     // (C,) norm bits, original index
+@group(0) @binding(9) var<uniform> p: Params;
+
+// |q| |c| (1 + BOUND_MARGIN) bounds every computed score q . c, rounding included (f32 dot products of
+// D <= 64 terms are off by far less than 1e-4 relative to |q| |c|).
+const BOUND_MARGIN: f32 = 1e-4;
 
 const NONE: u32 = 0xFFFFFFFFu;
 
@@ -151,6 +162,8 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
         var free = lo;
         var worst = heap[base];
+        let qv = mdot(q0, q0) + mdot(q1, q1) + mdot(q2, q2) + mdot(q3, q3);
+        let q_norm = sqrt((qv.x + qv.y) + (qv.z + qv.w)) * (1.0 + BOUND_MARGIN);
         var s = first_seen_from(a, p.c0);
         let s_end = seen_offsets[p.first + a + 1u];
         var next_seen = NONE;
@@ -158,6 +171,10 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             next_seen = seen[s] - p.c0; // past the window when >= p.window
         }
         for (var c = 0u; c < p.window; c++) {
+            let info = cand_meta[p.c0 + c];
+            if free == 0u && q_norm * bitcast<f32>(info.x) < bitcast<f32>(worst.x) {
+                break; // this and every later candidate score below the root
+            }
             if c == next_seen {
                 s++;
                 next_seen = NONE;
@@ -168,7 +185,7 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             }
             let v = mdot(q0, candidate_block(c, 0u)) + mdot(q1, candidate_block(c, 1u))
                 + mdot(q2, candidate_block(c, 2u)) + mdot(q3, candidate_block(c, 3u));
-            let e = vec2<u32>(bitcast<u32>((v.x + v.y) + (v.z + v.w)), p.c0 + c);
+            let e = vec2<u32>(bitcast<u32>((v.x + v.y) + (v.z + v.w)), info.y);
             if free > 0u {
                 free--;
                 heap[base + free] = e;

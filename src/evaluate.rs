@@ -125,7 +125,7 @@ struct Tile {
     u0: usize,
     users: usize,
     gather: Launch,
-    ranks: Vec<Launch>,         // one per chunk of candidates (kernels::RANK_CHUNK)
+    ranks: Vec<Launch>, // one per chunk of candidates (kernels::RANK_CHUNK)
     groups: usize,
 }
 

@@ -119,6 +119,9 @@ impl<'g> BruteForce<'g> {
         {
             bail!("the exclusion lists do not match the {q} queries");
         }
+        if let Some(&bad) = exclude.items.iter().find(|&&i| i as usize >= c) {
+            bail!("an exclusion names candidate {bad}, but there are {c} candidates");
+        }
         if per_tile == 0 || !per_tile.is_multiple_of(64) {
             bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
         }
@@ -135,8 +138,47 @@ impl<'g> BruteForce<'g> {
                 (out_len * 4) >> 20
             );
         }
+        // The candidates by embedding norm, largest first (see the shader): position j holds candidate
+        // order[j]; the exclusions become ascending positions.
+        let table: Vec<f32> = gpu
+            .read(candidate_table, 0, (candidate_table.size() / 4) as usize)
+            .context("reading the candidate embeddings")?;
+        let norm = |row: u32| -> f32 {
+            let r = &table[row as usize * dim..][..dim];
+            r.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() as f32
+        };
+        let norms: Vec<f32> = candidates.iter().map(|&row| norm(row)).collect();
+        let mut order: Vec<u32> = (0..c as u32).collect();
+        order.sort_by(|&a, &b| {
+            norms[b as usize]
+                .total_cmp(&norms[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut position = vec![0u32; c];
+        for (j, &i) in order.iter().enumerate() {
+            position[i as usize] = j as u32;
+        }
+        let mut exclude_positions = Exclusions {
+            offsets: exclude.offsets.clone(),
+            items: Vec::with_capacity(exclude.items.len()),
+        };
+        for w in exclude.offsets.windows(2) {
+            let mut run: Vec<u32> = exclude.items[w[0] as usize..w[1] as usize]
+                .iter()
+                .map(|&i| position[i as usize])
+                .collect();
+            run.sort_unstable();
+            exclude_positions.items.extend(run);
+        }
+        let exclude = &exclude_positions;
+        let meta: Vec<[u32; 2]> = order
+            .iter()
+            .map(|&i| [norms[i as usize].to_bits(), i])
+            .collect();
+        let ordered: Vec<u32> = order.iter().map(|&i| candidates[i as usize]).collect();
+        let cand_meta = gpu.upload("brute_force candidate norms and indices", &meta);
         let query_list = gpu.upload("brute_force queries", queries);
-        let cand_list = gpu.upload("brute_force candidates", candidates);
+        let cand_list = gpu.upload("brute_force candidates", &ordered);
         let cand_emb = gpu.windowed_buffer("brute_force candidate embeddings", c * dim);
         let seen_offsets = gpu.upload("brute_force seen_offsets", &exclude.offsets);
         let seen = gpu.upload("brute_force seen", &exclude.items);
@@ -153,6 +195,7 @@ impl<'g> BruteForce<'g> {
             &out_index,
             &out_score,
             &heap,
+            &cand_meta,
         ]
         .iter()
         .map(|b| b.size())
@@ -196,6 +239,7 @@ impl<'g> BruteForce<'g> {
                                 whole(&heap),
                                 slice(&out_index, q0 * k, n * k),
                                 slice(&out_score, q0 * k, n * k),
+                                whole(&cand_meta),
                             ],
                             &BruteForceTopKParams {
                                 queries: n as u32,

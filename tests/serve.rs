@@ -172,3 +172,46 @@ fn brute_force_rejects_bad_k() {
         assert!(err.to_string().contains("k must be between"), "{err}");
     }
 }
+
+/// Candidates of very different norms (integer rows times 1 to 6, so every score is exact and ties
+/// abound), so the norm-ordered scan stops early for most queries: the results must still equal the twin's,
+/// ties to the lower original index included.
+#[test]
+fn brute_force_norm_pruning_is_exact() {
+    let Some(gpu) = gpu() else { return };
+    let dim = 32;
+    let kern = kernels(gpu, dim);
+    let mut rng = SplitMix64::new(44);
+    let (q, c) = (130usize, 5000usize);
+    let qt: Vec<f32> = (0..q * dim).map(|_| rng.below(5) as f32 - 2.0).collect();
+    let mut ct = Vec::with_capacity(c * dim);
+    for _ in 0..c {
+        let scale = 1.0 + rng.below(6) as f32;
+        ct.extend((0..dim).map(|_| scale * (rng.below(3) as f32 - 1.0)));
+    }
+    let ids = |n: usize| (0..n as u32).collect::<Vec<u32>>();
+    let (qb, cb) = (gpu.upload("queries", &qt), gpu.upload("candidates", &ct));
+    let scores = cpu::candidate_scores(&qt, &ct, dim);
+    for (k, share) in [(1, 0.0), (10, 0.2), (100, 0.05)] {
+        let ex = random_exclusions(&mut rng, q, c, share);
+        let got = BruteForce::new(gpu, kern, (&qb, &ids(q)), (&cb, &ids(c)), dim, &ex, k)
+            .unwrap()
+            .run()
+            .unwrap();
+        let (want_i, want_s) = cpu::brute_force_top_k(&scores, c, &ex.offsets, &ex.items, k);
+        assert_eq!(got.index, want_i, "top-{k} indices");
+        assert_eq!(got.score, want_s, "top-{k} scores");
+    }
+    // An exclusion past the candidates is an error, not a panic.
+    let bad = Exclusions {
+        offsets: vec![0, 1],
+        items: vec![c as u32],
+    };
+    let err = BruteForce::new(gpu, kern, (&qb, &[0]), (&cb, &ids(c)), dim, &bad, 5)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("an exclusion names candidate"),
+        "{err}"
+    );
+}
