@@ -21,7 +21,7 @@
 // LP_MAX_TGSI_LOOP_ITERATIONS): at most 4096 candidates of at most log2(K) + 1 iterations each.
 // The score is computed as candidate_scores computes it, so both agree to the bit.
 //
-// The host orders the candidates by embedding norm, largest first, and `cand_meta` gives each position's
+// The host orders the candidates by embedding norm, largest first, and `meta_win` gives each position's
 // norm and original index (exclusions come in positions; the heap holds original indices, so ties still go
 // to the lower original index). Good candidates then tend to come early, so the heap's root rises quickly
 // and later candidates rarely enter; and since |q . c| <= |q| |c|, once |q| times the next norm (with a
@@ -48,8 +48,14 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> heap: array<vec2<u32>>;    // (Q, K) (score bits, index)
 @group(0) @binding(6) var<storage, read_write> out_index: array<u32>;     // (Q, K) this tile's rows
 @group(0) @binding(7) var<storage, read_write> out_score: array<f32>;     // (Q, K)
-@group(0) @binding(8) var<storage, read> cand_meta: array<vec2<u32>>;     // (C,) norm bits, original index
+@group(0) @binding(8) var<uniform> meta_win: array<vec4<u32>, 4096>;     // this window's (norm bits, index) pairs
 @group(0) @binding(9) var<uniform> p: Params;
+
+// (norm bits, original index) of the window's candidate c, two per vec4.
+fn candidate_info(c: u32) -> vec2<u32> {
+    let v = meta_win[c / 2u];
+    return select(v.xy, v.zw, (c & 1u) == 1u);
+}
 
 // |q| |c| (1 + BOUND_MARGIN) bounds every computed score q . c, rounding included (f32 dot products of
 // D <= 64 terms are off by far less than 1e-4 relative to |q| |c|).
@@ -171,7 +177,7 @@ fn brute_force_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             next_seen = seen[s] - p.c0; // past the window when >= p.window
         }
         for (var c = 0u; c < p.window; c++) {
-            let info = cand_meta[p.c0 + c];
+            let info = candidate_info(c);
             if free == 0u && q_norm * bitcast<f32>(info.x) < bitcast<f32>(worst.x) {
                 break; // this and every later candidate score below the root
             }

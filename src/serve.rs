@@ -176,7 +176,10 @@ impl<'g> BruteForce<'g> {
             .map(|&i| [norms[i as usize].to_bits(), i])
             .collect();
         let ordered: Vec<u32> = order.iter().map(|&i| candidates[i as usize]).collect();
-        let cand_meta = gpu.upload("brute_force candidate norms and indices", &meta);
+        // Read through uniform windows like the embeddings: padded by a full window.
+        let mut meta_padded: Vec<u32> = meta.iter().flatten().copied().collect();
+        meta_padded.resize(meta_padded.len() + crate::gpu::WINDOW, 0);
+        let cand_meta = gpu.upload("brute_force candidate norms and indices", &meta_padded);
         let query_list = gpu.upload("brute_force queries", queries);
         let cand_list = gpu.upload("brute_force candidates", &ordered);
         let cand_emb = gpu.windowed_buffer("brute_force candidate embeddings", c * dim);
@@ -239,7 +242,10 @@ impl<'g> BruteForce<'g> {
                                 whole(&heap),
                                 slice(&out_index, q0 * k, n * k),
                                 slice(&out_score, q0 * k, n * k),
-                                whole(&cand_meta),
+                                crate::gpu::window(
+                                    &cand_meta,
+                                    2 * c0.min((windows - 1) * per_window),
+                                ),
                             ],
                             &BruteForceTopKParams {
                                 queries: n as u32,
