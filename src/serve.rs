@@ -47,10 +47,10 @@ impl Exclusions {
 }
 
 /// BruteForce plan for fixed queries, candidates and k, built once and run many times: gathers the
-/// candidate embeddings once, then `brute_force_top_k` scores every query against one 64 KiB uniform window
-/// of candidates per dispatch and keeps each query's top k in its output rows (no score matrix). Queries
-/// are tiled only so that a tile's (Q, K) outputs fit one storage binding. Everything is encoded in one
-/// submission; the (Q, K) results are read back at the end.
+/// candidate embeddings once (in decreasing norm), then `brute_force_top_k` scores every query against one
+/// 64 KiB uniform window of candidates per dispatch and keeps each query's top k in a heap (no score
+/// matrix). Queries are tiled only so that a tile's heaps fit one storage binding. Everything is encoded
+/// in one submission; the (Q, K) results are read back at the end.
 pub struct BruteForce<'g> {
     gpu: &'g Gpu,
     k: usize,
@@ -128,8 +128,8 @@ impl<'g> BruteForce<'g> {
         let dim4 = (dim / 4) as u32;
         let tile = per_tile.min(q);
         gpu.check_binding(
-            "a tile of top-k results (queries x k)",
-            (tile * k * 4) as u64,
+            "a tile of top-k heaps (queries x k (score, index) pairs)",
+            (tile * k * 8) as u64,
         )?;
         let out_len = q * k;
         if (out_len * 4) as u64 > gpu.limits.max_buffer_size {
@@ -171,15 +171,15 @@ impl<'g> BruteForce<'g> {
             exclude_positions.items.extend(run);
         }
         let exclude = &exclude_positions;
-        let meta: Vec<[u32; 2]> = order
+        // (norm bits, original index) per position, read through uniform windows like the embeddings:
+        // padded by a full window.
+        let mut meta: Vec<u32> = order
             .iter()
-            .map(|&i| [norms[i as usize].to_bits(), i])
+            .flat_map(|&i| [norms[i as usize].to_bits(), i])
             .collect();
+        meta.resize(meta.len() + crate::gpu::WINDOW, 0);
         let ordered: Vec<u32> = order.iter().map(|&i| candidates[i as usize]).collect();
-        // Read through uniform windows like the embeddings: padded by a full window.
-        let mut meta_padded: Vec<u32> = meta.iter().flatten().copied().collect();
-        meta_padded.resize(meta_padded.len() + crate::gpu::WINDOW, 0);
-        let cand_meta = gpu.upload("brute_force candidate norms and indices", &meta_padded);
+        let cand_meta = gpu.upload("brute_force candidate norms and indices", &meta);
         let query_list = gpu.upload("brute_force queries", queries);
         let cand_list = gpu.upload("brute_force candidates", &ordered);
         let cand_emb = gpu.windowed_buffer("brute_force candidate embeddings", c * dim);

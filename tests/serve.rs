@@ -215,3 +215,32 @@ fn brute_force_norm_pruning_is_exact() {
         "{err}"
     );
 }
+
+/// A tile whose heaps (queries x k pairs of 8 bytes) would not fit one storage binding is refused with
+/// the adapter's limit, before anything is allocated.
+#[test]
+fn brute_force_refuses_heaps_larger_than_a_binding() {
+    let Some(gpu) = gpu() else { return };
+    let kern = kernels(gpu, 32);
+    let k = wgrec::serve::MAX_K;
+    let limit = gpu.max_binding() as usize;
+    let tile = (limit / (k * 8) + 1).next_multiple_of(64);
+    if tile > 1 << 21 {
+        return; // too many queries to build for this adapter's limit
+    }
+    let t = gpu.upload("table", &vec![0.0f32; 64]);
+    let queries = vec![0u32; tile];
+    let err = BruteForce::with_tile(
+        gpu,
+        kern,
+        (&t, &queries),
+        (&t, &[0, 1]),
+        32,
+        &Exclusions::none(tile),
+        k,
+        tile,
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("top-k heaps"), "{err}");
+}
