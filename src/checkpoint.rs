@@ -63,16 +63,12 @@ pub struct SplitInfo {
     /// `--split-dir` as given, or None for a split made by `kind` with `seed`.
     pub split_dir: Option<String>,
     pub seed: u64,
-    /// `--split`: "random" or "temporal" (checkpoints from before this field: random).
-    #[serde(default = "random")]
-    pub kind: String,
+    /// `--split` (checkpoints from before this field: random).
+    #[serde(default)]
+    pub kind: SplitKind,
     /// `--dataset`, when the data came from a named release.
     #[serde(default)]
     pub dataset: Option<String>,
-}
-
-fn random() -> String {
-    "random".into()
 }
 
 impl SplitInfo {
@@ -84,20 +80,8 @@ impl SplitInfo {
                 .as_ref()
                 .map(|p| p.display().to_string()),
             seed: data_opts.seed,
-            kind: match data_opts.split {
-                SplitKind::Random => "random",
-                SplitKind::Temporal => "temporal",
-            }
-            .into(),
+            kind: data_opts.split,
             dataset: data_opts.dataset.clone(),
-        }
-    }
-
-    pub fn split_kind(&self) -> Result<SplitKind> {
-        match self.kind.as_str() {
-            "random" => Ok(SplitKind::Random),
-            "temporal" => Ok(SplitKind::Temporal),
-            other => bail!("unknown split kind {other:?} in the checkpoint"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The commands that work from a saved model: `evaluate`, `recommend` and `predict`. Each reads and checks
 //! the checkpoint before it starts the GPU, so a bad file fails fast with its name in the error.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wgrec::checkpoint::{write_atomic, Checkpoint};
@@ -46,10 +46,7 @@ pub fn evaluate(
     // The test set the checkpoint was evaluated on: its seed, and its split and data set unless given.
     data_opts.seed = t.split.seed;
     if !split_given {
-        data_opts.split = t
-            .split
-            .split_kind()
-            .with_context(|| format!("reading {}", model.display()))?;
+        data_opts.split = t.split.kind;
     }
     if data_opts.data_dir.is_none() && data_opts.dataset.is_none() {
         data_opts.dataset = t.split.dataset.clone();

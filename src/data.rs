@@ -86,8 +86,10 @@ pub struct Dataset {
     pub description: String,
 }
 
-/// How the ratings are divided into train and test when there is no `--split-dir`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the ratings are divided into train and test when there is no `--split-dir` (in checkpoints:
+/// "random" or "temporal").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SplitKind {
     /// TFRS's split: shuffle all ratings with the seed, the first 80% train.
     #[default]

@@ -66,7 +66,7 @@ fn synthetic() -> Checkpoint {
             split: SplitInfo {
                 split_dir: None,
                 seed: 42,
-                kind: "temporal".into(),
+                kind: wgrec::data::SplitKind::Temporal,
                 dataset: None,
             },
             data: "synthetic".into(),
@@ -563,7 +563,7 @@ fn evaluate_rebuilds_the_recorded_temporal_split_and_data_set() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     let ck = Checkpoint::load(&path).unwrap();
-    assert_eq!(ck.training.split.kind, "temporal");
+    assert_eq!(ck.training.split.kind, wgrec::data::SplitKind::Temporal);
     assert_eq!(ck.training.split.dataset.as_deref(), Some("sample"));
     let trained = |key: &str| ck.training.test[key].as_f64().unwrap();
     let top100 = "factorized_top_k/top_100_categorical_accuracy";
