@@ -678,21 +678,24 @@ mod tests {
         }
     }
 
+    /// `wgrec train` of a joint model with `extra` flags: parsed, then turned into a config.
+    fn joint_train(extra: &[&str]) -> Result<anyhow::Result<Config>, clap::Error> {
+        let mut args = vec![
+            "wgrec",
+            "train",
+            "--rating-weight",
+            "1",
+            "--retrieval-weight",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args).map(|c| c.into_config())
+    }
+
     #[test]
     fn fine_tuning_maps_and_refuses_checkpoints() {
         let train = |extra: &[&str]| {
-            let mut args = vec![
-                "wgrec",
-                "train",
-                "--rating-weight",
-                "1",
-                "--retrieval-weight",
-                "1",
-                "--fine-tune-rating",
-                "2",
-            ];
-            args.extend_from_slice(extra);
-            Cli::try_parse_from(args).unwrap().into_config()
+            joint_train(&[&["--fine-tune-rating", "2"][..], extra].concat()).unwrap()
         };
         let Job::Runs { runs, .. } = train(&[]).unwrap().job else {
             panic!("expected runs")
@@ -787,18 +790,7 @@ mod tests {
 
     #[test]
     fn selection_flags_parse_and_bad_combinations_are_errors() {
-        let train = |extra: &[&str]| {
-            let mut args = vec![
-                "wgrec",
-                "train",
-                "--rating-weight",
-                "1",
-                "--retrieval-weight",
-                "1",
-            ];
-            args.extend_from_slice(extra);
-            Cli::try_parse_from(args).map(|c| c.into_config())
-        };
+        let train = joint_train;
         let Ok(Ok(Config {
             job: Job::Runs { runs, .. },
             ..
