@@ -353,34 +353,24 @@ impl<'g> Evaluator<'g> {
                             out_offset4: 0,
                         },
                     ),
-                    ranks: {
-                        let groups_buf = gpu.upload("pair groups", &groups);
+                    ranks: pair_ranks_launches(
+                        gpu,
+                        &k.pair_ranks,
+                        [
+                            &scores,
+                            &gpu.upload("pair groups", &groups),
+                            &pc,
+                            mask,
+                            &rank_all,
+                            &rank_unseen,
+                        ],
                         PairRanksParams {
                             groups: groups.len() as u32,
                             candidates: c as u32,
                             words: if excluded.is_some() { words as u32 } else { 0 },
                             ..Default::default()
-                        }
-                        .chunks()
-                        .iter()
-                        .map(|chunk| {
-                            Launch::new(
-                                gpu,
-                                &k.pair_ranks,
-                                "pair_ranks",
-                                &[
-                                    whole(&scores),
-                                    whole(&groups_buf),
-                                    whole(&pc),
-                                    whole(mask),
-                                    whole(&rank_all),
-                                    whole(&rank_unseen),
-                                ],
-                                chunk,
-                            )
-                        })
-                        .collect()
-                    },
+                        },
+                    ),
                 }
             })
             .collect();

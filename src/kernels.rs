@@ -305,6 +305,22 @@ pub struct PairRanksParams {
     pub _pad: u32,
 }
 
+/// pair_ranks' launches for one set of groups, one per chunk of candidates (`PairRanksParams::chunks`).
+/// `buffers`: scores, groups, pair_candidate, excluded, rank_all, rank_unseen, as the shader binds them.
+pub fn pair_ranks_launches(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    buffers: [&wgpu::Buffer; 6],
+    params: PairRanksParams,
+) -> Vec<Launch> {
+    let bindings = buffers.map(|b| b.as_entire_binding());
+    params
+        .chunks()
+        .iter()
+        .map(|chunk| Launch::new(gpu, kernel, "pair_ranks", &bindings, chunk))
+        .collect()
+}
+
 impl PairRanksParams {
     /// One dispatch per chunk of at most RANK_CHUNK candidates, the first storing and the rest adding.
     pub fn chunks(self) -> Vec<PairRanksParams> {

@@ -1480,30 +1480,17 @@ fn pair_ranks_matches_cpu_with_ties_groups_and_masks() {
             assert!(groups.iter().all(|g| g[2] as usize <= PAIRS_PER_GROUP));
             let gb = gpu.upload("groups", &groups);
             let sb = gpu.upload("tile scores", &scores[u0 * c..]);
-            let l = Launch::new(
-                gpu,
-                &k.pair_ranks,
-                "pair_ranks",
-                &[
-                    whole(&sb),
-                    whole(&gb),
-                    whole(&pcb),
-                    whole(&maskb),
-                    whole(&all),
-                    whole(&unseen),
-                ],
-                &PairRanksParams {
-                    groups: groups.len() as u32,
-                    candidates: c as u32,
-                    words: if use_mask { words as u32 } else { 0 },
-                    user0: u0 as u32,
-                    c_begin: 0,
-                    c_end: c as u32,
-                    accumulate: 0,
-                    _pad: 0,
-                },
-            );
-            launches.push((l, groups.len() as u32));
+            let params = PairRanksParams {
+                groups: groups.len() as u32,
+                candidates: c as u32,
+                words: if use_mask { words as u32 } else { 0 },
+                user0: u0 as u32,
+                ..Default::default()
+            };
+            let buffers = [&sb, &gb, &pcb, &maskb, &all, &unseen];
+            for l in pair_ranks_launches(gpu, &k.pair_ranks, buffers, params) {
+                launches.push((l, groups.len() as u32));
+            }
         }
         let runs: Vec<(&Launch, u32)> = launches.iter().map(|(l, n)| (l, *n)).collect();
         run(gpu, &runs);
@@ -1672,34 +1659,18 @@ fn pair_ranks_chunks_rows_longer_than_the_llvmpipe_loop_limit() {
         nans(gpu, "rank_all", pq.len()),
         nans(gpu, "rank_unseen", pq.len()),
     );
-    let chunks = PairRanksParams {
+    let params = PairRanksParams {
         groups: groups.len() as u32,
         candidates: c as u32,
         words: words as u32,
         ..Default::default()
-    }
-    .chunks();
+    };
+    let chunks = params.chunks();
     assert_eq!(chunks.len(), c.div_ceil(RANK_CHUNK));
     assert!(chunks.len() >= 4 && chunks.last().unwrap().c_end == c as u32);
-    let launches: Vec<Launch> = chunks
-        .iter()
-        .map(|p| {
-            Launch::new(
-                gpu,
-                &k.pair_ranks,
-                "pair_ranks",
-                &[
-                    whole(&sb),
-                    whole(&gb),
-                    whole(&pcb),
-                    whole(&maskb),
-                    whole(&all),
-                    whole(&unseen),
-                ],
-                p,
-            )
-        })
-        .collect();
+    let buffers = [&sb, &gb, &pcb, &maskb, &all, &unseen];
+    let launches = pair_ranks_launches(gpu, &k.pair_ranks, buffers, params);
+    assert_eq!(launches.len(), chunks.len());
     let runs: Vec<(&Launch, u32)> = launches.iter().map(|l| (l, groups.len() as u32)).collect();
     run(gpu, &runs);
     let want = cpu::pair_ranks(&scores, c, &pq, &pc, bit);
