@@ -384,10 +384,24 @@ pub fn scaling_table(points: &[ScalePoint]) -> String {
 }
 
 /// Two panels: epoch seconds against ratings (batch 8192) and against batch size (100,000 ratings).
-pub fn scaling_svg(path: &std::path::Path, points: &[ScalePoint], adapter: &str) -> Result<()> {
+pub fn scaling_svg(points: &[ScalePoint], adapter: &str) -> Result<String> {
     use plotters::prelude::*;
-    let err = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing {}: {e:?}", path.display());
-    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    let mut svg = String::new();
+    draw_scaling(
+        SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area(),
+        points,
+        adapter,
+    )?;
+    Ok(svg)
+}
+
+fn draw_scaling(
+    root: plotters::prelude::DrawingArea<plotters::prelude::SVGBackend, plotters::coord::Shift>,
+    points: &[ScalePoint],
+    adapter: &str,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing the scaling chart: {e}");
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root
         .titled(

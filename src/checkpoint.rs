@@ -6,6 +6,7 @@
 use crate::data::{DataOptions, Dataset, Ratings, SplitKind, Vocabulary};
 use crate::gpu::Gpu;
 use crate::model::{MlpLayout, ModelConfig, Params};
+use crate::output::{Output, Staged};
 use crate::plan::GpuModel;
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -187,9 +188,9 @@ fn expected_tensors(
     v
 }
 
-/// FNV-1a (64-bit) over the tensors' bytes in name order: safetensors has no checksum of its own, and a
-/// flipped bit in a weight would otherwise load silently.
-fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+/// FNV-1a (64-bit) over the tensors' bytes in name order: the checksum of checkpoints written before the
+/// header's metadata was covered too. Still verified, so those files load (with a note).
+fn fnv1a64<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
     let mut sorted: Vec<(&str, &[u8])> = tensors.into_iter().collect();
     sorted.sort_by_key(|(n, _)| *n);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -200,6 +201,37 @@ fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Strin
         }
     }
     format!("fnv1a64:{h:016x}")
+}
+
+/// SHA-256 over the header's metadata (every entry but "checksum", by key) and the tensors (name, dtype,
+/// shape, bytes, by name), each field length-prefixed: safetensors has no checksum of its own, and a
+/// flipped bit in a weight or a changed title would otherwise load silently.
+fn checksum<'a>(
+    metadata: &HashMap<String, String>,
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    let mut entries: Vec<(&String, &String)> =
+        metadata.iter().filter(|(k, _)| *k != "checksum").collect();
+    entries.sort();
+    for (k, v) in entries {
+        field(k.as_bytes());
+        field(v.as_bytes());
+    }
+    let mut sorted: Vec<_> = tensors.into_iter().collect();
+    sorted.sort_by_key(|t| t.0);
+    for (name, dtype, shape, bytes) in sorted {
+        field(name.as_bytes());
+        field(format!("{dtype:?}{shape:?}").as_bytes());
+        field(bytes);
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -309,7 +341,7 @@ impl Checkpoint {
             hidden1: c.hidden1,
             hidden2: c.hidden2,
         };
-        let metadata: HashMap<String, String> = [
+        let mut metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
             ("format_version", FORMAT_VERSION.to_string()),
             ("wgrec_version", env!("CARGO_PKG_VERSION").to_string()),
@@ -317,18 +349,17 @@ impl Checkpoint {
             ("users", serde_json::to_string(&self.users.tokens)?),
             ("titles", serde_json::to_string(&self.titles.tokens)?),
             ("training", serde_json::to_string(&self.training)?),
-            (
-                "checksum",
-                checksum(
-                    tensors
-                        .iter()
-                        .map(|(n, _, _, b)| (n.as_str(), b.as_slice())),
-                ),
-            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let sum = checksum(
+            &metadata,
+            tensors
+                .iter()
+                .map(|(n, d, s, b)| (n.as_str(), *d, s.as_slice(), b.as_slice())),
+        );
+        metadata.insert("checksum".into(), sum);
         let views = tensors
             .iter()
             .map(|(name, dtype, shape, bytes)| {
@@ -340,20 +371,39 @@ impl Checkpoint {
             .map_err(|e| anyhow!("serializing the checkpoint: {e}"))
     }
 
-    /// Writes the checkpoint to `path` atomically: a temporary file next to it, flushed, then renamed over.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        write_atomic(path, &bytes)
+    /// Writes the checkpoint to `out` (a temp file beside it, synced, renamed over it).
+    pub fn save(&self, out: &Output) -> Result<()> {
+        self.stage(out)?.commit()
+    }
+
+    /// Stages the checkpoint for `out`, to be committed with a command's other outputs.
+    pub fn stage(&self, out: &Output) -> Result<Staged> {
+        out.stage(&self.to_bytes()?)
     }
 
     /// Reads and checks a checkpoint; every error names the file and says what is wrong with it.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("reading checkpoint {}", path.display()))?;
-        Self::from_bytes(&bytes).with_context(|| format!("checkpoint {}", path.display()))
+        let bytes =
+            read_model_file(path).with_context(|| format!("checkpoint {}", path.display()))?;
+        let (ck, covered) =
+            Self::parse(&bytes).with_context(|| format!("checkpoint {}", path.display()))?;
+        if !covered {
+            eprintln!(
+                "note: checkpoint {} was written by an older wgrec: its checksum covers the tensors but \
+                 not the header's metadata (vocabularies, config); saving it again covers both",
+                path.display()
+            );
+        }
+        Ok(ck)
     }
 
+    /// Parses and checks a checkpoint's bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::parse(bytes).map(|(ck, _)| ck)
+    }
+
+    /// As `from_bytes`; also says whether the checksum covered the metadata (false: an older file).
+    fn parse(bytes: &[u8]) -> Result<(Self, bool)> {
         let header_len = match bytes.get(..8) {
             Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
             None => bail!(
@@ -471,15 +521,53 @@ impl Checkpoint {
             bail!("unexpected tensors {extra:?}");
         }
         let stored_sum = get("checksum")?;
-        let sum = checksum(
-            expected
-                .iter()
-                .map(|(n, _, _)| (n.as_str(), st.tensor(n).expect("checked above").data())),
-        );
+        let covered = !stored_sum.starts_with("fnv1a64:");
+        let sum = if covered {
+            checksum(
+                md.expect("has a format entry"),
+                expected.iter().map(|(n, d, s)| {
+                    let t = st.tensor(n).expect("checked above");
+                    (n.as_str(), *d, s.as_slice(), t.data())
+                }),
+            )
+        } else {
+            fnv1a64(
+                expected
+                    .iter()
+                    .map(|(n, _, _)| (n.as_str(), st.tensor(n).expect("checked above").data())),
+            )
+        };
         if *stored_sum != sum {
             bail!(
-                "corrupted: the tensor data's checksum is {sum}, the header recorded {stored_sum}"
+                "corrupted: the checksum of its metadata and tensors is {sum}, the header recorded \
+                 {stored_sum}"
             );
+        }
+        for (name, dtype, shape) in &expected {
+            if *dtype != Dtype::F32 {
+                continue;
+            }
+            let data = st.tensor(name).expect("checked above").data();
+            // Adagrad accumulators are sums of squares: a negative one would turn the step into NaN.
+            let accumulator = name.starts_with("adagrad/");
+            let value =
+                |i: usize| f32::from_le_bytes(data[i * 4..i * 4 + 4].try_into().expect("4"));
+            let bad = (0..data.len() / 4).find(|&i| {
+                let v = value(i);
+                !v.is_finite() || (accumulator && v < 0.0)
+            });
+            if let Some(i) = bad {
+                let at = match shape.as_slice() {
+                    [_, cols] => format!("[{}, {}]", i / cols, i % cols),
+                    _ => format!("[{i}]"),
+                };
+                let rule = if accumulator {
+                    "Adagrad accumulators must be finite and not negative"
+                } else {
+                    "a model's weights must be finite"
+                };
+                bail!("tensor {name:?} holds {} at {at}: {rule}", value(i));
+            }
         }
         let f32s = |name: &str| -> Vec<f32> {
             st.tensor(name)
@@ -525,23 +613,26 @@ impl Checkpoint {
         {
             bail!("corrupted: seen/offsets and seen/movies are not per-user ascending movie rows");
         }
-        Ok(Self {
-            cfg,
-            params: Params {
-                user_emb: f32s("user_embedding"),
-                movie_emb: f32s("movie_embedding"),
-                mlp: mlp(""),
+        Ok((
+            Self {
+                cfg,
+                params: Params {
+                    user_emb: f32s("user_embedding"),
+                    movie_emb: f32s("movie_embedding"),
+                    mlp: mlp(""),
+                },
+                accumulators: Accumulators {
+                    user_emb: f32s("adagrad/user_embedding"),
+                    movie_emb: f32s("adagrad/movie_embedding"),
+                    mlp: mlp("adagrad/"),
+                },
+                users,
+                titles,
+                seen,
+                training,
             },
-            accumulators: Accumulators {
-                user_emb: f32s("adagrad/user_embedding"),
-                movie_emb: f32s("adagrad/movie_embedding"),
-                mlp: mlp("adagrad/"),
-            },
-            users,
-            titles,
-            seen,
-            training,
-        })
+            covered,
+        ))
     }
 
     /// Fails unless `data` has exactly this checkpoint's vocabularies (row i must mean the same user and title).
@@ -573,66 +664,73 @@ impl Checkpoint {
     }
 }
 
-/// Fails early (before training) when `path` cannot be written: its directory is missing, or it is a
-/// directory itself.
-pub fn check_writable(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
+/// Headers longer than this are refused before they are read (safetensors's own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Reads a model file: a regular file only (a FIFO would block, /dev/zero never end), whose size matches
+/// what its header says the tensors need, checked before the tensors are read.
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| anyhow!("cannot read it: {e}"))?;
+    if meta.is_dir() {
+        bail!("it is a directory, not a .safetensors file");
+    }
+    if !meta.is_file() {
         bail!(
-            "cannot save to {}: directory {} does not exist",
-            path.display(),
-            dir.display()
+            "not a regular file (a FIFO, device or socket): give the path of a .safetensors file"
         );
     }
-    if path.is_dir() {
-        bail!("cannot save to {}: it is a directory", path.display());
+    let size = meta.len();
+    let mut f = std::fs::File::open(path).map_err(|e| anyhow!("cannot open it: {e}"))?;
+    let mut head = Vec::new();
+    (&mut f).take(8).read_to_end(&mut head)?;
+    if head.len() == 8 {
+        let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        if n <= MAX_HEADER && n <= size - 8 {
+            let mut header = Vec::new();
+            (&mut f).take(n).read_to_end(&mut header)?;
+            let need = tensor_bytes(&header).map(|end| 8 + n + end);
+            match need {
+                Some(need) if need > size => bail!(
+                    "truncated: its header describes {need} bytes of header and tensors, the file has {size}"
+                ),
+                Some(need) if need < size => bail!(
+                    "corrupted: {} bytes follow the tensors its header describes",
+                    size - need
+                ),
+                _ => {}
+            }
+            head.extend(header);
+        }
     }
-    Ok(())
+    // from_bytes reports every other problem (short file, bad header) from the bytes themselves.
+    let mut bytes = Vec::with_capacity(size as usize);
+    bytes.extend(head);
+    f.take(size - bytes.len() as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
-/// Writes `bytes` to a temporary file in `path`'s directory, syncs it and renames it over `path`, so an
-/// interrupted write never leaves a partial file where a good one was.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    check_writable(path)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("cannot save to {}: no file name", path.display()))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("flushing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// The end of the last tensor's data that a safetensors header describes, if it parses.
+fn tensor_bytes(header: &[u8]) -> Option<u64> {
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    v.iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+        .try_fold(0u64, |end, e| Some(end.max(e?)))
 }
 
 /// Where a run starts from and where it goes: `--resume` and `--save` of one configuration.
 #[derive(Clone, Copy, Default)]
 pub struct RunFiles<'a> {
     pub resume: Option<(&'a Path, &'a Checkpoint)>,
-    pub save: Option<&'a Path>,
+    pub save: Option<&'a Output>,
     /// Also evaluate after every epoch (for `--plot` curves).
     pub per_epoch: bool,
 }
 
 /// Trains (from scratch, or on from a checkpoint with its optimizer state and batch order), evaluates,
-/// and saves when asked. `data_opts` records the split in the checkpoint so `evaluate` can rebuild it.
+/// and stages the checkpoint when asked (the caller commits it with the command's other outputs).
+/// `data_opts` records the split in the checkpoint so `evaluate` can rebuild it.
 #[allow(clippy::too_many_arguments)]
 pub fn train_evaluate_save(
     gpu: &Gpu,
@@ -645,7 +743,7 @@ pub fn train_evaluate_save(
     progress: bool,
     files: RunFiles,
     profiler: Option<&crate::profile::Profiler>,
-) -> Result<crate::report::RunResult> {
+) -> Result<(crate::report::RunResult, Option<Staged>)> {
     let (model, resume, mut history) = match files.resume {
         Some((path, ck)) => {
             ck.check_vocabularies(path, data)?;
@@ -728,7 +826,8 @@ pub fn train_evaluate_save(
     };
     let (result, trainer) =
         crate::report::train_and_evaluate_model(gpu, kernels, data, model, opts, &run, profiler)?;
-    if let Some(path) = files.save {
+    let mut staged = None;
+    if let Some(out) = files.save {
         history.extend(result.history.iter().map(|h| EpochRecord {
             epoch: h.epoch,
             loss: h.loss,
@@ -750,9 +849,11 @@ pub fn train_evaluate_save(
             history,
             test: result.test.to_json(),
         };
-        Checkpoint::from_gpu(gpu, &trainer.model, data, training)?
-            .save(path)
-            .with_context(|| format!("saving checkpoint {}", path.display()))?;
+        staged = Some(
+            Checkpoint::from_gpu(gpu, &trainer.model, data, training)?
+                .stage(out)
+                .with_context(|| format!("saving checkpoint {}", out.path().display()))?,
+        );
     }
-    Ok(result)
+    Ok((result, staged))
 }

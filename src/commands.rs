@@ -4,11 +4,12 @@
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wgrec::checkpoint::{write_atomic, Checkpoint};
+use wgrec::checkpoint::Checkpoint;
 use wgrec::data::{self, DataOptions, Vocabulary};
 use wgrec::evaluate::Evaluator;
 use wgrec::gpu::{AdapterChoice, Gpu};
 use wgrec::kernels::Kernels;
+use wgrec::output::Output;
 use wgrec::serve::{self, BruteForce, Exclusions};
 
 fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
@@ -103,14 +104,11 @@ pub fn recommend(
     quiet: bool,
     model: &Path,
     user: Option<&str>,
-    out: Option<&Path>,
+    out: Option<&Output>,
     k: usize,
     exclude_seen: bool,
 ) -> Result<()> {
     let ck = Checkpoint::load(model)?;
-    if let Some(out) = out {
-        wgrec::checkpoint::check_writable(out)?;
-    }
     // Queries: one user, or every user of the vocabulary (rows 1..U).
     let (queries, names): (Vec<u32>, Vec<String>) = match user {
         Some(id) => (vec![lookup(&ck.users, "user", id)], vec![id.to_string()]),
@@ -152,6 +150,16 @@ pub fn recommend(
             for (rank, (c, score)) in top.row(0).enumerate() {
                 println!("{:>4}  {score:>8.4}  {}", rank + 1, title(c));
             }
+            let left = candidates.len() - exclude.items.len();
+            if exclude_seen && left < k {
+                eprintln!(
+                    "note: user {} rated {} of the {} movies in training: {left} left to recommend \
+                     with --exclude-seen",
+                    names[0],
+                    exclude.items.len(),
+                    candidates.len()
+                );
+            }
         }
         Some(out) => {
             let mut csv = String::from("user,rank,title,score\n");
@@ -165,7 +173,7 @@ pub fn recommend(
                     );
                 }
             }
-            write_atomic(out, csv.as_bytes())?;
+            out.write(csv.as_bytes())?;
             if !quiet {
                 eprintln!(
                     "top-{k} of {} movies for {} users in {:.1} ms (first run, after pipeline compilation); \
@@ -173,7 +181,7 @@ pub fn recommend(
                     candidates.len(),
                     queries.len(),
                     seconds * 1e3,
-                    out.display()
+                    out.path().display()
                 );
             }
         }

@@ -224,6 +224,20 @@ fn load_from(
                     false,
                 )?;
                 let remap = ids.remap(&vocab);
+                let unknown = remap.iter().filter(|&&r| r == 0).count();
+                if unknown > 0 {
+                    let rows = cols
+                        .user
+                        .iter()
+                        .filter(|&&u| remap[u as usize] == 0)
+                        .count();
+                    eprintln!(
+                        "note: {}: {unknown} users ({rows} ratings) are not in {}; they use the \
+                         out-of-vocabulary row, as TFRS's StringLookup does",
+                        path.display(),
+                        file_name(ratings_path)
+                    );
+                }
                 Ok(Ratings {
                     user: cols.user.iter().map(|&u| remap[u as usize]).collect(),
                     movie: cols.movie,

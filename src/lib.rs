@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod output;
 pub mod plan;
 pub mod plot;
 pub mod profile;

@@ -8,6 +8,7 @@ use clap::Parser;
 use cli::{Cli, Config, Job};
 use std::process::ExitCode;
 use wgrec::checkpoint::{self, Checkpoint};
+use wgrec::output::{self, Commit, Output};
 use wgrec::{bench, data, gpu, kernels::Kernels, plot, profile, recipe, report, sweep, synth};
 
 fn main() -> ExitCode {
@@ -54,6 +55,11 @@ fn run() -> Result<ExitCode> {
             out,
             scaling,
         } => {
+            let out = out.map(|p| Output::check("--out", &p)).transpose()?;
+            let scaling = scaling
+                .map(|p| Output::check("--scaling", &p))
+                .transpose()?;
+            output::distinct(out.iter().chain(&scaling))?;
             let gpu = gpu::Gpu::new(&adapter)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let a = &gpu.adapter;
@@ -61,11 +67,13 @@ fn run() -> Result<ExitCode> {
                 println!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
                 let points = bench::scaling(&gpu, seed)?;
                 print!("{}", bench::scaling_table(&points));
-                bench::scaling_svg(&svg, &points, &a.name)?;
-                if let Some(path) = out {
+                let mut commit = Commit::new();
+                commit.stage(&svg, bench::scaling_svg(&points, &a.name)?.as_bytes())?;
+                if let Some(out) = &out {
                     let doc = serde_json::json!({"adapter": a, "scaling": points});
-                    report::write_json(&path, &doc)?;
+                    commit.stage(out, &report::json_bytes(&doc))?;
                 }
+                commit.finish()?;
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
@@ -78,13 +86,14 @@ fn run() -> Result<ExitCode> {
                 print!("{}", bench::table(&b));
                 results.push(b);
             }
-            if let Some(path) = out {
+            if let Some(out) = &out {
                 let doc =
                     serde_json::json!({"adapter": a, "sgemm_threads": threads, "shapes": results});
-                report::write_json(&path, &doc)?;
+                report::write_json(out, &doc)?;
             }
         }
         Job::Synth(opts) => {
+            synth::outputs(&opts)?;
             let t = std::time::Instant::now();
             synth::write(&opts)?;
             if !quiet {
@@ -110,17 +119,30 @@ fn run() -> Result<ExitCode> {
             resume,
             plot,
         } => {
+            // Output paths are checked and checkpoints read before anything slow happens.
+            let save = save
+                .iter()
+                .map(|p| p.as_ref().map(|p| Output::check("--save", p)).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            let metrics_out = metrics_out
+                .map(|p| Output::check("--metrics-out", &p))
+                .transpose()?;
+            let plot = plot.map(|p| Output::check("--plot", &p)).transpose()?;
+            let trace = trace.map(|p| Output::check("--trace", &p)).transpose()?;
+            output::distinct(
+                save.iter()
+                    .flatten()
+                    .chain(&metrics_out)
+                    .chain(&plot)
+                    .chain(&trace),
+            )?;
             if trace.is_some() {
                 profile::trace::start();
             }
-            // Checkpoints are read and output paths checked before anything slow happens.
             let resumed = match &resume {
                 Some(p) => Some((p.as_path(), Checkpoint::load(p)?)),
                 None => None,
             };
-            for p in save.iter().flatten() {
-                checkpoint::check_writable(p)?;
-            }
             let embedding_dim = match (&resumed, embedding_dim) {
                 (Some((p, c)), Some(d)) if d != c.cfg.embedding_dim => anyhow::bail!(
                     "checkpoint {} has embedding dimension {}, not --embedding-dim {d}: it belongs to another config",
@@ -166,6 +188,8 @@ fn run() -> Result<ExitCode> {
             } else {
                 None
             };
+            // Every output is staged and committed at the end, so a failed run replaces none of them.
+            let mut commit = Commit::new();
             let mut results = Vec::new();
             for (i, opts) in runs.iter().enumerate() {
                 if !quiet {
@@ -176,10 +200,10 @@ fn run() -> Result<ExitCode> {
                 }
                 let files = checkpoint::RunFiles {
                     resume: resumed.as_ref().map(|(p, c)| (*p, c)),
-                    save: save.get(i).and_then(|p| p.as_deref()),
+                    save: save.get(i).and_then(Option::as_ref),
                     per_epoch: plot.is_some(),
                 };
-                let r = checkpoint::train_evaluate_save(
+                let (r, staged) = checkpoint::train_evaluate_save(
                     &gpu,
                     &kernels,
                     &dataset,
@@ -197,27 +221,32 @@ fn run() -> Result<ExitCode> {
                 if let Some(p) = &profiler {
                     p.reset();
                 }
+                commit.extend(staged);
                 results.push(r);
             }
+            if let Some(out) = &metrics_out {
+                let doc = report::metrics_json(&results, &gpu.adapter);
+                commit.stage(out, &report::json_bytes(&doc))?;
+            }
+            if let Some(out) = &plot {
+                let svg = plot::curves_svg("Per-epoch curves", &sweep::curves(&results))?;
+                commit.stage(out, svg.as_bytes())?;
+            }
+            if let Some(out) = &trace {
+                commit.stage(out, &report::json_bytes(&profile::trace::to_json()))?;
+            }
             print!("{}", report::table(&results, &gpu.adapter));
-            if let Some(path) = metrics_out {
-                report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
-            }
-            if let Some(path) = plot {
-                plot::curves_svg(&path, "Per-epoch curves", &sweep::curves(&results))?;
-            }
-            if let Some(path) = trace {
-                profile::trace::write(&path)?;
-                if !quiet {
-                    eprintln!("trace written to {}", path.display());
-                }
+            commit.finish()?;
+            if let (Some(out), false) = (&trace, quiet) {
+                eprintln!("trace written to {}", out.path().display());
             }
         }
         Job::Sweep { data, sweep } => {
+            let outputs = sweep::SweepOutputs::check(&sweep.out)?;
             let (dataset, gpu, kernels) = start(&data, &adapter, quiet, sweep.embedding_dim)?;
             let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !quiet)?;
             print!("{}", report::table(&results, &gpu.adapter));
-            sweep::write_outputs(&sweep.out, &results, &gpu.adapter)?;
+            sweep::write_outputs(&outputs, &results, &gpu.adapter)?;
             eprintln!(
                 "wrote results.csv, results.json, tradeoff.svg and curves.svg to {}",
                 sweep.out.display()
@@ -231,6 +260,11 @@ fn run() -> Result<ExitCode> {
             metrics_out,
             plot,
         } => {
+            let metrics_out = metrics_out
+                .map(|p| Output::check("--metrics-out", &p))
+                .transpose()?;
+            let plot = plot.map(|p| Output::check("--plot", &p)).transpose()?;
+            output::distinct(metrics_out.iter().chain(&plot))?;
             let (dataset, gpu, kernels) = start(&data, &adapter, quiet, embedding_dim)?;
             let mut results = Vec::new();
             for opts in &runs {
@@ -251,12 +285,16 @@ fn run() -> Result<ExitCode> {
             }
             print!("{}", report::table(&results, &gpu.adapter));
             print!("{}", recipe::summary(&name, &results));
-            if let Some(path) = metrics_out {
-                report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
+            let mut commit = Commit::new();
+            if let Some(out) = &metrics_out {
+                let doc = report::metrics_json(&results, &gpu.adapter);
+                commit.stage(out, &report::json_bytes(&doc))?;
             }
-            if let Some(path) = plot {
-                plot::curves_svg(&path, &name, &sweep::curves(&results))?;
+            if let Some(out) = &plot {
+                let svg = plot::curves_svg(&name, &sweep::curves(&results))?;
+                commit.stage(out, svg.as_bytes())?;
             }
+            commit.finish()?;
         }
         Job::Evaluate {
             model,
@@ -269,15 +307,18 @@ fn run() -> Result<ExitCode> {
             out,
             k,
             exclude_seen,
-        } => commands::recommend(
-            &adapter,
-            quiet,
-            &model,
-            user.as_deref(),
-            out.as_deref(),
-            k,
-            exclude_seen,
-        )?,
+        } => {
+            let out = out.map(|p| Output::check("--out", &p)).transpose()?;
+            commands::recommend(
+                &adapter,
+                quiet,
+                &model,
+                user.as_deref(),
+                out.as_ref(),
+                k,
+                exclude_seen,
+            )?
+        }
         Job::Predict { model, user, movie } => {
             commands::predict(&adapter, quiet, &model, &user, &movie)?
         }

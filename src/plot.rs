@@ -2,8 +2,8 @@
 //! top-100 / RMSE trade-off of a sweep with its Pareto front, and per-epoch loss and metric curves.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::path::Path;
 
 /// One configuration on the trade-off chart (means over seeds).
 #[derive(Clone, Debug, PartialEq)]
@@ -40,23 +40,37 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-fn plot_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> anyhow::Error + '_ {
-    move |e| anyhow!("drawing {}: {e:?}", path.display())
+/// Drawing into a string fails only on a plotters bug; say which chart.
+pub(crate) fn draw_err<E: std::fmt::Display>(chart: &str) -> impl Fn(E) -> anyhow::Error + '_ {
+    move |e| anyhow!("drawing the {chart} chart: {e}")
 }
 
 /// Top-100 accuracy against RMSE, one point per configuration, the Pareto front joined and ringed.
-pub fn tradeoff_svg(path: &Path, title: &str, points: &[TradeoffPoint]) -> Result<()> {
+pub fn tradeoff_svg(title: &str, points: &[TradeoffPoint]) -> Result<String> {
     if points.is_empty() {
-        anyhow::bail!("no runs to draw in {}", path.display());
+        anyhow::bail!("no runs to draw in the trade-off chart");
     }
-    let err = plot_err(path);
+    let mut svg = String::new();
+    draw_tradeoff(
+        SVGBackend::with_string(&mut svg, (820, 560)).into_drawing_area(),
+        title,
+        points,
+    )?;
+    Ok(svg)
+}
+
+fn draw_tradeoff(
+    root: DrawingArea<SVGBackend, Shift>,
+    title: &str,
+    points: &[TradeoffPoint],
+) -> Result<()> {
+    let err = draw_err("trade-off");
     let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
         (a.min(p.rmse), b.max(p.rmse))
     });
     let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
         (a.min(p.top_100), b.max(p.top_100))
     });
-    let root = SVGBackend::new(path, (820, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -108,13 +122,23 @@ pub fn tradeoff_svg(path: &Path, title: &str, points: &[TradeoffPoint]) -> Resul
 }
 
 /// Three panels over epochs: training loss relative to epoch 1, test top-100 accuracy and test RMSE.
-pub fn curves_svg(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
+pub fn curves_svg(title: &str, curves: &[Curve]) -> Result<String> {
     let epochs = curves.iter().map(|c| c.train_loss.len()).max().unwrap_or(0);
     if epochs == 0 {
-        anyhow::bail!("no epochs to draw in {}", path.display());
+        anyhow::bail!("no epochs to draw in the curves chart");
     }
-    let err = plot_err(path);
-    let root = SVGBackend::new(path, (1260, 440)).into_drawing_area();
+    let mut svg = String::new();
+    draw_curves(
+        SVGBackend::with_string(&mut svg, (1260, 440)).into_drawing_area(),
+        title,
+        curves,
+    )?;
+    Ok(svg)
+}
+
+fn draw_curves(root: DrawingArea<SVGBackend, Shift>, title: &str, curves: &[Curve]) -> Result<()> {
+    let err = draw_err("curves");
+    let epochs = curves.iter().map(|c| c.train_loss.len()).max().unwrap_or(0);
     root.fill(&WHITE).map_err(&err)?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(&err)?;
     let panels = root.split_evenly((1, 3));
@@ -215,29 +239,21 @@ mod tests {
 
     #[test]
     fn charts_are_svg_with_text() {
-        let dir = std::env::temp_dir().join(format!("wgrec-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let t = dir.join("tradeoff.svg");
-        tradeoff_svg(
-            &t,
+        let svg = tradeoff_svg(
             "trade-off",
             &[p("(1, 0)", 1.1, 0.06), p("(0, 1)", 3.8, 0.23)],
         )
         .unwrap();
-        let svg = std::fs::read_to_string(&t).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.contains("(0, 1)"));
         assert!(svg.contains("test RMSE (lower is better)"));
-        let c = dir.join("curves.svg");
         let curve = Curve {
             label: "run".into(),
             train_loss: vec![100.0, 50.0, 40.0],
             top_100: vec![0.1, 0.2, 0.25],
             rmse: vec![1.3, 1.2, 1.1],
         };
-        curves_svg(&c, "curves", &[curve]).unwrap();
-        let svg = std::fs::read_to_string(&c).unwrap();
+        let svg = curves_svg("curves", &[curve]).unwrap();
         assert!(svg.contains("<polyline") && svg.contains("test top-100 accuracy"));
-        assert!(curves_svg(&c, "none", &[]).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(curves_svg("none", &[]).is_err());
     }
 }

@@ -326,8 +326,6 @@ pub fn submit(gpu: &Gpu, encoder: wgpu::CommandEncoder, profiler: Option<&Profil
 /// A Chrome trace (chrome://tracing, Perfetto) of CPU phases and GPU dispatches, collected process-wide
 /// once `start` is called and written by `write`.
 pub mod trace {
-    use anyhow::Result;
-    use std::path::Path;
     use std::sync::Mutex;
     use std::time::Instant;
 
@@ -381,8 +379,8 @@ pub mod trace {
         }
     }
 
-    /// Writes the events collected so far as a Chrome trace JSON file (atomically).
-    pub fn write(path: &Path) -> Result<()> {
+    /// The events collected so far as a Chrome trace (chrome://tracing, ui.perfetto.dev).
+    pub fn to_json() -> serde_json::Value {
         let events = {
             let guard = TRACE.lock().unwrap_or_else(|e| e.into_inner());
             let mut events: Vec<serde_json::Value> =
@@ -395,7 +393,6 @@ pub mod trace {
             }
             events
         };
-        let doc = serde_json::json!({"traceEvents": events, "displayTimeUnit": "ms"});
-        crate::report::write_json(path, &doc)
+        serde_json::json!({"traceEvents": events, "displayTimeUnit": "ms"})
     }
 }

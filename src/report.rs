@@ -528,13 +528,14 @@ pub fn metrics_json(runs: &[RunResult], adapter: &AdapterSummary) -> serde_json:
     })
 }
 
-/// Writes `value` to `path` through a temporary file and a rename, so a reader never sees half a file.
-pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<()> {
-    use anyhow::Context;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+/// `value` as the pretty-printed JSON every wgrec JSON output holds.
+pub fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut s = serde_json::to_string_pretty(value).expect("a JSON value serializes");
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// Writes `value` as JSON to `out` (see `output`: never a partial file, never over a device).
+pub fn write_json(out: &crate::output::Output, value: &serde_json::Value) -> Result<()> {
+    out.write(&json_bytes(value))
 }

@@ -5,10 +5,11 @@ use crate::data::Dataset;
 use crate::evaluate::{KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::kernels::Kernels;
+use crate::output::{Commit, Output};
 use crate::plot::{curves_svg, tradeoff_svg, Curve, TradeoffPoint};
-use crate::report::{metrics_json, train_and_evaluate_with, write_json, RunResult};
+use crate::report::{json_bytes, metrics_json, train_and_evaluate_with, RunResult};
 use crate::trainer::TrainOptions;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
 pub struct SweepConfig {
@@ -184,20 +185,44 @@ pub fn curves(runs: &[RunResult]) -> Vec<Curve> {
         .collect()
 }
 
-/// Writes results.csv, results.json, tradeoff.svg and curves.svg into `out` (created if missing).
-pub fn write_outputs(out: &Path, runs: &[RunResult], adapter: &AdapterSummary) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let csv_path = out.join("results.csv");
-    std::fs::write(&csv_path, csv(runs))
-        .with_context(|| format!("writing {}", csv_path.display()))?;
-    write_json(&out.join("results.json"), &metrics_json(runs, adapter))?;
-    tradeoff_svg(
-        &out.join("tradeoff.svg"),
+/// The four files a sweep writes into its `--out` directory (created if missing), checked before it
+/// trains.
+pub struct SweepOutputs {
+    csv: Output,
+    json: Output,
+    tradeoff: Output,
+    curves: Output,
+}
+
+impl SweepOutputs {
+    pub fn check(dir: &Path) -> Result<Self> {
+        let file = |name| Output::check_in_dir("--out", dir, name);
+        Ok(Self {
+            csv: file("results.csv")?,
+            json: file("results.json")?,
+            tradeoff: file("tradeoff.svg")?,
+            curves: file("curves.svg")?,
+        })
+    }
+}
+
+/// Writes results.csv, results.json, tradeoff.svg and curves.svg, all or none.
+pub fn write_outputs(
+    out: &SweepOutputs,
+    runs: &[RunResult],
+    adapter: &AdapterSummary,
+) -> Result<()> {
+    let tradeoff = tradeoff_svg(
         "Rating vs retrieval: every (rating weight, retrieval weight)",
         &tradeoff_points(runs),
     )?;
-    curves_svg(&out.join("curves.svg"), "Per-epoch curves", &curves(runs))?;
-    Ok(())
+    let curves = curves_svg("Per-epoch curves", &curves(runs))?;
+    let mut commit = Commit::new();
+    commit.stage(&out.csv, csv(runs).as_bytes())?;
+    commit.stage(&out.json, &json_bytes(&metrics_json(runs, adapter)))?;
+    commit.stage(&out.tradeoff, tradeoff.as_bytes())?;
+    commit.stage(&out.curves, curves.as_bytes())?;
+    commit.finish()
 }
 
 #[cfg(test)]

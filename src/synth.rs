@@ -4,10 +4,12 @@
 //! users with a milder skew (1/rank^0.5), every user rating at least once when R >= U. Deterministic
 //! for a given seed; ratings are streamed to disk, so memory does not grow with R.
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+
+use crate::output::{Commit, Output};
 
 use crate::data::SplitMix64;
 
@@ -43,8 +45,20 @@ pub struct SynthOptions {
     pub seed: u64,
 }
 
-/// Writes the movies and ratings files into `opts.out` (created if needed); each file is written
-/// under a temporary name and renamed, so a failed run leaves no half-written data set behind.
+/// The movies and ratings files `write` puts into `opts.out` (created if missing), checked up front.
+pub fn outputs(opts: &SynthOptions) -> Result<[Output; 2]> {
+    let (ratings_file, movies_file) = match opts.format {
+        SynthFormat::Ml100k => ("u.data", "u.item"),
+        SynthFormat::Csv => ("ratings.csv", "movies.csv"),
+    };
+    Ok([
+        Output::check_in_dir("--out", &opts.out, movies_file)?,
+        Output::check_in_dir("--out", &opts.out, ratings_file)?,
+    ])
+}
+
+/// Writes the movies and ratings files into `opts.out`; both are staged (streamed to temp files) and
+/// then renamed into place together, so a failed run leaves no half-written data set behind.
 pub fn write(opts: &SynthOptions) -> Result<()> {
     if opts.users == 0 || opts.movies == 0 || opts.ratings == 0 {
         bail!("synth needs at least one user, one movie and one rating");
@@ -53,39 +67,13 @@ pub fn write(opts: &SynthOptions) -> Result<()> {
     if opts.users.max(opts.movies) > MAX_ENTITIES {
         bail!("synth supports at most {MAX_ENTITIES} users and {MAX_ENTITIES} movies");
     }
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
-    let (ratings_file, movies_file) = match opts.format {
-        SynthFormat::Ml100k => ("u.data", "u.item"),
-        SynthFormat::Csv => ("ratings.csv", "movies.csv"),
-    };
+    let [movies_out, ratings_out] = outputs(opts)?;
     let mut rng = SplitMix64::new(opts.seed);
     let model = Model::new(opts.users, opts.movies, &mut rng);
-    write_atomically(&opts.out.join(movies_file), |w| {
-        write_movies(w, opts.format, opts.movies, &mut rng)
-    })?;
-    write_atomically(&opts.out.join(ratings_file), |w| {
-        write_ratings(w, opts, &model, &mut rng)
-    })?;
-    Ok(())
-}
-
-fn write_atomically(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-        body(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", tmp.display()));
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let mut commit = Commit::new();
+    commit.add(movies_out.stage_with(|w| write_movies(w, opts.format, opts.movies, &mut rng))?);
+    commit.add(ratings_out.stage_with(|w| write_ratings(w, opts, &model, &mut rng))?);
+    commit.finish()
 }
 
 /// The title of movie `id`: a few with commas and quotes, so CSV writers and readers must quote.
@@ -101,7 +89,7 @@ pub fn title(id: u32) -> String {
 }
 
 fn write_movies(
-    w: &mut impl Write,
+    w: &mut (impl Write + ?Sized),
     format: SynthFormat,
     movies: u32,
     rng: &mut SplitMix64,
@@ -215,7 +203,7 @@ fn normal(rng: &mut SplitMix64) -> f64 {
 }
 
 fn write_ratings(
-    w: &mut impl Write,
+    w: &mut (impl Write + ?Sized),
     opts: &SynthOptions,
     model: &Model,
     rng: &mut SplitMix64,

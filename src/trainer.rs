@@ -15,6 +15,9 @@ use std::time::Instant;
 /// (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), so batches stay well below that.
 pub const MAX_BATCH: usize = 32768;
 
+/// The largest loss weight accepted (the recipes use up to 4).
+pub const MAX_TASK_WEIGHT: f32 = 10_000.0;
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainOptions {
     pub rating_weight: f32,
@@ -119,6 +122,12 @@ impl TrainOptions {
         ] {
             if !w.is_finite() || w < 0.0 {
                 bail!("{name} must be a finite number >= 0, got {w}");
+            }
+            if w > MAX_TASK_WEIGHT {
+                bail!(
+                    "{name} must be at most {MAX_TASK_WEIGHT}, got {w}: the squared gradients of larger \
+                     weights overflow Adagrad's f32 accumulators"
+                );
             }
         }
         Ok(())

@@ -9,6 +9,7 @@ use std::process::Command;
 use wgrec::checkpoint::*;
 use wgrec::data::{DataOptions, Ratings, Vocabulary};
 use wgrec::model::{ModelConfig, Params};
+use wgrec::output::Output;
 
 /// A small checkpoint built without training: 3 users, 4 titles, D 16.
 fn synthetic() -> Checkpoint {
@@ -81,6 +82,11 @@ fn synthetic() -> Checkpoint {
     }
 }
 
+/// Saves through a checked `--save` output, as the binary does.
+fn save(ck: &Checkpoint, path: &Path) -> anyhow::Result<()> {
+    ck.save(&Output::check("--save", path)?)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgrec-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -93,7 +99,7 @@ fn save_then_load_is_exact_and_leaves_no_temporary_file() {
     let path = dir.join("model.safetensors");
     let ck = synthetic();
     std::fs::write(&path, b"an older file").unwrap();
-    ck.save(&path).unwrap();
+    save(&ck, &path).unwrap();
     assert!(Checkpoint::load(&path).unwrap() == ck, "loaded != saved");
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -101,7 +107,7 @@ fn save_then_load_is_exact_and_leaves_no_temporary_file() {
         .collect();
     assert_eq!(names, vec!["model.safetensors".to_string()]);
     // Saving where the directory does not exist fails and names the path.
-    let err = ck.save(&dir.join("missing/model.safetensors")).unwrap_err();
+    let err = save(&ck, &dir.join("missing/model.safetensors")).unwrap_err();
     assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -288,7 +294,7 @@ fn other_files_are_rejected() {
 fn checkpoint_of_another_config_is_rejected() {
     let dir = temp_dir("other-config");
     let path = dir.join("d16.safetensors");
-    synthetic().save(&path).unwrap();
+    save(&synthetic(), &path).unwrap();
     let p = path.to_str().unwrap();
     let args = [
         "train",
@@ -328,7 +334,7 @@ fn checkpoint_of_another_vocabulary_is_rejected() {
     let Some(data) = data_dir() else { return };
     let dir = temp_dir("other-vocab");
     let path = dir.join("tiny.safetensors");
-    synthetic().save(&path).unwrap();
+    save(&synthetic(), &path).unwrap();
     let p = path.to_str().unwrap();
     let d = data.join("ml-100k");
     let (code, err) = wgrec(&["evaluate", "--model", p, "--data-dir", d.to_str().unwrap()]);
@@ -369,7 +375,8 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
         ..wgrec::trainer::TrainOptions::tutorial(1.0, 1.0)
     };
     let run = |epochs, resume: Option<(&Path, &Checkpoint)>, save: &Path| {
-        train_evaluate_save(
+        let out = Output::check("--save", save).unwrap();
+        let (result, staged) = train_evaluate_save(
             gpu,
             kernels,
             &data,
@@ -380,12 +387,14 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
             false,
             RunFiles {
                 resume,
-                save: Some(save),
+                save: Some(&out),
                 per_epoch: false,
             },
             None,
         )
-        .unwrap()
+        .unwrap();
+        staged.expect("a checkpoint was staged").commit().unwrap();
+        result
     };
     let straight = run(2, None, &file("straight.safetensors"));
     run(1, None, &file("first.safetensors"));
@@ -460,7 +469,7 @@ fn recommend_and_predict_from_a_file() {
     let dir = temp_dir("serve");
     let path = dir.join("m.safetensors");
     let ck = synthetic();
-    ck.save(&path).unwrap();
+    save(&ck, &path).unwrap();
     let p = path.to_str().unwrap();
 
     // User "1" (row 1) trained on rows 1 and 3 (titles A and C): with them excluded, B and D are left.

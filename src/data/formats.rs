@@ -88,7 +88,14 @@ pub fn detect(dir: &Path) -> std::result::Result<Format, NotFound> {
                     "{} is not a regular file",
                     p.display()
                 ))),
-                Err(_) => Ok(false),
+                // A name that exists but cannot be followed (a dangling link, a loop) is not a miss.
+                Err(e) => match std::fs::symlink_metadata(&p) {
+                    Ok(_) => Err(NotFound::Broken(format!(
+                        "{} is a symbolic link that cannot be followed: {e}",
+                        p.display()
+                    ))),
+                    Err(_) => Ok(false),
+                },
             }
         };
         match (state(ratings)?, state(movies)?) {
@@ -596,8 +603,13 @@ pub fn read_ratings(
             }
         }
         let [user, movie, rating, timestamp] = f;
-        if user.is_empty() || user.len() > 10 || !user.bytes().all(|b| b.is_ascii_digit()) {
+        if user.is_empty() || !user.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err(&format_args!("user id {user:?} is not a whole number")));
+        }
+        if user.len() > 10 {
+            return Err(err(&format_args!(
+                "user id {user:?} is too long: at most 10 digits"
+            )));
         }
         let id: u32 = movie
             .parse()
