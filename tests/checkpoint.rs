@@ -255,6 +255,105 @@ fn rewrite(
 }
 
 #[test]
+fn a_changed_header_fails_the_checksum() {
+    // One byte of a title, the JSON still valid: TFRS-era files would load this silently.
+    let bytes = synthetic().to_bytes().unwrap();
+    let at = bytes.windows(8).position(|w| w == b"B, The (").unwrap() + 8;
+    let mut edited = bytes.clone();
+    assert_eq!(edited[at + 1], b'9');
+    edited[at + 1] = b'M';
+    rejected("header-title", &edited, "checksum");
+    // A changed training record (config, split) as well.
+    let bytes = rewrite(|_, md| {
+        let t = md["training"].replace("\"learning_rate\":0.1", "\"learning_rate\":0.2");
+        md.insert("training".into(), t);
+    });
+    rejected("header-training", &bytes, "checksum");
+}
+
+/// FNV-1a over the tensors only: the checksum older wgrec wrote.
+fn fnv1a64(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> String {
+    let mut sorted: Vec<&(String, Vec<usize>, Vec<u8>)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, _, bytes) in sorted {
+        for &b in name.as_bytes().iter().chain(bytes) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+#[test]
+fn an_older_checkpoint_loads_with_a_note() {
+    let old = rewrite(|t, md| {
+        md.insert("checksum".into(), fnv1a64(t));
+    });
+    assert!(Checkpoint::from_bytes(&old).unwrap() == synthetic());
+    let dir = temp_dir("older");
+    let path = dir.join("old.safetensors");
+    std::fs::write(&path, &old).unwrap();
+    let (code, err) = wgrec(&[
+        "recommend",
+        "--model",
+        path.to_str().unwrap(),
+        "--user",
+        "1",
+    ]);
+    assert!(
+        err.contains("older wgrec") && err.contains("not the header's metadata"),
+        "{code:?} {err}"
+    );
+    // Its tensors are still covered.
+    let flipped = rewrite(|t, md| {
+        md.insert("checksum".into(), fnv1a64(t));
+        t[0].2[0] ^= 1;
+    });
+    rejected("older-flipped", &flipped, "checksum");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn non_finite_weights_are_rejected_naming_the_tensor() {
+    let mut ck = synthetic();
+    ck.params.movie_emb[16 * 2 + 5] = f32::NAN;
+    rejected(
+        "nan",
+        &ck.to_bytes().unwrap(),
+        "tensor \"movie_embedding\" holds NaN at [2, 5]",
+    );
+    let mut ck = synthetic();
+    let b3 = ck.cfg.layout().b3;
+    ck.params.mlp[b3] = f32::INFINITY;
+    rejected(
+        "inf",
+        &ck.to_bytes().unwrap(),
+        "tensor \"rating/dense_2/bias\" holds inf at [0]",
+    );
+    let mut ck = synthetic();
+    ck.accumulators.user_emb[3] = -1.0;
+    rejected(
+        "negative-accumulator",
+        &ck.to_bytes().unwrap(),
+        "tensor \"adagrad/user_embedding\" holds -1 at [0, 3]",
+    );
+}
+
+#[test]
+fn the_size_is_checked_against_the_header() {
+    let bytes = synthetic().to_bytes().unwrap();
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0; 64]);
+    rejected("trailing", &longer, "64 bytes follow the tensors");
+    rejected(
+        "short",
+        &bytes[..bytes.len() - 4],
+        "truncated: its header describes",
+    );
+}
+
+#[test]
 fn wrong_tensor_shapes_are_rejected() {
     // The user table transposed: same bytes (so the checksum still holds), wrong shape.
     let bytes = rewrite(|t, _| {
@@ -492,6 +591,10 @@ fn recommend_and_predict_from_a_file() {
     let mut sorted = titles.clone();
     sorted.sort();
     assert_eq!(sorted, vec!["B, The (1991)", "D (1993)"], "{out}");
+    assert!(
+        err.contains("user 1 rated 2 of the 4 movies in training: 2 left to recommend"),
+        "fewer than k left is said: {err}"
+    );
     let (code, out, _) = wgrec_out(&["recommend", "--model", p, "--user", "1", "-k", "4"]);
     assert_eq!(code, Some(0));
     assert_eq!(out.lines().count(), 5, "header and 4 titles: {out}");

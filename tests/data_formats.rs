@@ -492,6 +492,87 @@ fn hostile_directory_instead_of_a_file() {
 }
 
 #[test]
+fn hostile_symlink_loop_and_dangling_link_are_not_reported_missing() {
+    let dir = scratch("loop");
+    std::fs::write(dir.join("u.item"), "1|A (1990)|x\n").unwrap();
+    std::os::unix::fs::symlink("u.data", dir.join("u.data")).unwrap();
+    let e = train_fails(&dir, &[]);
+    assert_mentions(&e, &["u.data is a symbolic link that cannot be followed"]);
+    assert!(!e.contains("but no u.data"), "{e}");
+    std::fs::remove_file(dir.join("u.data")).unwrap();
+    std::os::unix::fs::symlink("gone.data", dir.join("u.data")).unwrap();
+    assert_mentions(
+        &train_fails(&dir, &[]),
+        &["u.data is a symbolic link that cannot be followed"],
+    );
+}
+
+#[test]
+fn hostile_overlong_user_id_and_huge_weights() {
+    let dir = fixture(
+        "long-id",
+        &[
+            ("movies.dat", MOVIES_DAT),
+            ("ratings.dat", b"1::1::5::0\n12345678901::1::5::0\n"),
+        ],
+    );
+    assert_mentions(
+        &train_fails(&dir, &[]),
+        &["ratings.dat:2: user id \"12345678901\" is too long: at most 10 digits"],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrec"))
+        .args(["train", "--dataset", "sample", "--rating-weight", "1"])
+        .args(["--retrieval-weight", "1e38"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &["--retrieval-weight must be at most 10000, got 1000000000000000000000"],
+    );
+}
+
+/// Users of a split directory that the ratings file lacks take the OOV row, and a note says so.
+#[test]
+fn split_users_missing_from_the_ratings_file_are_noted() {
+    let good = csv_dir("split-oov", RATINGS_CSV);
+    let split = scratch("split-oov-files");
+    std::fs::write(split.join("train.data"), "1\t1\t4\t0\n77\t1\t3\t0\n").unwrap();
+    std::fs::write(split.join("test.data"), "2\t1\t4\t0\n").unwrap();
+    let ds = load(&DataOptions {
+        data_dir: Some(good.clone()),
+        split_dir: Some(split.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(ds.train.user[1], 0, "user 77 is out of vocabulary");
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrec"))
+        .args([
+            "-q",
+            "train",
+            "--rating-weight",
+            "1",
+            "--retrieval-weight",
+            "0",
+        ])
+        .args(["--epochs", "0", "--batch-size", "2"])
+        .arg("--data-dir")
+        .arg(&good)
+        .arg("--split-dir")
+        .arg(&split)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_mentions(
+        &err,
+        &[
+            "train.data: 1 users (1 ratings) are not in ratings.csv",
+            "out-of-vocabulary row",
+        ],
+    );
+}
+
+#[test]
 fn offline_download_says_where_to_put_the_files() {
     let cache = scratch("offline-cache");
     let metrics = cache.join("m.json");
