@@ -1,6 +1,8 @@
 //! One launcher per kernel in `shaders/`: the uniform parameters each kernel reads (mirroring its WGSL
 //! `Params`), the compiled pipelines, and `Launch`, a bind group plus its uniform built once and encoded
-//! many times.
+//! many times. `gpu` holds the second family, for real GPUs.
+
+pub mod gpu;
 
 use crate::gpu::{Gpu, Kernel};
 use crate::profile::Profiler;
