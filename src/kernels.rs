@@ -668,6 +668,7 @@ pub mod cost {
                     g * (cand + mask + 4.0 + 2.0 * PAIRS_PER_GROUP as f64),
                 )
             }
+            k if k.ends_with("_gpu") => crate::kernels::gpu::cost::of(k, bytes, dim),
             _ => Cost::default(),
         }
     }

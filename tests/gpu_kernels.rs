@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_close, assert_close64, ids_covering, no_adapter, relu_like, uniform};
+use common::{assert_close64, ids_covering, no_adapter, relu_like, uniform};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use wgrec::batches::Batch;
@@ -24,6 +24,26 @@ use wgrec::trainer::TrainOptions;
 
 /// NaNs past the end of every output: a kernel writing past its rows would overwrite them.
 const TAIL: usize = 64;
+
+/// `common::assert_close`, printing the largest error first (`--nocapture` shows them): max |got - want|
+/// and its share of the tolerance atol + rtol |want|.
+#[track_caller]
+fn assert_close_report(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    let (mut max_abs, mut max_share) = (0.0f64, 0.0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        if w.is_nan() {
+            continue;
+        }
+        let diff = (g as f64 - w as f64).abs();
+        max_abs = max_abs.max(diff);
+        max_share = max_share.max(diff / (atol as f64 + rtol as f64 * (w as f64).abs()));
+    }
+    eprintln!(
+        "{what}: max |diff| {max_abs:.2e}, {:.0}% of the tolerance (atol {atol:e}, rtol {rtol:e})",
+        100.0 * max_share
+    );
+    common::assert_close(what, got, want, atol, rtol);
+}
 
 fn with_tail(value: &[f32]) -> Vec<f32> {
     let mut v = value.to_vec();
@@ -103,7 +123,6 @@ fn params_vector(len: usize, tensors: &[(usize, &[f32])]) -> Vec<f32> {
 /// `users` distinct users (table rows 1, 3, 5, ...) and `movies` distinct movies (rows 0, 3, 6, ...).
 struct SparseBatch {
     batch: Batch,
-    dim: usize,
     user_table: Vec<f32>,  // (2 users + 1, D)
     movie_table: Vec<f32>, // (3 movies, D)
 }
@@ -122,7 +141,6 @@ impl SparseBatch {
         let rating = (0..rows).map(|_| 1.0 + rng.below(5) as f32).collect();
         Self {
             batch: Batch::new(user, movie, rating),
-            dim,
             user_table: uniform(&mut rng, (2 * users as usize + 1) * dim, -scale, scale),
             movie_table: uniform(&mut rng, 3 * movies as usize * dim, -scale, scale),
         }
@@ -165,7 +183,7 @@ fn dense_forward_gpu_matches_cpu() {
         launch.set(gpu, &DenseForwardParams::new(rows, kk, n, w_at, b_at));
         run(gpu, &[(&launch, groups::dense_forward(rows, n))]);
         let want = cpu::dense_forward(&x, &w, &b, rows, kk, n, true);
-        assert_close(
+        assert_close_report(
             &format!("y ({rows} x {kk} -> {n})"),
             &read(gpu, &y, rows * n),
             &with_tail(&want),
@@ -216,7 +234,7 @@ fn dense_gather_forward_gpu_matches_cpu() {
             n,
             true,
         );
-        assert_close(
+        assert_close_report(
             &format!("h1 (D {dim}, {rows} rows, N {n})"),
             &read(gpu, &y, rows * n),
             &with_tail(&want),
@@ -252,7 +270,7 @@ fn dense_backward_data_gpu_matches_cpu_with_and_without_mask() {
             launch.set(gpu, &DenseBackwardDataParams::new(rows, kk, n, w_at));
             run(gpu, &[(&launch, groups::dense_backward_data(rows, kk))]);
             let want = cpu::dense_backward_data(&dy, &w, mask.then_some(&h[..]), rows, kk, n);
-            assert_close(
+            assert_close_report(
                 &format!("dx ({rows} x {n} -> {kk}, mask {mask})"),
                 &read(gpu, &dx, rows * kk),
                 &with_tail(&want),
@@ -304,7 +322,7 @@ fn dense_backward_weights_gpu_writes_one_partial_per_split() {
         run(gpu, &[(&launch, groups::dense_backward_weights(kk, n, s))]);
         let want = twin::dense_backward_weights_splits(&x, &dy, rows, kk, n, split_rows);
         assert_eq!(want.len(), s);
-        assert_close(
+        assert_close_report(
             &format!("grad ({rows} rows, {kk} x {n}, {s} splits)"),
             &read(gpu, &grad, s * len),
             &with_tail(&split_grads(&want, len, w_at, b_at)),
@@ -348,7 +366,7 @@ fn dense_gather_backward_weights_gpu_writes_one_partial_per_split() {
         run(gpu, &[(&launch, groups::dense_backward_weights(kk, n, s))]);
         let x = twin::gathered_x(&sb.user_table, &sb.movie_table, &sb.batch, dim);
         let want = twin::dense_backward_weights_splits(&x, &dy, rows, kk, n, split_rows);
-        assert_close(
+        assert_close_report(
             &format!("grad (D {dim}, {rows} rows, N {n}, {s} splits)"),
             &read(gpu, &grad, s * len),
             &with_tail(&split_grads(&want, len, w_at, b_at)),
@@ -416,14 +434,14 @@ fn rating_loss_gpu_matches_cpu_in_training_and_evaluation() {
             let scale = 2.0 * 0.7 / rows as f32;
             let want = twin::rating_loss(&h2, &w3, b3, &rating, scale, split_rows);
             let what = |t: &str| format!("{t} ({rows} rows, H2 {h2w}, train {train})");
-            assert_close(
+            assert_close_report(
                 &what("pred"),
                 &read(gpu, &pred, rows),
                 &with_tail(&want.pred),
                 1e-5,
                 1e-5,
             );
-            assert_close(
+            assert_close_report(
                 &what("sq_err"),
                 &read(gpu, &sq_err, rows),
                 &with_tail(&want.sq_err),
@@ -440,14 +458,14 @@ fn rating_loss_gpu_matches_cpu_in_training_and_evaluation() {
             } else {
                 (vec![f32::NAN; rows * h2w], vec![f32::NAN; s * len])
             };
-            assert_close(
+            assert_close_report(
                 &what("dh2"),
                 &read(gpu, &dh2, rows * h2w),
                 &with_tail(&want_dh2),
                 1e-7,
                 1e-5,
             );
-            assert_close(
+            assert_close_report(
                 &what("head gradient partials"),
                 &read(gpu, &grad, s * len),
                 &with_tail(&want_grad),
@@ -508,7 +526,7 @@ fn retrieval_lse_gpu_matches_cpu_for_every_part_count() {
         run(gpu, &[(&launch, groups::retrieval_lse(s.users, parts))]);
         let want = twin::retrieval_lse(&sb.user_table, &sb.movie_table, b, dim, parts);
         let got = read(gpu, &part, parts * s.users * 2);
-        assert_close(
+        assert_close_report(
             &format!("lse parts (P {parts})"),
             &got,
             &with_tail(&flat_pairs(&want)),
@@ -581,21 +599,21 @@ fn retrieval_grads_gpu_matches_cpu_and_its_parts_sum_to_the_softmax_twins() {
         );
         let want = twin::retrieval_grads(&sb.user_table, &sb.movie_table, b, dim, &lse, parts, w);
         let what = |t: &str| format!("{t} (D {dim}, {nu} x {nm}, P {parts})");
-        assert_close(
+        assert_close_report(
             &what("loss"),
             &read(gpu, &loss, s.users),
             &with_tail(&want.loss),
             1e-5,
             1e-4,
         );
-        assert_close(
+        assert_close_report(
             &what("grad_user parts"),
             &read(gpu, &gu, parts * s.users * dim),
             &with_tail(&want.grad_user),
             1e-5,
             1e-4,
         );
-        assert_close(
+        assert_close_report(
             &what("grad_movie parts"),
             &read(gpu, &gm, parts * s.movies * dim),
             &with_tail(&want.grad_movie),
@@ -635,21 +653,21 @@ fn retrieval_grads_gpu_matches_cpu_and_its_parts_sum_to_the_softmax_twins() {
                 .map(|e| (0..parts).map(|p| g[p * n * dim + e]).sum())
                 .collect()
         };
-        assert_close(
+        assert_close_report(
             &what("summed grad_user"),
             &sum_parts(&want.grad_user, s.users),
             &users.grad_user,
             1e-5,
             1e-4,
         );
-        assert_close(
+        assert_close_report(
             &what("summed grad_movie"),
             &sum_parts(&want.grad_movie, s.movies),
             &movies,
             1e-5,
             1e-4,
         );
-        assert_close(&what("twin loss"), &want.loss, &users.loss, 1e-5, 1e-5);
+        assert_close_report(&what("twin loss"), &want.loss, &users.loss, 1e-5, 1e-5);
     }
 }
 
@@ -729,14 +747,14 @@ fn embedding_adagrad_gpu_matches_cpu_for_every_task_mix() {
                 format!("{t} (movies {movies}, retrieval {dense}, rating {rows}, l2 {l2})")
             };
             let len = table0.len();
-            assert_close(
+            assert_close_report(
                 &what("table"),
                 &common::read_f32(gpu, &table, len),
                 &want_t,
                 1e-6,
                 1e-5,
             );
-            assert_close(
+            assert_close_report(
                 &what("accum"),
                 &common::read_f32(gpu, &accum, len),
                 &want_a,
@@ -1025,18 +1043,18 @@ fn gpu_step_matches_the_cpu_reference_step() {
                     i + 1
                 )
             };
-            assert_close(&what("user_emb"), &got.user_emb, &want.user_emb, 1e-6, 1e-4);
-            assert_close(
+            assert_close_report(&what("user_emb"), &got.user_emb, &want.user_emb, 1e-6, 1e-4);
+            assert_close_report(
                 &what("movie_emb"),
                 &got.movie_emb,
                 &want.movie_emb,
                 1e-6,
                 1e-4,
             );
-            assert_close(&what("mlp"), &got.mlp, &want.mlp, 1e-6, 1e-4);
-            assert_close(&what("user_acc"), &ua, &cpu_model.user_acc, 1e-6, 1e-4);
-            assert_close(&what("movie_acc"), &ma, &cpu_model.movie_acc, 1e-6, 1e-4);
-            assert_close(&what("mlp_acc"), &la, &cpu_model.mlp_acc, 1e-6, 1e-4);
+            assert_close_report(&what("mlp"), &got.mlp, &want.mlp, 1e-6, 1e-4);
+            assert_close_report(&what("user_acc"), &ua, &cpu_model.user_acc, 1e-6, 1e-4);
+            assert_close_report(&what("movie_acc"), &ma, &cpu_model.movie_acc, 1e-6, 1e-4);
+            assert_close_report(&what("mlp_acc"), &la, &cpu_model.mlp_acc, 1e-6, 1e-4);
         }
         let sums: Vec<f32> = gpu.read(&losses, 0, 2 * batches.len()).unwrap();
         let got_losses: Vec<f64> = batches
@@ -1174,7 +1192,7 @@ fn candidate_scores_gpu_and_pair_ranks_match_cpu() {
         let q = rows_of(&ut, &query_rows[first..], dim);
         let cand = rows_of(&mt, &cand_rows, dim);
         let got = read(gpu, &scores, queries * c);
-        assert_close(
+        assert_close_report(
             &format!("scores (D {dim}, {queries} x {c})"),
             &got,
             &with_tail(&cpu::candidate_scores(&q, &cand, dim)),

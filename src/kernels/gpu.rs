@@ -884,3 +884,83 @@ pub fn pair_ranks(
 ) -> Vec<Launch> {
     super::pair_ranks_launches(gpu, &kernels.pair_ranks, buffers, params)
 }
+
+/// What each kernel of the family does per dispatch, from its parameters (as `kernels::cost` does for the
+/// windowed family, which hands `_gpu` names here). Compulsory traffic only: the tiles' reloads of an
+/// operand from storage are what the workgroup memory keeps small.
+pub mod cost {
+    use super::*;
+    use crate::kernels::Cost;
+
+    fn params<P: Pod>(bytes: &[u8]) -> P {
+        bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])
+    }
+
+    fn c(flops: f64, floats: f64) -> Cost {
+        Cost {
+            flops,
+            bytes: 4.0 * floats,
+        }
+    }
+
+    pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
+        let d = dim as f64;
+        match kernel {
+            "dense_forward_gpu" | "dense_gather_forward_gpu" => {
+                let p: DenseForwardParams = params(bytes);
+                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
+                c(2.0 * r * k * n, r * k + k * n + n + r * n)
+            }
+            "dense_backward_data_gpu" => {
+                let p: DenseBackwardDataParams = params(bytes);
+                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
+                c(2.0 * r * k * n, r * n + k * n + 2.0 * r * k)
+            }
+            "dense_backward_weights_gpu" | "dense_gather_backward_weights_gpu" => {
+                let p: DenseBackwardWeightsParams = params(bytes);
+                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
+                let s = (p.rows as f64 / p.split_rows.max(1) as f64).ceil();
+                c(2.0 * r * k * n + r * n, r * k + r * n + s * (k * n + n))
+            }
+            "rating_loss_gpu" => {
+                let p: RatingLossParams = params(bytes);
+                let (r, h, t) = (p.rows as f64, 4.0 * p.h4 as f64, p.train as f64);
+                let s = (p.rows as f64 / p.split_rows.max(1) as f64).ceil();
+                c(
+                    2.0 * r * h + 4.0 * r + t * 3.0 * r * h,
+                    r * h + h + 3.0 * r + t * (r * h + s * (h + 1.0)),
+                )
+            }
+            "retrieval_lse_gpu" => {
+                let p: RetrievalLseParams = params(bytes);
+                let (u, m) = (p.users as f64, p.movies as f64);
+                let parts = (m / p.chunk.max(1) as f64).ceil();
+                c(
+                    2.0 * u * m * d + 4.0 * u * m,
+                    (u + m) * d + m + 2.0 * parts * u,
+                )
+            }
+            "retrieval_grads_gpu" => {
+                // Both sides: per (user, movie) pair a D-long dot product and a D-long weighted sum each.
+                let p: RetrievalGradsParams = params(bytes);
+                let (u, m, parts) = (p.users as f64, p.movies as f64, p.parts as f64);
+                c(
+                    8.0 * u * m * d + 8.0 * u * m,
+                    (u + m) * (2.0 * d + 2.0 + 2.0 * parts) + parts * (u + m) * d,
+                )
+            }
+            "embedding_adagrad_gpu" => {
+                // Lower bound: the dx rows it also sums depend on the batch, not the params.
+                let p: EmbeddingAdagradParams = params(bytes);
+                let (n, parts) = (p.n as f64 * 4.0 * p.dim4 as f64, p.parts as f64);
+                c(n * (6.0 + parts), n * (5.0 + parts))
+            }
+            "candidate_scores_gpu" => {
+                let p: CandidateScoresParams = params(bytes);
+                let (q, n, d) = (p.queries as f64, p.candidates as f64, 4.0 * p.dim4 as f64);
+                c(2.0 * q * n * d, (q + n) * d + q * n)
+            }
+            _ => Cost::default(),
+        }
+    }
+}
