@@ -1245,3 +1245,103 @@ fn candidate_scores_gpu_and_pair_ranks_match_cpu() {
         assert_eq!(ranks, want, "pair ranks (D {dim}), gpu left, cpu right");
     }
 }
+
+/// BruteForce top-k in the GPU family against `cpu::brute_force_top_k`, exactly: embeddings are multiples
+/// of 1/2 in [-2, 2], so every score is exact in f32 whatever the summation order and ties abound (they go
+/// to the lower index). 1,037 candidates are five 256-candidate steps and several pool merges; K up to
+/// 256; a short candidate list leaves padding; some candidates are excluded per query.
+#[test]
+fn brute_force_top_k_gpu_matches_cpu_exactly() {
+    let Some(gpu) = gpu() else { return };
+    for (dim, queries, c, ks) in [
+        (12, 70, 1037, &[1usize, 10, 100, 256][..]),
+        (32, 5, 40, &[10, 64][..]),
+    ] {
+        let k = kernels(gpu, dim);
+        let mut rng = SplitMix64::new(91 + dim as u64);
+        let half_steps = |rng: &mut SplitMix64, n: usize| -> Vec<f32> {
+            (0..n).map(|_| rng.below(9) as f32 * 0.5 - 2.0).collect()
+        };
+        let (ut, mt) = (
+            half_steps(&mut rng, 60 * dim),
+            half_steps(&mut rng, 90 * dim),
+        );
+        let first = 5;
+        let query_rows: Vec<u32> = (0..first + queries).map(|_| rng.below(60) as u32).collect();
+        let cand_rows: Vec<u32> = (0..c).map(|_| rng.below(90) as u32).collect();
+        // Exclusions of every query of the list (the dispatch sees those from `first` on).
+        let mut offsets = vec![0u32];
+        let mut seen = Vec::new();
+        for _ in 0..first + queries {
+            let mut run: Vec<u32> = (0..rng.below(30))
+                .map(|_| rng.below(c as u64) as u32)
+                .collect();
+            run.sort();
+            run.dedup();
+            seen.extend(run);
+            offsets.push(seen.len() as u32);
+        }
+        let bufs = (
+            gpu.upload("user_emb", &ut),
+            gpu.upload("query_rows", &query_rows),
+            gpu.upload("movie_emb", &mt),
+            gpu.upload("candidate_rows", &cand_rows),
+            gpu.upload("seen_offsets", &offsets),
+            gpu.upload("seen", &seen),
+        );
+        let q = rows_of(&ut, &query_rows[first..], dim);
+        let cand = rows_of(&mt, &cand_rows, dim);
+        let scores = cpu::candidate_scores(&q, &cand, dim);
+        let local: Vec<u32> = offsets[first..]
+            .iter()
+            .map(|&o| o - offsets[first])
+            .collect();
+        for &kk in ks {
+            let (oi, os) = (
+                gpu.upload("out_index", &vec![0xDEAD_BEEFu32; queries * kk + TAIL]),
+                nans(gpu, "out_score", queries * kk),
+            );
+            let launch = brute_force_top_k(
+                gpu,
+                &k.brute_force_top_k,
+                "brute_force_top_k_gpu",
+                (&bufs.0, &bufs.1),
+                (&bufs.2, &bufs.3),
+                (&bufs.4, &bufs.5),
+                (&oi, &os),
+            );
+            launch.set(
+                gpu,
+                &BruteForceTopKParams {
+                    queries: queries as u32,
+                    k: kk as u32,
+                    candidates: c as u32,
+                    first: first as u32,
+                },
+            );
+            run(gpu, &[(&launch, groups::brute_force_top_k(queries))]);
+            let (want_i, want_s) =
+                cpu::brute_force_top_k(&scores, c, &local, &seen[offsets[first] as usize..], kk);
+            let got_i = common::read_u32(gpu, &oi, queries * kk + TAIL);
+            let got_s = read(gpu, &os, queries * kk);
+            assert_eq!(
+                got_i[..queries * kk],
+                want_i[..],
+                "top-{kk} indices (D {dim}, {queries} x {c})"
+            );
+            assert!(
+                got_i[queries * kk..].iter().all(|&v| v == 0xDEAD_BEEF),
+                "top-{kk}: written past the end"
+            );
+            assert_eq!(
+                got_s[..queries * kk]
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>(),
+                want_s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "top-{kk} scores (D {dim})"
+            );
+            assert!(got_s[queries * kk..].iter().all(|v| v.is_nan()));
+        }
+    }
+}

@@ -50,6 +50,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("retrieval_grads_gpu", shader!("retrieval_grads_gpu")),
     ("embedding_adagrad_gpu", shader!("embedding_adagrad_gpu")),
     ("candidate_scores_gpu", shader!("candidate_scores_gpu")),
+    ("brute_force_top_k_gpu", shader!("brute_force_top_k_gpu")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -251,6 +252,7 @@ pub struct Kernels {
     pub embedding_adagrad: Kernel,
     pub candidate_scores: Kernel,
     pub pair_ranks: Kernel,
+    pub brute_force_top_k: Kernel,
 }
 
 impl Kernels {
@@ -278,6 +280,7 @@ impl Kernels {
             embedding_adagrad: k("embedding_adagrad_gpu", &[])?,
             candidate_scores: k("candidate_scores_gpu", &[])?,
             pair_ranks: k("pair_ranks", &[])?,
+            brute_force_top_k: k("brute_force_top_k_gpu", &d4)?,
         })
     }
 }
@@ -318,6 +321,12 @@ pub mod groups {
     /// candidate_scores_gpu: one workgroup per 64 queries x 64 candidates.
     pub fn candidate_scores(queries: usize, candidates: usize) -> (u32, u32, u32) {
         (tiles(candidates), tiles(queries), 1)
+    }
+
+    /// brute_force_top_k_gpu: one workgroup per query, on a 2-D grid past 65,535 queries.
+    pub fn brute_force_top_k(queries: usize) -> (u32, u32, u32) {
+        let (x, y) = crate::gpu::grid(queries as u32);
+        (x, y, 1)
     }
 
     /// retrieval_grads_gpu: the user tiles then the movie tiles, times the parts of the other side.
@@ -629,6 +638,20 @@ pub struct CandidateScoresParams {
     pub first: u32,
 }
 
+/// Largest K of brute_force_top_k_gpu (the slots its pool keeps); the same as `serve::MAX_K`.
+pub const MAX_TOP_K: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BruteForceTopKParams {
+    pub queries: u32,
+    /// K, 1..=MAX_TOP_K.
+    pub k: u32,
+    pub candidates: u32,
+    /// The dispatch's first query in the query list and the exclusion offsets.
+    pub first: u32,
+}
+
 // Launchers: one per kernel, its bindings in the shader's order as typed arguments; the parameters are
 // set later (`Launch::set`) and the grid comes from `groups`.
 
@@ -874,6 +897,31 @@ pub fn candidate_scores(
     Launch::new(gpu, kernel, label, &b, &CandidateScoresParams::default())
 }
 
+/// brute_force_top_k_gpu: the top K of the queries `query_rows[first..first + Q]` among the candidates
+/// `candidate_rows`, skipping each query's run of `seen` (CSR `seen_offsets`, ascending candidate indices),
+/// into (Q, K) indices and scores.
+pub fn brute_force_top_k(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    label: &str,
+    (query_table, query_rows): (&wgpu::Buffer, &wgpu::Buffer),
+    (candidate_table, candidate_rows): (&wgpu::Buffer, &wgpu::Buffer),
+    (seen_offsets, seen): (&wgpu::Buffer, &wgpu::Buffer),
+    (out_index, out_score): (&wgpu::Buffer, &wgpu::Buffer),
+) -> Launch {
+    let b = [
+        whole(query_table),
+        whole(query_rows),
+        whole(candidate_table),
+        whole(candidate_rows),
+        whole(seen_offsets),
+        whole(seen),
+        whole(out_index),
+        whole(out_score),
+    ];
+    Launch::new(gpu, kernel, label, &b, &BruteForceTopKParams::default())
+}
+
 /// pair_ranks (shared with the windowed family, storage buffers only): one launch per chunk of candidates
 /// (`PairRanksParams::chunks`; one at MovieLens sizes). `buffers` as `kernels::pair_ranks_launches`.
 pub fn pair_ranks(
@@ -954,6 +1002,12 @@ pub mod cost {
                 let p: EmbeddingAdagradParams = params(bytes);
                 let (n, parts) = (p.n as f64 * 4.0 * p.dim4 as f64, p.parts as f64);
                 c(n * (6.0 + parts), n * (5.0 + parts))
+            }
+            "brute_force_top_k_gpu" => {
+                // The scoring; the selection depends on the scores, not the params.
+                let p: BruteForceTopKParams = params(bytes);
+                let (q, n) = (p.queries as f64, p.candidates as f64);
+                c(2.0 * q * n * d, q * d + q * n * d + 2.0 * q * p.k as f64)
             }
             "candidate_scores_gpu" => {
                 let p: CandidateScoresParams = params(bytes);
