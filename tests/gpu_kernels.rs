@@ -1237,7 +1237,7 @@ fn candidate_scores_gpu_and_pair_ranks_match_cpu() {
                 .map(|l| (l, groups_list.len() as u32))
                 .collect::<Vec<_>>(),
         );
-        let want = cpu::pair_ranks(&got[..queries * c], c, &pq, &pc, |a, cand| bit(a, cand));
+        let want = cpu::pair_ranks(&got[..queries * c], c, &pq, &pc, bit);
         let ranks: Vec<(u32, u32)> = common::read_u32(gpu, &all, pq.len())
             .into_iter()
             .zip(common::read_u32(gpu, &unseen, pq.len()))

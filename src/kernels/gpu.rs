@@ -111,14 +111,18 @@ pub fn check_limits(gpu: &Gpu) -> Result<()> {
 /// Shape rules of the family: vec4 loads everywhere (D, H1, H2 multiples of 4), D in registers
 /// (at most 64), and rating_loss_gpu's two w3 columns per invocation (H2 at most 512).
 pub fn check_shape(embedding_dim: usize, hidden1: usize, hidden2: usize) -> Result<()> {
-    let d = embedding_dim;
-    if d == 0 || !d.is_multiple_of(4) || d > MAX_DIM {
-        bail!("the GPU kernels need an embedding dimension that is a multiple of 4, at most {MAX_DIM}; got {d}");
-    }
+    check_dim(embedding_dim)?;
     for (name, h, max) in [("first", hidden1, usize::MAX), ("second", hidden2, 512)] {
         if h == 0 || !h.is_multiple_of(4) || h > max {
             bail!("the GPU kernels need the {name} hidden width to be a positive multiple of 4 (at most {max}), got {h}");
         }
+    }
+    Ok(())
+}
+
+fn check_dim(d: usize) -> Result<()> {
+    if d == 0 || !d.is_multiple_of(4) || d > MAX_DIM {
+        bail!("the GPU kernels need an embedding dimension that is a multiple of 4, at most {MAX_DIM}; got {d}");
     }
     Ok(())
 }
@@ -258,9 +262,7 @@ pub struct Kernels {
 impl Kernels {
     pub fn new(gpu: &Gpu, embedding_dim: usize) -> Result<Self> {
         check_limits(gpu)?;
-        if embedding_dim == 0 || !embedding_dim.is_multiple_of(4) || embedding_dim > MAX_DIM {
-            bail!("the GPU kernels need an embedding dimension that is a multiple of 4, at most {MAX_DIM}; got {embedding_dim}");
-        }
+        check_dim(embedding_dim)?;
         let d4 = [("D4", (embedding_dim / 4) as f64)];
         let k = |name: &'static str, constants: &[(&str, f64)]| {
             Kernel::new(gpu, name, source(name), constants)
@@ -576,7 +578,8 @@ pub struct EmbeddingUpdate {
 }
 
 impl EmbeddingAdagradParams {
-    /// Side `side` (users: columns 0..D of dx, movies: D..2D) of a batch with `n` distinct rows.
+    /// The user side (`movies` false: columns 0..D of dx) or the movie side (D..2D) of a batch with `n`
+    /// distinct rows on that side.
     pub fn new(n: usize, dim: usize, movies: bool, u: EmbeddingUpdate, l: &BatchLayout) -> Self {
         let d = if movies { l.movies } else { l.users };
         Self {
