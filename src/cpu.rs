@@ -1,5 +1,8 @@
 //! CPU twins of every kernel in `shaders/`: plain loops with f64 accumulators, same names as the kernels.
 //! They are the reference the GPU is tested against, and the place to read the maths.
+//! `gpu_family` composes them into the twins of the GPU family's fused kernels.
+
+pub mod gpu_family;
 
 /// out[i, off..off + D] = table[idx[i]] for an output of row length `out_stride`.
 pub fn embedding_gather(

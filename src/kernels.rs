@@ -1,6 +1,8 @@
 //! One launcher per kernel in `shaders/`: the uniform parameters each kernel reads (mirroring its WGSL
 //! `Params`), the compiled pipelines, and `Launch`, a bind group plus its uniform built once and encoded
-//! many times.
+//! many times. `gpu` holds the second family, for real GPUs.
+
+pub mod gpu;
 
 use crate::gpu::{Gpu, Kernel};
 use crate::profile::Profiler;
@@ -666,6 +668,7 @@ pub mod cost {
                     g * (cand + mask + 4.0 + 2.0 * PAIRS_PER_GROUP as f64),
                 )
             }
+            k if k.ends_with("_gpu") => crate::kernels::gpu::cost::of(k, bytes, dim),
             _ => Cost::default(),
         }
     }

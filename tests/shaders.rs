@@ -1,11 +1,13 @@
-//! Every shader in `shaders/` checked by naga without an adapter: it parses, validates with no optional
-//! capabilities, has an entry point named after its file, and translates to SPIR-V (Vulkan), MSL (Metal)
-//! and HLSL (DX12) for every value of its override constants that the launchers use.
+//! Every shader in `shaders/` and `shaders/gpu/` checked by naga without an adapter: it parses, validates
+//! with no optional capabilities, has an entry point named after its file, and translates to SPIR-V
+//! (Vulkan), MSL (Metal) and HLSL (DX12) for every value of its override constants that the launchers use.
+//! The GPU family's shaders also stay within WebGPU's default limits on storage buffers and workgroup memory.
 
 use naga::back::pipeline_constants::process_overrides;
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 use naga::{Module, ShaderStage};
+use wgrec::kernels::gpu::SHADERS as GPU_SHADERS;
 use wgrec::kernels::SHADERS;
 
 fn parse(name: &str, source: &str) -> Module {
@@ -163,7 +165,7 @@ fn to_hlsl(name: &str, module: &Module, info: &ModuleInfo) {
 
 #[test]
 fn every_shader_validates_and_translates_for_every_backend() {
-    for &(name, source) in SHADERS {
+    for &(name, source) in SHADERS.iter().chain(GPU_SHADERS) {
         let module = parse(name, source);
         let info = validate(name, source, &module);
         let entry = module
@@ -197,22 +199,53 @@ fn every_shader_validates_and_translates_for_every_backend() {
 
 #[test]
 fn every_wgsl_file_is_listed_in_shaders() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .expect("shaders/ exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    let mut listed: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
-    listed.sort();
-    assert_eq!(files, listed, "shaders/*.wgsl and kernels::SHADERS differ");
-    for &(name, source) in SHADERS {
-        let on_disk = std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).unwrap();
-        assert_eq!(
-            on_disk, source,
-            "SHADERS[{name}] is not shaders/{name}.wgsl"
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for (dir, list, what) in [
+        (root.clone(), SHADERS, "kernels::SHADERS"),
+        (root.join("gpu"), GPU_SHADERS, "kernels::gpu::SHADERS"),
+    ] {
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the shader folder exists")
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut listed: Vec<String> = list.iter().map(|(n, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(files, listed, "{}/*.wgsl and {what} differ", dir.display());
+        for &(name, source) in list {
+            let on_disk = std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).unwrap();
+            assert_eq!(on_disk, source, "{what}[{name}] is not {name}.wgsl");
+        }
+    }
+}
+
+/// WebGPU's defaults (`wgpu::Limits::default()`), which the GPU family must fit so it can run anywhere.
+#[test]
+fn gpu_family_shaders_fit_webgpu_default_limits() {
+    let limits = wgpu::Limits::default();
+    for &(name, source) in GPU_SHADERS {
+        let module = parse(name, source);
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (mut storage, mut workgroup_bytes) = (0, 0);
+        for (_, g) in module.global_variables.iter() {
+            match g.space {
+                naga::AddressSpace::Storage { .. } => storage += 1,
+                naga::AddressSpace::WorkGroup => workgroup_bytes += layouter[g.ty].size,
+                _ => {}
+            }
+        }
+        assert!(
+            storage <= limits.max_storage_buffers_per_shader_stage,
+            "{name}: {storage} storage buffers, WebGPU's default allows {}",
+            limits.max_storage_buffers_per_shader_stage
+        );
+        assert!(
+            workgroup_bytes <= limits.max_compute_workgroup_storage_size,
+            "{name}: {workgroup_bytes} bytes of workgroup memory, WebGPU's default allows {}",
+            limits.max_compute_workgroup_storage_size
         );
     }
 }
