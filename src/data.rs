@@ -185,6 +185,7 @@ fn load_from(
     (ratings_path, ratings_reader, size): (&Path, impl BufRead, u64),
     opts: &DataOptions,
 ) -> Result<Dataset> {
+    let _spinner = crate::progress::spinner(format!("loading {place}"));
     let movies = formats::read_movies(format, movies_path, movies_reader)?;
     let movies_file = file_name(movies_path);
     let keep_time = opts.split_dir.is_none() && opts.split == SplitKind::Temporal;

@@ -22,6 +22,7 @@ pub mod model;
 pub mod plan;
 pub mod plot;
 pub mod profile;
+pub mod progress;
 pub mod recipe;
 pub mod report;
 pub mod serve;
