@@ -440,6 +440,11 @@ impl SplitMix64 {
     }
 }
 
+/// The integration tests' skip recorder, for the tests below (scripts/test.sh lists the skips).
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,7 +491,7 @@ mod tests {
             .find_map(|dir| locate(Some((dir, "test")), None).ok())
             .and_then(|dir| Some(dir.parent()?.to_path_buf()));
         if found.is_none() {
-            eprintln!("skipping: no ml-100k (set WGREC_DATA_DIR or put it in ../shared/data)");
+            skip::skip("no ml-100k (set WGREC_DATA_DIR or put it in ../shared/data)");
         }
         found
     }
@@ -773,7 +778,7 @@ mod tests {
 
         let split = root.join("ml-100k-split");
         if !split.is_dir() {
-            eprintln!("skipping the fixed split: no {}", split.display());
+            skip::skip(&format!("the fixed split: no {}", split.display()));
             return;
         }
         let fixed = load(&DataOptions {

@@ -2,6 +2,8 @@
 //! cache reuse without a request, trust-on-first-use and published checksums, tampering, archives with
 //! escaping entries, and a server that answers 404.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -201,14 +203,17 @@ fn missing_archive_and_missing_member_are_clear_errors() {
 #[test]
 fn real_ml_100k_passes_the_published_checksums() {
     let Some(root) = std::env::var_os("WGREC_DATA_DIR").map(PathBuf::from) else {
-        eprintln!("skipping: WGREC_DATA_DIR is not set");
+        common::skip("WGREC_DATA_DIR is not set (the folder holding ml-100k/)");
         return;
     };
     let (Ok(item), Ok(data)) = (
         std::fs::read(root.join("ml-100k/u.item")),
         std::fs::read(root.join("ml-100k/u.data")),
     ) else {
-        eprintln!("skipping: no ml-100k in {}", root.display());
+        common::skip(&format!(
+            "no ml-100k/u.item and u.data in {}",
+            root.display()
+        ));
         return;
     };
     let archive = zip(&[("ml-100k/u.item", &item), ("ml-100k/u.data", &data)]);
