@@ -239,7 +239,8 @@ pub enum SplitArg {
 pub struct DataArgs {
     /// MovieLens directory (ML-100K u.data + u.item, ML-1M ratings.dat + movies.dat, or ml-latest / ML-20M /
     /// ML-25M ratings.csv + movies.csv), or a directory holding a release folder such as ml-100k/.
-    /// Default: $WGREC_DATA_DIR, then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec).
+    /// Default: $WGREC_DATA_DIR, then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec), where
+    /// ML-100K is downloaded on first use (not with --offline).
     #[arg(long, value_name = "DIR", conflicts_with = "dataset")]
     pub data_dir: Option<PathBuf>,
     /// Download a GroupLens release into the cache (once; SHA-256 checked on every use), or use the
@@ -247,7 +248,8 @@ pub struct DataArgs {
     #[arg(long, value_name = "NAME",
           value_parser = ["ml-100k", "ml-1m", "ml-latest-small", "ml-25m", "sample"])]
     pub dataset: Option<String>,
-    /// Cache directory for --dataset. Default: $XDG_CACHE_HOME/wgrec or ~/.cache/wgrec.
+    /// Cache directory for --dataset and the default ML-100K. Default: $XDG_CACHE_HOME/wgrec or
+    /// ~/.cache/wgrec.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Directory with train.data and test.data (u.data format). Default: split by --split.
@@ -257,6 +259,9 @@ pub struct DataArgs {
     /// (per user, the latest 20% of their ratings are the test set).
     #[arg(long, value_enum)]
     pub split: Option<SplitArg>,
+    /// Never download: use only the given directories and the cache (also WGREC_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Args, Debug)]
@@ -384,6 +389,15 @@ pub struct Config {
     pub job: Job,
 }
 
+/// An on/off environment variable: on when set to anything but "", "0" or "false".
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| flag_is_on(&v))
+}
+
+fn flag_is_on(value: &str) -> bool {
+    !matches!(value.to_ascii_lowercase().as_str(), "" | "0" | "false")
+}
+
 impl Cli {
     pub fn into_config(self) -> anyhow::Result<Config> {
         let adapter = AdapterChoice {
@@ -401,6 +415,7 @@ impl Cli {
             dataset: d.dataset,
             cache_dir: d.cache_dir,
             mirror: std::env::var("WGREC_MIRROR").ok().filter(|m| !m.is_empty()),
+            offline: d.offline || env_flag("WGREC_OFFLINE"),
         };
         let job = match self.command {
             Command::Adapters => Job::Adapters,

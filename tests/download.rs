@@ -233,3 +233,40 @@ fn real_ml_100k_passes_the_published_checksums() {
     // Published checksums are not recorded: nothing but the two files.
     assert_eq!(std::fs::read_dir(cache.join("ml-100k")).unwrap().count(), 2);
 }
+
+/// `WGREC_MIRROR=file://DIR` serves the archives from a folder (a machine without network); `offline`
+/// refuses to fetch but still uses what the cache holds.
+#[test]
+fn file_mirror_and_offline() {
+    let mirror = scratch("file-mirror");
+    let archive = zip(&[
+        ("ml-latest-small/movies.csv", MOVIES),
+        ("ml-latest-small/ratings.csv", RATINGS),
+    ]);
+    std::fs::write(mirror.join("ml-latest-small.zip"), archive).unwrap();
+    let base = format!("file://{}", mirror.display());
+    let cache = scratch("file-cache");
+    let offline = |name: &str| DataOptions {
+        offline: true,
+        ..options(name, &cache, &base)
+    };
+    let msg = format!("{:#}", load(&offline("ml-latest-small")).unwrap_err());
+    assert!(
+        msg.contains("downloads are off") && msg.contains("--dataset sample"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+
+    let ds = load(&options("ml-latest-small", &cache, &base)).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 3);
+    let again = load(&offline("ml-latest-small")).unwrap();
+    assert_eq!(again.train, ds.train);
+
+    let msg = format!("{:#}", load(&options("ml-1m", &cache, &base)).unwrap_err());
+    let want = format!("could not download {base}/ml-1m.zip: opening ");
+    assert!(msg.contains(&want), "{msg}");
+    assert!(
+        msg.contains(&format!("unzip it in {}", cache.display())),
+        "{msg}"
+    );
+}
