@@ -4,11 +4,13 @@ mod cli;
 mod commands;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Config, Job};
 use std::process::ExitCode;
 use wgrec::checkpoint::{self, Checkpoint};
-use wgrec::{bench, data, gpu, kernels::Kernels, plot, profile, recipe, report, sweep, synth};
+use wgrec::{
+    bench, data, gpu, kernels::Kernels, plot, profile, progress, recipe, report, sweep, synth,
+};
 
 fn main() -> ExitCode {
     match run() {
@@ -26,7 +28,14 @@ fn run() -> Result<ExitCode> {
         quiet,
         job,
     } = Cli::parse().into_config()?;
+    if !quiet {
+        progress::enable();
+    }
     match job {
+        Job::Completions(shell) => {
+            clap_complete::generate(shell, &mut Cli::command(), "wgrec", &mut std::io::stdout());
+        }
+        Job::Man(subcommand) => commands::man(Cli::command(), subcommand.as_deref())?,
         Job::Adapters => {
             let adapters = gpu::list_adapters(&adapter);
             if adapters.is_empty() {
@@ -200,8 +209,11 @@ fn run() -> Result<ExitCode> {
                 results.push(r);
             }
             print!("{}", report::table(&results, &gpu.adapter));
+            println!("data: {}", dataset.description);
             if let Some(path) = metrics_out {
-                report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
+                let mut doc = report::metrics_json(&results, &gpu.adapter);
+                doc["data"] = dataset.description.clone().into();
+                report::write_json(&path, &doc)?;
             }
             if let Some(path) = plot {
                 plot::curves_svg(&path, "Per-epoch curves", &sweep::curves(&results))?;
@@ -217,11 +229,12 @@ fn run() -> Result<ExitCode> {
             let (dataset, gpu, kernels) = start(&data, &adapter, quiet, sweep.embedding_dim)?;
             let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !quiet)?;
             print!("{}", report::table(&results, &gpu.adapter));
+            println!("data: {}", dataset.description);
             sweep::write_outputs(&sweep.out, &results, &gpu.adapter)?;
-            eprintln!(
+            progress::note(format!(
                 "wrote results.csv, results.json, tradeoff.svg and curves.svg to {}",
                 sweep.out.display()
-            );
+            ));
         }
         Job::Recipe {
             data,
@@ -250,9 +263,12 @@ fn run() -> Result<ExitCode> {
                 )?);
             }
             print!("{}", report::table(&results, &gpu.adapter));
+            println!("data: {}", dataset.description);
             print!("{}", recipe::summary(&name, &results));
             if let Some(path) = metrics_out {
-                report::write_json(&path, &report::metrics_json(&results, &gpu.adapter))?;
+                let mut doc = report::metrics_json(&results, &gpu.adapter);
+                doc["data"] = dataset.description.clone().into();
+                report::write_json(&path, &doc)?;
             }
             if let Some(path) = plot {
                 plot::curves_svg(&path, &name, &sweep::curves(&results))?;
@@ -262,7 +278,15 @@ fn run() -> Result<ExitCode> {
             model,
             data,
             split_given,
-        } => commands::evaluate(&adapter, quiet, &model, data, split_given)?,
+            metrics_out,
+        } => commands::evaluate(
+            &adapter,
+            quiet,
+            &model,
+            data,
+            split_given,
+            metrics_out.as_deref(),
+        )?,
         Job::Recommend {
             model,
             user,
