@@ -12,10 +12,12 @@ use wgrec::synth::{SynthFormat, SynthOptions};
 use wgrec::trainer::{TrainOptions, Tweaks};
 use wgrec::validation::Criterion;
 
-/// Multi-task recommenders (TensorFlow Recommenders' MovieLens tutorial and beyond), trained entirely in
-/// WebGPU compute shaders on any GPU, or on a software adapter when there is none.
+/// Multi-task recommenders (TFRS's MovieLens tutorial and beyond) in WebGPU compute shaders.
+///
+/// Runs on any Vulkan, Metal, DX12 or GL adapter, or on Mesa's software Vulkan adapter (lavapipe) when
+/// there is no GPU. Without data options, MovieLens 100K is downloaded into the cache on first use.
 #[derive(Parser, Debug)]
-#[command(name = "wgrec", version, about)]
+#[command(name = "wgrec", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Restrict wgpu to one backend: vulkan, metal, dx12 or gl.
     #[arg(long, global = true, value_name = "BACKEND")]
@@ -23,26 +25,49 @@ pub struct Cli {
     /// Use the first adapter whose name contains SUBSTRING (case-insensitive).
     #[arg(long, global = true, value_name = "SUBSTRING")]
     pub adapter: Option<String>,
-    /// No progress bars.
+    /// Print only results and errors: no progress bars, spinners or progress notes.
     #[arg(long, short, global = true)]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
+const EXAMPLES: &str = "\
+Examples:
+  wgrec tutorial                    # the TFRS tutorial (downloads MovieLens 100K on first use)
+  wgrec tutorial --dataset sample   # the same on the built-in synthetic sample: offline, seconds
+  wgrec train --rating-weight 1 --retrieval-weight 1 --save joint.safetensors
+  wgrec recommend --model joint.safetensors --user 42
+  wgrec completions bash > ~/.local/share/bash-completion/completions/wgrec";
+
+/// The `after_help` of a subcommand: its examples.
+macro_rules! examples {
+    ($($line:literal),+ $(,)?) => {
+        concat!("Examples:", $("\n  ", $line),+)
+    };
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the tutorial's three experiments: rating-only (1, 0), retrieval-only (0, 1) and joint (1, 1).
+    ///
+    /// Three epochs of each, then a table of test metrics that names the adapter, the data set and the
+    /// split. With no data options and nothing in the cache, MovieLens 100K is downloaded first.
+    #[command(after_help = examples!(
+        "wgrec tutorial",
+        "wgrec tutorial --dataset sample --epochs 1",
+        "wgrec tutorial --data-dir ml-100k --split-dir ml-100k-split --metrics-out tutorial.json",
+    ))]
     Tutorial {
         #[command(flatten)]
         data: DataArgs,
-        /// Training epochs per configuration.
+        /// Training epochs of each run.
         #[arg(long, default_value_t = 3)]
         epochs: usize,
         /// Seed of the initialisation, the batch order and (without --split-dir) the split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Write the adapter, histories and test metrics of every run as JSON.
+        /// Write the adapter, the data set, and every run's options, history and test metrics as JSON.
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
         #[command(flatten)]
@@ -52,7 +77,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         save_dir: Option<PathBuf>,
     },
-    /// Train and evaluate one configuration.
+    /// Train and evaluate one configuration; optionally save it, or resume a saved one.
+    #[command(after_help = examples!(
+        "wgrec train --rating-weight 1 --retrieval-weight 1 --epochs 3 --metrics-out joint.json",
+        "wgrec train --rating-weight 1 --retrieval-weight 1 --save joint.safetensors",
+        "wgrec train --rating-weight 1 --retrieval-weight 1 --resume joint.safetensors --epochs 2",
+    ))]
     Train {
         #[command(flatten)]
         data: DataArgs,
@@ -62,8 +92,10 @@ pub enum Command {
         /// Weight of the retrieval (in-batch softmax) loss.
         #[arg(long)]
         retrieval_weight: f32,
+        /// Training epochs of each run.
         #[arg(long, default_value_t = 3)]
         epochs: usize,
+        /// Training batch size (TFRS: 8192).
         #[arg(long, default_value_t = 8192)]
         batch_size: usize,
         /// Batch size of the test-set evaluation (it only changes the reported loss).
@@ -76,14 +108,16 @@ pub enum Command {
         /// --resume].
         #[arg(long)]
         embedding_dim: Option<usize>,
+        /// Seed of the initialisation, the batch order and (without --split-dir) the split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Draw new batches every epoch (the tutorial reuses the first epoch's batches).
         #[arg(long)]
         reshuffle: bool,
+        /// Write the adapter, the data set, and every run's options, history and test metrics as JSON.
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
-        /// Draw this run's per-epoch loss, top-100 and RMSE curves as SVG (evaluates after every epoch).
+        /// Draw the per-epoch loss, top-100 and RMSE curves of every run as SVG (evaluates after every epoch).
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
         #[command(flatten)]
@@ -97,7 +131,14 @@ pub enum Command {
         #[arg(long, value_name = "FILE.safetensors")]
         resume: Option<PathBuf>,
     },
-    /// Evaluate a saved model on the test split: the metrics training reported.
+    /// Evaluate a saved model on its test split: the metrics training reported.
+    ///
+    /// The split (directory, or kind and seed) and the data set default to the ones the checkpoint
+    /// records; data options override them.
+    #[command(after_help = examples!(
+        "wgrec evaluate --model joint.safetensors",
+        "wgrec evaluate --model joint.safetensors --metrics-out evaluated.json",
+    ))]
     Evaluate {
         /// The checkpoint (train --save).
         #[arg(long, value_name = "FILE.safetensors")]
@@ -105,9 +146,18 @@ pub enum Command {
         /// As for train; the split defaults to the one the checkpoint was trained on.
         #[command(flatten)]
         data: DataArgs,
+        /// Write the adapter, the checkpoint read, the data set and the test metrics as JSON (`test` as in
+        /// a training run's --metrics-out).
+        #[arg(long, value_name = "FILE.json")]
+        metrics_out: Option<PathBuf>,
     },
     /// Recommend movies: a BruteForce top-k over every movie, on the GPU.
+    #[command(after_help = examples!(
+        "wgrec recommend --model joint.safetensors --user 42 -k 5 --exclude-seen",
+        "wgrec recommend --model joint.safetensors --all-users --out top10.csv",
+    ))]
     Recommend {
+        /// The checkpoint (train --save).
         #[arg(long, value_name = "FILE.safetensors")]
         model: PathBuf,
         /// User id as in u.data; an unknown id gets the out-of-vocabulary row, as in TFRS.
@@ -132,7 +182,11 @@ pub enum Command {
         exclude_seen: bool,
     },
     /// Predict a user's rating of a movie with the rating model.
+    #[command(after_help = examples!(
+        "wgrec predict --model joint.safetensors --user 42 --movie \"Star Wars (1977)\"",
+    ))]
     Predict {
+        /// The checkpoint (train --save).
         #[arg(long, value_name = "FILE.safetensors")]
         model: PathBuf,
         /// User id as in u.data; an unknown id gets the out-of-vocabulary row, as in TFRS.
@@ -142,8 +196,14 @@ pub enum Command {
         #[arg(long, value_name = "TITLE")]
         movie: String,
     },
-    /// Train every combination of rating and retrieval weights (and seeds); write results.csv,
-    /// results.json, tradeoff.svg (top-100 against RMSE, Pareto front marked) and curves.svg into --out.
+    /// Train every combination of rating and retrieval weights (and seeds) and chart the trade-off.
+    ///
+    /// Writes results.csv, results.json, tradeoff.svg (top-100 against RMSE, Pareto front marked) and
+    /// curves.svg into --out.
+    #[command(after_help = examples!(
+        "wgrec sweep --rating-weights 0,0.1,1 --retrieval-weights 0,0.1,1 --out sweep",
+        "wgrec sweep --dataset sample --rating-weights 0,1 --retrieval-weights 1 --epochs 1 --out sweep",
+    ))]
     Sweep {
         #[command(flatten)]
         data: DataArgs,
@@ -153,13 +213,17 @@ pub enum Command {
         /// Retrieval weights, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "0,0.1,1")]
         retrieval_weights: Vec<f32>,
+        /// Training epochs of each run.
         #[arg(long, default_value_t = 3)]
         epochs: usize,
-        /// Seeds, comma-separated; each weighting is trained once per seed.
+        /// Seeds, comma-separated: one run per seed (per weighting in a sweep); without --split-dir the
+        /// first one also draws the split.
         #[arg(long, value_delimiter = ',', default_value = "42")]
         seeds: Vec<u64>,
+        /// Training batch size (TFRS: 8192).
         #[arg(long, default_value_t = 8192)]
         batch_size: usize,
+        /// Adagrad learning rate.
         #[arg(long, default_value_t = 0.1)]
         learning_rate: f32,
         /// Output directory (created if missing).
@@ -168,30 +232,46 @@ pub enum Command {
         #[command(flatten)]
         tweaks: TweakArgs,
     },
-    /// Train a named preset once per seed and report mean and spread (presets: tutorial-joint,
-    /// joint-plus, joint-plus-val).
+    /// Train a named preset once per seed and report the mean and spread of its metrics.
+    ///
+    /// Presets: tutorial-joint (the tutorial's joint model), joint-plus (one joint model that beats both
+    /// specialised ones), joint-plus-val (its epochs chosen on a validation split).
+    #[command(after_help = examples!(
+        "wgrec recipe --preset joint-plus --seeds 42,1,2 --metrics-out joint-plus.json",
+        "wgrec recipe --preset tutorial-joint --seeds 42 --plot curves.svg",
+    ))]
     Recipe {
         #[command(flatten)]
         data: DataArgs,
+        /// tutorial-joint, joint-plus or joint-plus-val.
         #[arg(long, default_value = "joint-plus")]
         preset: String,
-        /// Seeds, comma-separated; without --split-dir the first one also draws the split.
+        /// Seeds, comma-separated: one run per seed (per weighting in a sweep); without --split-dir the
+        /// first one also draws the split.
         #[arg(long, value_delimiter = ',', default_value = "42,1,2")]
         seeds: Vec<u64>,
+        /// Write the adapter, the data set, and every run's options, history and test metrics as JSON.
         #[arg(long, value_name = "FILE.json")]
         metrics_out: Option<PathBuf>,
-        /// Per-epoch curves of every seed's run, as SVG (evaluates after every epoch).
+        /// Draw the per-epoch loss, top-100 and RMSE curves of every run as SVG (evaluates after every epoch).
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
     },
     /// List every adapter wgpu sees and mark the one that would be used.
+    #[command(after_help = examples!("wgrec adapters", "wgrec --backend gl adapters"))]
     Adapters,
-    /// Time every kernel of a training epoch and an evaluation on synthetic data, at the tutorial's shapes
-    /// and at a larger one, against a native CPU sgemm of the same products.
+    /// Time every kernel of a training epoch and an evaluation against a native CPU sgemm.
+    ///
+    /// On synthetic data, at the tutorial's shapes and at a larger one (ML-1M sizes).
+    #[command(after_help = examples!(
+        "wgrec bench --shape tutorial --out bench.json",
+        "wgrec bench --scaling scaling.svg",
+    ))]
     Bench {
         /// tutorial, large, or all.
         #[arg(long, default_value = "all", value_parser = ["tutorial", "large", "all"])]
         shape: String,
+        /// Seed of the synthetic data and the initialisation.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Write the results as JSON.
@@ -202,6 +282,10 @@ pub enum Command {
         scaling: Option<PathBuf>,
     },
     /// Write a synthetic data set (latent-factor ratings, Zipf-like movie popularity) in a MovieLens format.
+    #[command(after_help = examples!(
+        "wgrec synth --users 1000 --movies 2000 --ratings 100000 --out synthetic",
+        "wgrec tutorial --data-dir synthetic",
+    ))]
     Synth {
         #[arg(long)]
         users: u32,
@@ -215,8 +299,28 @@ pub enum Command {
         /// ml-100k: u.data + u.item, integer ratings; csv: ratings.csv + movies.csv, half stars.
         #[arg(long, value_enum, default_value_t = SynthFormatArg::Csv)]
         format: SynthFormatArg,
+        /// Seed of the latent factors and the ratings drawn.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    #[command(after_help = examples!(
+        "wgrec completions bash > ~/.local/share/bash-completion/completions/wgrec",
+        "wgrec completions zsh > ~/.zfunc/_wgrec",
+        "wgrec completions fish > ~/.config/fish/completions/wgrec.fish",
+    ))]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff) to stdout: wgrec(1), or one subcommand's.
+    #[command(after_help = examples!(
+        "wgrec man | man -l -",
+        "wgrec man tutorial > wgrec-tutorial.1",
+    ))]
+    Man {
+        /// The subcommand whose page to print (default: the top-level page).
+        subcommand: Option<String>,
     },
 }
 
@@ -239,7 +343,8 @@ pub enum SplitArg {
 pub struct DataArgs {
     /// MovieLens directory (ML-100K u.data + u.item, ML-1M ratings.dat + movies.dat, or ml-latest / ML-20M /
     /// ML-25M ratings.csv + movies.csv), or a directory holding a release folder such as ml-100k/.
-    /// Default: $WGREC_DATA_DIR, then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec).
+    /// Default: $WGREC_DATA_DIR, then the cache directory ($XDG_CACHE_HOME/wgrec or ~/.cache/wgrec), where
+    /// ML-100K is downloaded on first use (not with --offline).
     #[arg(long, value_name = "DIR", conflicts_with = "dataset")]
     pub data_dir: Option<PathBuf>,
     /// Download a GroupLens release into the cache (once; SHA-256 checked on every use), or use the
@@ -247,7 +352,8 @@ pub struct DataArgs {
     #[arg(long, value_name = "NAME",
           value_parser = ["ml-100k", "ml-1m", "ml-latest-small", "ml-25m", "sample"])]
     pub dataset: Option<String>,
-    /// Cache directory for --dataset. Default: $XDG_CACHE_HOME/wgrec or ~/.cache/wgrec.
+    /// Cache directory for --dataset and the default ML-100K. Default: $XDG_CACHE_HOME/wgrec or
+    /// ~/.cache/wgrec.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Directory with train.data and test.data (u.data format). Default: split by --split.
@@ -257,6 +363,9 @@ pub struct DataArgs {
     /// (per user, the latest 20% of their ratings are the test set).
     #[arg(long, value_enum)]
     pub split: Option<SplitArg>,
+    /// Never download: use only the given directories and the cache (also WGREC_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Args, Debug)]
@@ -350,7 +459,11 @@ pub enum Job {
         data: DataOptions,
         /// Whether --split was given.
         split_given: bool,
+        metrics_out: Option<PathBuf>,
     },
+    Completions(clap_complete::Shell),
+    /// The subcommand's page, or the top-level one.
+    Man(Option<String>),
     Recommend {
         model: PathBuf,
         /// None: every user, written to `out`.
@@ -384,6 +497,15 @@ pub struct Config {
     pub job: Job,
 }
 
+/// An on/off environment variable: on when set to anything but "", "0" or "false".
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| flag_is_on(&v))
+}
+
+fn flag_is_on(value: &str) -> bool {
+    !matches!(value.to_ascii_lowercase().as_str(), "" | "0" | "false")
+}
+
 impl Cli {
     pub fn into_config(self) -> anyhow::Result<Config> {
         let adapter = AdapterChoice {
@@ -401,6 +523,7 @@ impl Cli {
             dataset: d.dataset,
             cache_dir: d.cache_dir,
             mirror: std::env::var("WGREC_MIRROR").ok().filter(|m| !m.is_empty()),
+            offline: d.offline || env_flag("WGREC_OFFLINE"),
         };
         let job = match self.command {
             Command::Adapters => Job::Adapters,
@@ -592,11 +715,18 @@ impl Cli {
                     plot,
                 }
             }
-            Command::Evaluate { model, data: d } => Job::Evaluate {
+            Command::Evaluate {
+                model,
+                data: d,
+                metrics_out,
+            } => Job::Evaluate {
                 model,
                 split_given: d.split.is_some(),
                 data: data(d, 0),
+                metrics_out,
             },
+            Command::Completions { shell } => Job::Completions(shell),
+            Command::Man { subcommand } => Job::Man(subcommand),
             Command::Recommend {
                 model,
                 user,
@@ -634,6 +764,145 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command, built (globals propagated), `help` left out.
+    fn commands() -> Vec<clap::Command> {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let subs = cmd.get_subcommands().filter(|c| c.get_name() != "help");
+        let mut all: Vec<clap::Command> = subs.cloned().collect();
+        all.insert(0, cmd);
+        all
+    }
+
+    /// The words of an example line: double quotes group, and `#`, `>` or `|` end the command.
+    fn words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted) = (Vec::new(), None::<String>, false);
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    word.get_or_insert_with(String::new);
+                }
+                '#' | '>' | '|' if !quoted => break,
+                c if c.is_whitespace() && !quoted => words.extend(word.take()),
+                c => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    #[test]
+    fn every_command_has_a_one_line_description_and_examples_that_run() {
+        for cmd in commands() {
+            let name = cmd.get_name().to_string();
+            let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(
+                !about.is_empty() && !about.contains('\n') && about.len() <= 100,
+                "{name}: about {about:?}"
+            );
+            let after = cmd
+                .get_after_help()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let examples: Vec<Vec<String>> = after
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("wgrec "))
+                .map(words)
+                .collect();
+            assert!(!examples.is_empty(), "{name}: no examples in {after:?}");
+            for args in examples {
+                let parsed = Cli::try_parse_from(&args).map(Cli::into_config);
+                assert!(
+                    matches!(parsed, Ok(Ok(_))),
+                    "{name}: example {args:?} does not parse"
+                );
+            }
+        }
+    }
+
+    /// An option shared by subcommands has one help text, value name and default, except where its
+    /// meaning differs on purpose (listed).
+    #[test]
+    fn shared_options_mean_the_same_everywhere() {
+        let differs = [
+            ("seed", "bench"),
+            ("seed", "synth"),
+            ("metrics-out", "evaluate"),
+            ("out", "recommend"),
+            ("out", "sweep"),
+            ("out", "bench"),
+            ("out", "synth"),
+            ("seeds", "recipe"), // default 42,1,2: a recipe reports a mean and spread
+        ];
+        let mut first: std::collections::HashMap<String, (String, String)> = Default::default();
+        let mut mismatches = Vec::new();
+        for cmd in commands().iter().skip(1) {
+            let sub = cmd.get_name();
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if differs.contains(&(long, sub)) || long == "help" || long == "version" {
+                    continue;
+                }
+                let sig = format!(
+                    "help {:?}, value {:?}, default {:?}",
+                    arg.get_help().map(|h| h.to_string()),
+                    arg.get_value_names(),
+                    arg.get_default_values()
+                );
+                let (where_, want) = first
+                    .entry(long.to_string())
+                    .or_insert_with(|| (sub.to_string(), sig.clone()));
+                if &sig != want {
+                    mismatches.push(format!("--{long}: {sub}: {sig}\n  {where_}: {want}"));
+                }
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+        for long in [
+            "quiet",
+            "backend",
+            "adapter",
+            "data-dir",
+            "offline",
+            "metrics-out",
+        ] {
+            assert!(first.contains_key(long), "--{long} is in no subcommand");
+        }
+    }
+
+    #[test]
+    fn evaluate_takes_metrics_out_and_offline_reads_the_environment() {
+        let cli = Cli::try_parse_from([
+            "wgrec",
+            "evaluate",
+            "--model",
+            "m.safetensors",
+            "--metrics-out",
+            "e.json",
+            "--offline",
+        ])
+        .unwrap();
+        let Job::Evaluate {
+            metrics_out, data, ..
+        } = cli.into_config().unwrap().job
+        else {
+            panic!("expected evaluate")
+        };
+        assert_eq!(metrics_out, Some(PathBuf::from("e.json")));
+        assert!(data.offline);
+        for (value, on) in [
+            ("1", true),
+            ("yes", true),
+            ("0", false),
+            ("FALSE", false),
+            ("", false),
+        ] {
+            assert_eq!(flag_is_on(value), on, "WGREC_OFFLINE={value:?}");
+        }
     }
 
     #[test]

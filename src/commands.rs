@@ -1,5 +1,6 @@
 //! The commands that work from a saved model: `evaluate`, `recommend` and `predict`. Each reads and checks
-//! the checkpoint before it starts the GPU, so a bad file fails fast with its name in the error.
+//! the checkpoint before it starts the GPU, so a bad file fails fast with its name in the error. Also
+//! `man`, which needs only the command line.
 
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use wgrec::gpu::{AdapterChoice, Gpu};
 use wgrec::kernels::Kernels;
 use wgrec::output::Output;
 use wgrec::serve::{self, BruteForce, Exclusions};
+use wgrec::{progress, report};
 
 fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
     let gpu = Gpu::new(adapter)?;
@@ -41,6 +43,7 @@ pub fn evaluate(
     model: &Path,
     mut data_opts: DataOptions,
     split_given: bool,
+    metrics_out: Option<&Output>,
 ) -> Result<()> {
     let ck = Checkpoint::load(model)?;
     let t = &ck.training;
@@ -70,15 +73,19 @@ pub fn evaluate(
     ck.check_vocabularies(model, &data)?;
     let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
     let gpu_model = ck.to_gpu(&gpu)?;
-    let evaluator = Evaluator::new(
+    // As in training: Recall@K and NDCG@K rank the movies each user did not rate in training.
+    let evaluator = Evaluator::excluding_training(
         &gpu,
         &kernels,
         &gpu_model,
         &data.test,
+        &data.train,
         &data.candidates,
         t.eval_batch_size,
     )?;
+    let spinner = progress::spinner("evaluating on the test split");
     let m = evaluator.run(t.rating_weight, t.retrieval_weight)?;
+    drop(spinner);
     if !quiet {
         eprintln!("data: {}", data.description);
     }
@@ -87,6 +94,27 @@ pub fn evaluate(
     }
     println!("root_mean_squared_error: {:.6}", m.rmse);
     println!("loss: {:.6}", m.loss);
+    if let Some(r) = &m.ranked {
+        for (k, v) in &r.recall {
+            println!("recall_at_{k}_unseen: {v:.6}");
+        }
+        for (k, v) in &r.ndcg {
+            println!("ndcg_at_{k}_unseen: {v:.6}");
+        }
+        println!("mean_absolute_error: {:.6}", r.mae);
+    }
+    if let Some(out) = metrics_out {
+        let doc = serde_json::json!({
+            "adapter": gpu.adapter,
+            "checkpoint": model.display().to_string(),
+            "data": data.description,
+            "rating_weight": t.rating_weight,
+            "retrieval_weight": t.retrieval_weight,
+            "test": m.to_json(),
+            "eval_seconds": m.seconds,
+        });
+        report::write_json(out, &doc)?;
+    }
     Ok(())
 }
 
@@ -141,7 +169,13 @@ pub fn recommend(
         k,
     )?;
     let t0 = Instant::now();
+    let spinner = progress::spinner(format!(
+        "top-{k} of {} movies for {} users",
+        candidates.len(),
+        queries.len()
+    ));
     let top = plan.run()?;
+    drop(spinner);
     let seconds = t0.elapsed().as_secs_f64();
     let title = |c: u32| ck.titles.token(c + 1).expect("candidate rows are titles");
     match out {
@@ -203,5 +237,29 @@ pub fn predict(
     let gpu_model = ck.to_gpu(&gpu)?;
     let p = serve::predict(&gpu, &kernels, &gpu_model, &[u], &[m])?;
     println!("{:.4}", p[0]);
+    Ok(())
+}
+
+/// Prints the man page of `wgrec`, or of one of its subcommands (named `wgrec-SUBCOMMAND`, as git's are).
+pub fn man(mut cmd: clap::Command, subcommand: Option<&str>) -> Result<()> {
+    // Building propagates the global options (--backend, --adapter, --quiet) into every subcommand.
+    cmd.build();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => {
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let Some(sub) = cmd.find_subcommand(name) else {
+                bail!("no subcommand {name:?}; subcommands: {}", names.join(", "));
+            };
+            // clap takes &'static names (without its "string" feature); the process ends after printing.
+            sub.clone()
+                .name(format!("wgrec-{name}").leak() as &str)
+                .bin_name(format!("wgrec {name}"))
+        }
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
     Ok(())
 }

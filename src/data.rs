@@ -115,6 +115,8 @@ pub struct DataOptions {
     pub cache_dir: Option<PathBuf>,
     /// Base URL of the MovieLens archives (`WGREC_MIRROR`); default [`download::GROUPLENS`](crate::download::GROUPLENS).
     pub mirror: Option<String>,
+    /// `--offline` / `WGREC_OFFLINE=1`: never download; only the cache and the given directories are used.
+    pub offline: bool,
 }
 
 /// The built-in synthetic sample (`assets/sample`, made by `wgrec synth`; see assets/README.md).
@@ -150,14 +152,30 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
                     anyhow!("no cache directory: set XDG_CACHE_HOME or HOME, or pass --cache-dir")
                 })?,
             };
-            let mirror = opts.mirror.as_deref().unwrap_or(crate::download::GROUPLENS);
-            (
-                crate::download::ensure(release, &root, mirror)?,
-                release.format,
-            )
+            (fetch(release, &root, opts)?, release.format)
         }
         None => {
-            let dir = find_data_dir(opts.data_dir.as_deref())?;
+            let cache = opts.cache_dir.clone().or_else(cache_root);
+            let dir = match find_data_dir_in(opts.data_dir.as_deref(), cache.as_deref()) {
+                Ok(dir) => dir,
+                Err(not_found) => match first_use(opts, cache.as_deref()) {
+                    // Nothing given and nothing cached: ML-100K, as tfds.load downloads on first use.
+                    Some(root) if !opts.offline => {
+                        let release = crate::download::release("ml-100k")?;
+                        crate::progress::note(format!(
+                            "MovieLens data not found: downloading ML-100K from {} into {} \
+                             (--offline or WGREC_OFFLINE=1 to refuse)",
+                            crate::download::url(release, mirror(opts)),
+                            root.join("ml-100k").display()
+                        ));
+                        fetch(release, root, opts)?
+                    }
+                    Some(_) => bail!(
+                        "{not_found:#}\nML-100K was not downloaded: offline (--offline or WGREC_OFFLINE)"
+                    ),
+                    None => return Err(not_found),
+                },
+            };
             let format = formats::detect(&dir).map_err(|why| match why {
                 NotFound::Missing(why) => anyhow!("{}: {why}", dir.display()),
                 NotFound::Broken(why) => anyhow!(why),
@@ -177,6 +195,25 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
     )
 }
 
+/// `release` in the cache under `root`, downloaded from the mirror first unless it is there (or offline).
+fn fetch(release: &crate::download::Release, root: &Path, opts: &DataOptions) -> Result<PathBuf> {
+    crate::download::ensure(release, root, mirror(opts), opts.offline)
+}
+
+fn mirror(opts: &DataOptions) -> &str {
+    opts.mirror.as_deref().unwrap_or(crate::download::GROUPLENS)
+}
+
+/// The cache root when nothing points at data (no `--data-dir`, `WGREC_DATA_DIR` or `--dataset`) and the
+/// cache has no `ml-100k` folder with anything in it: then the default data set is downloaded there.
+fn first_use<'a>(opts: &DataOptions, cache: Option<&'a Path>) -> Option<&'a Path> {
+    let env = std::env::var_os("WGREC_DATA_DIR").filter(|v| !v.is_empty());
+    let root = cache?;
+    let dir = root.join("ml-100k");
+    let empty = std::fs::read_dir(&dir).map_or(!dir.exists(), |mut d| d.next().is_none());
+    (opts.data_dir.is_none() && opts.dataset.is_none() && env.is_none() && empty).then_some(root)
+}
+
 /// Parses the movies and ratings streams, builds the vocabularies and splits.
 fn load_from(
     format: Format,
@@ -185,6 +222,7 @@ fn load_from(
     (ratings_path, ratings_reader, size): (&Path, impl BufRead, u64),
     opts: &DataOptions,
 ) -> Result<Dataset> {
+    let _spinner = crate::progress::spinner(format!("loading {place}"));
     let movies = formats::read_movies(format, movies_path, movies_reader)?;
     let movies_file = file_name(movies_path);
     let keep_time = opts.split_dir.is_none() && opts.split == SplitKind::Temporal;
@@ -312,13 +350,18 @@ fn file_name(path: &Path) -> String {
 /// folders (`ml-1m/`, `ml-latest-small/`, `ml-20m/`, `ml-25m/`, in that order). The error lists
 /// every place looked at and how to provide the data.
 pub fn find_data_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    find_data_dir_in(flag, cache_root().as_deref())
+}
+
+/// [`find_data_dir`] with the cache root given (`--cache-dir`).
+fn find_data_dir_in(flag: Option<&Path>, cache: Option<&Path>) -> Result<PathBuf> {
     let env = std::env::var_os("WGREC_DATA_DIR").filter(|v| !v.is_empty());
     let explicit = match (flag, env) {
         (Some(flag), _) => Some((flag.to_path_buf(), "--data-dir")),
         (None, Some(env)) => Some((PathBuf::from(env), "WGREC_DATA_DIR")),
         (None, None) => None,
     };
-    locate(explicit, cache_root().map(|c| c.join("ml-100k")))
+    locate(explicit, cache.map(|c| c.join("ml-100k")))
 }
 
 /// `wgrec` under the XDG cache directory, if there is a home to put it in.
@@ -453,6 +496,11 @@ impl SplitMix64 {
     }
 }
 
+/// The integration tests' skip recorder, for the tests below (scripts/test.sh lists the skips).
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +547,7 @@ mod tests {
             .find_map(|dir| locate(Some((dir, "test")), None).ok())
             .and_then(|dir| Some(dir.parent()?.to_path_buf()));
         if found.is_none() {
-            eprintln!("skipping: no ml-100k (set WGREC_DATA_DIR or put it in ../shared/data)");
+            skip::skip("no ml-100k (set WGREC_DATA_DIR or put it in ../shared/data)");
         }
         found
     }
@@ -786,7 +834,7 @@ mod tests {
 
         let split = root.join("ml-100k-split");
         if !split.is_dir() {
-            eprintln!("skipping the fixed split: no {}", split.display());
+            skip::skip(&format!("the fixed split: no {}", split.display()));
             return;
         }
         let fixed = load(&DataOptions {

@@ -1,6 +1,6 @@
 //! `--dataset NAME`: fetching a GroupLens MovieLens archive into the cache, unpacking the two files
 //! wgrec reads (refusing archives with entries that would land outside the cache), and checking their
-//! SHA-256 every time they are used.
+//! SHA-256 every time they are used. The mirror may be a `file://` folder for machines without network.
 //!
 //! Checksums: for ML-100K the SHA-256 of the official `u.data` and `u.item` are fixed below. For the other releases no SHA-256 is published (GroupLens publishes MD5s of
 //! the zips, which we could not fetch from here to copy reliably), so they are trust-on-first-use: the
@@ -84,8 +84,9 @@ impl Release {
 }
 
 /// The directory holding `release`'s files under `root` (the cache), downloading them from
-/// `mirror` first when they are not there. Either way their SHA-256 is checked before use.
-pub fn ensure(release: &Release, root: &Path, mirror: &str) -> Result<PathBuf> {
+/// `mirror` first when they are not there (an error instead when `offline`). Either way their SHA-256 is
+/// checked before use.
+pub fn ensure(release: &Release, root: &Path, mirror: &str, offline: bool) -> Result<PathBuf> {
     let dir = root.join(release.name);
     let present = release.files().iter().all(|f| dir.join(f).is_file());
     if !present {
@@ -94,6 +95,13 @@ pub fn ensure(release: &Release, root: &Path, mirror: &str) -> Result<PathBuf> {
                 "{} exists but lacks {}; move it away (or complete it) and run again",
                 dir.display(),
                 release.files().join(" or ")
+            );
+        }
+        if offline {
+            bail!(
+                "{} is not in the cache and downloads are off (--offline or WGREC_OFFLINE)\n{}",
+                release.name,
+                by_hand(release, root, &url(release, mirror))
             );
         }
         fetch(release, root, mirror)?;
@@ -184,28 +192,52 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where `release`'s zip is fetched from.
+pub fn url(release: &Release, mirror: &str) -> String {
+    format!("{}/{}.zip", mirror.trim_end_matches('/'), release.name)
+}
+
+/// What to do without network access: where to put the files by hand, or the built-in sample.
+fn by_hand(release: &Release, root: &Path, url: &str) -> String {
+    let dir = root.join(release.name);
+    let [ratings, movies] = release.files();
+    format!(
+        "Without network access, either:\n  \
+         - download {url} elsewhere and unzip it in {} (giving {} and {}), or unzip it anywhere and \
+         pass --data-dir DIR (or set WGREC_DATA_DIR); WGREC_MIRROR=URL (http://, https:// or file://) \
+         points at another copy of the archives; or\n  \
+         - pass --dataset sample to run on the small synthetic sample built into wgrec, with no download",
+        root.display(),
+        dir.join(ratings).display(),
+        dir.join(movies).display()
+    )
+}
+
 /// Downloads `{mirror}/{name}.zip` next to the cache folder, unpacks the two files into a staging
 /// folder and renames it into place, so an interrupted run leaves no half-filled cache folder.
 fn fetch(release: &Release, root: &Path, mirror: &str) -> Result<()> {
-    let url = format!("{}/{}.zip", mirror.trim_end_matches('/'), release.name);
+    let url = url(release, mirror);
     let dir = root.join(release.name);
-    let offline = || {
-        let [ratings, movies] = release.files();
-        format!(
-            "could not download {url}. Without network access, download it elsewhere and unzip it in \
-             {} (giving {} and {}), or point --data-dir at a copy",
-            root.display(),
-            dir.join(ratings).display(),
-            dir.join(movies).display()
-        )
-    };
     std::fs::create_dir_all(root)
         .with_context(|| format!("creating the cache directory {}", root.display()))?;
     let pid = std::process::id();
     let zip_path = root.join(format!(".{}.zip.part-{pid}", release.name));
     let staging = root.join(format!(".{}.unpack-{pid}", release.name));
     let result = (|| {
-        download(&url, &zip_path).with_context(offline)?;
+        let t = std::time::Instant::now();
+        // The cause goes before the advice: it is what the user needs first.
+        let bytes = download(&url, &zip_path).map_err(|e| {
+            anyhow!(
+                "could not download {url}: {e:#}\n{}",
+                by_hand(release, root, &url)
+            )
+        })?;
+        crate::progress::note(format!(
+            "downloaded {url} ({:.1} MB in {:.1} s); checking the SHA-256 of {}",
+            bytes as f64 / 1e6,
+            t.elapsed().as_secs_f64(),
+            release.files().join(" and ")
+        ));
         unpack(release, &zip_path, &staging)?;
         // Checked (or recorded) before the files are moved into place, so a bad archive leaves
         // nothing in the cache.
@@ -218,24 +250,39 @@ fn fetch(release: &Release, root: &Path, mirror: &str) -> Result<()> {
     result
 }
 
-fn download(url: &str, to: &Path) -> Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_recv_body(Some(Duration::from_secs(120)))
-        .build()
-        .into();
-    let response = agent.get(url).call().map_err(|e| anyhow!("{e}"))?;
-    let mut body = response.into_body().into_reader().take(MAX_BYTES + 1);
+/// Copies `url` (http, https, or a `file://` path for an offline mirror) into `to` with a progress bar;
+/// returns the bytes written.
+fn download(url: &str, to: &Path) -> Result<u64> {
+    let (len, body): (Option<u64>, Box<dyn Read>) = match url.strip_prefix("file://") {
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
+            (file.metadata().ok().map(|m| m.len()), Box::new(file))
+        }
+        None => {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_connect(Some(Duration::from_secs(20)))
+                .timeout_recv_body(Some(Duration::from_secs(120)))
+                .build()
+                .into();
+            let response = agent.get(url).call().map_err(|e| anyhow!("{e}"))?;
+            let body = response.into_body();
+            (body.content_length(), Box::new(body.into_reader()))
+        }
+    };
+    let name = url.rsplit('/').next().unwrap_or(url).to_owned();
+    let bar = crate::progress::bytes(len, format!("downloading {name}"));
+    let mut body = bar.wrap_read(body.take(MAX_BYTES + 1));
     let mut file =
         std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?;
     let n = std::io::copy(&mut body, &mut file)
         .with_context(|| format!("downloading into {}", to.display()))?;
+    bar.finish_and_clear();
     if n > MAX_BYTES {
         bail!("the archive is larger than {MAX_BYTES} bytes");
     }
     file.sync_all()
         .with_context(|| format!("writing {}", to.display()))?;
-    Ok(())
+    Ok(n)
 }
 
 /// Unpacks `{name}/{ratings}` and `{name}/{movies}` from the zip into `staging`. Every entry name is

@@ -428,6 +428,8 @@ impl Kernels {
         let k = |name: &'static str, constants: &[(&str, f64)]| {
             Kernel::new(gpu, name, source(name), constants)
         };
+        // Seconds on a software adapter, which compiles every pipeline with LLVM.
+        let _spinner = crate::progress::spinner("compiling the kernels");
         Ok(Self {
             embedding_gather: k("embedding_gather", &[])?,
             dense_forward: k("dense_forward", &[("RELU", 1.0)])?,

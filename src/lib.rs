@@ -23,6 +23,7 @@ pub mod output;
 pub mod plan;
 pub mod plot;
 pub mod profile;
+pub mod progress;
 pub mod recipe;
 pub mod report;
 pub mod serve;

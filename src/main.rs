@@ -4,12 +4,14 @@ mod cli;
 mod commands;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Config, Job};
 use std::process::ExitCode;
 use wgrec::checkpoint::{self, Checkpoint};
 use wgrec::output::{self, Commit, Output};
-use wgrec::{bench, data, gpu, kernels::Kernels, plot, profile, recipe, report, sweep, synth};
+use wgrec::{
+    bench, data, gpu, kernels::Kernels, plot, profile, progress, recipe, report, sweep, synth,
+};
 
 fn main() -> ExitCode {
     match run() {
@@ -27,7 +29,14 @@ fn run() -> Result<ExitCode> {
         quiet,
         job,
     } = Cli::parse().into_config()?;
+    if !quiet {
+        progress::enable();
+    }
     match job {
+        Job::Completions(shell) => {
+            clap_complete::generate(shell, &mut Cli::command(), "wgrec", &mut std::io::stdout());
+        }
+        Job::Man(subcommand) => commands::man(Cli::command(), subcommand.as_deref())?,
         Job::Adapters => {
             let adapters = gpu::list_adapters(&adapter);
             if adapters.is_empty() {
@@ -225,7 +234,8 @@ fn run() -> Result<ExitCode> {
                 results.push(r);
             }
             if let Some(out) = &metrics_out {
-                let doc = report::metrics_json(&results, &gpu.adapter);
+                let mut doc = report::metrics_json(&results, &gpu.adapter);
+                doc["data"] = dataset.description.clone().into();
                 commit.stage(out, &report::json_bytes(&doc))?;
             }
             if let Some(out) = &plot {
@@ -236,6 +246,7 @@ fn run() -> Result<ExitCode> {
                 commit.stage(out, &report::json_bytes(&profile::trace::to_json()))?;
             }
             print!("{}", report::table(&results, &gpu.adapter));
+            println!("data: {}", dataset.description);
             commit.finish()?;
             if let (Some(out), false) = (&trace, quiet) {
                 eprintln!("trace written to {}", out.path().display());
@@ -246,11 +257,12 @@ fn run() -> Result<ExitCode> {
             let (dataset, gpu, kernels) = start(&data, &adapter, quiet, sweep.embedding_dim)?;
             let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !quiet)?;
             print!("{}", report::table(&results, &gpu.adapter));
+            println!("data: {}", dataset.description);
             sweep::write_outputs(&outputs, &results, &gpu.adapter)?;
-            eprintln!(
+            progress::note(format!(
                 "wrote results.csv, results.json, tradeoff.svg and curves.svg to {}",
                 sweep.out.display()
-            );
+            ));
         }
         Job::Recipe {
             data,
@@ -284,10 +296,12 @@ fn run() -> Result<ExitCode> {
                 )?);
             }
             print!("{}", report::table(&results, &gpu.adapter));
+            println!("data: {}", dataset.description);
             print!("{}", recipe::summary(&name, &results));
             let mut commit = Commit::new();
             if let Some(out) = &metrics_out {
-                let doc = report::metrics_json(&results, &gpu.adapter);
+                let mut doc = report::metrics_json(&results, &gpu.adapter);
+                doc["data"] = dataset.description.clone().into();
                 commit.stage(out, &report::json_bytes(&doc))?;
             }
             if let Some(out) = &plot {
@@ -300,7 +314,20 @@ fn run() -> Result<ExitCode> {
             model,
             data,
             split_given,
-        } => commands::evaluate(&adapter, quiet, &model, data, split_given)?,
+            metrics_out,
+        } => {
+            let metrics_out = metrics_out
+                .map(|p| Output::check("--metrics-out", &p))
+                .transpose()?;
+            commands::evaluate(
+                &adapter,
+                quiet,
+                &model,
+                data,
+                split_given,
+                metrics_out.as_ref(),
+            )?
+        }
         Job::Recommend {
             model,
             user,

@@ -8,10 +8,10 @@ use crate::kernels::Kernels;
 use crate::model::{ModelConfig, Params};
 use crate::plan::GpuModel;
 use crate::profile::{trace, Profiler};
+use crate::progress;
 use crate::trainer::{EpochLog, TrainOptions, Trainer, Tweaks};
 use crate::validation::{holdout, Average};
 use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::borrow::Cow;
 use std::time::Instant;
 
@@ -260,30 +260,14 @@ pub fn train_and_evaluate_model<'g>(
     let mut history = Vec::new();
     for epoch in 1..=opts.epochs {
         let span = trace::span(format!("epoch {epoch}"));
-        let log = if run.progress {
-            let bar = ProgressBar::new(trainer.batches() as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} {pos:>3}/{len} [{bar:30}] {elapsed_precise} {msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("Epoch {epoch}/{}", opts.epochs));
-            let mut tick = |step: usize, _n: usize, loss: f64| {
-                bar.set_position(step as u64);
-                bar.set_message(format!("loss: {loss:.4}"));
-            };
-            let log = trainer.epoch(Some(&mut tick))?;
-            bar.finish_with_message(format!("loss: {:.4} ({:.2} s)", log.loss, log.seconds));
-            log
-        } else {
-            trainer.epoch(None)?
-        };
+        let log = epoch_with_progress(&mut trainer, epoch, opts.epochs, run.progress)?;
         drop(span);
         history.push(log);
         if run.per_epoch {
             let _span = trace::span(format!("evaluate after epoch {epoch}"));
+            let _spinner = run
+                .progress
+                .then(|| progress::spinner(format!("evaluating after epoch {epoch}")));
             let m = evaluator.run(weights.0, weights.1)?;
             eval_in_training += m.seconds;
             curve.push(m);
@@ -411,8 +395,13 @@ pub fn train_and_evaluate_model<'g>(
         }
         let t = Instant::now();
         trainer = Trainer::new(gpu, kernels, trainer.model, &data.train, &stage)?;
-        for _ in 0..stage.epochs {
-            history.push(trainer.epoch(None)?);
+        for epoch in 1..=stage.epochs {
+            history.push(epoch_with_progress(
+                &mut trainer,
+                epoch,
+                stage.epochs,
+                run.progress,
+            )?);
         }
         gpu.wait()?;
         train_seconds += t.elapsed().as_secs_f64();
@@ -423,7 +412,11 @@ pub fn train_and_evaluate_model<'g>(
         evaluator.profile(p);
     }
     let t1 = Instant::now();
+    let spinner = run
+        .progress
+        .then(|| progress::spinner("evaluating on the test split"));
     let test = evaluator.run(weights.0, weights.1)?;
+    drop(spinner);
     let eval_seconds = t1.elapsed().as_secs_f64();
     drop(validator);
     drop(evaluator);
@@ -439,6 +432,35 @@ pub fn train_and_evaluate_model<'g>(
         selection,
     };
     Ok((result, trainer))
+}
+
+/// One epoch with a Keras-style bar on a terminal, or one line per epoch in a log. The running loss is read
+/// back after every step only while a bar is drawn: it makes each step wait for the GPU.
+fn epoch_with_progress(
+    trainer: &mut Trainer,
+    epoch: usize,
+    epochs: usize,
+    shown: bool,
+) -> Result<EpochLog> {
+    if !shown {
+        return trainer.epoch(None);
+    }
+    if !progress::drawn() {
+        let log = trainer.epoch(None)?;
+        progress::note(format!(
+            "Epoch {epoch}/{epochs}: loss {:.4} ({:.2} s)",
+            log.loss, log.seconds
+        ));
+        return Ok(log);
+    }
+    let bar = progress::bar(trainer.batches() as u64, format!("Epoch {epoch}/{epochs}"));
+    let mut tick = |step: usize, _n: usize, loss: f64| {
+        bar.set_position(step as u64);
+        bar.set_message(format!("loss: {loss:.4}"));
+    };
+    let log = trainer.epoch(Some(&mut tick))?;
+    bar.finish_with_message(format!("loss: {:.4} ({:.2} s)", log.loss, log.seconds));
+    Ok(log)
 }
 
 /// The epochs (and first averaged epoch) of a refit on the whole training split: as many optimizer steps

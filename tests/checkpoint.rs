@@ -412,20 +412,9 @@ fn checkpoint_of_another_config_is_rejected() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The folder holding ml-100k/ and ml-100k-split/, or None outside CI.
+/// The folder holding ml-100k/ and ml-100k-split/, or None after recording a skip.
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("WGREC_DATA_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join("ml-100k/u.data").is_file() && dir.join("ml-100k-split/train.data").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("MovieLens 100K not found in {}", dir.display());
-    }
-    eprintln!("skipped: MovieLens 100K not found (set WGREC_DATA_DIR)");
-    None
+    common::ml_100k()
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! cache reuse without a request, trust-on-first-use and published checksums, tampering, archives with
 //! escaping entries, and a server that answers 404.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -201,14 +203,17 @@ fn missing_archive_and_missing_member_are_clear_errors() {
 #[test]
 fn real_ml_100k_passes_the_published_checksums() {
     let Some(root) = std::env::var_os("WGREC_DATA_DIR").map(PathBuf::from) else {
-        eprintln!("skipping: WGREC_DATA_DIR is not set");
+        common::skip("WGREC_DATA_DIR is not set (the folder holding ml-100k/)");
         return;
     };
     let (Ok(item), Ok(data)) = (
         std::fs::read(root.join("ml-100k/u.item")),
         std::fs::read(root.join("ml-100k/u.data")),
     ) else {
-        eprintln!("skipping: no ml-100k in {}", root.display());
+        common::skip(&format!(
+            "no ml-100k/u.item and u.data in {}",
+            root.display()
+        ));
         return;
     };
     let archive = zip(&[("ml-100k/u.item", &item), ("ml-100k/u.data", &data)]);
@@ -227,4 +232,41 @@ fn real_ml_100k_passes_the_published_checksums() {
     assert_eq!((&ds.train, &ds.test), (&local.train, &local.test));
     // Published checksums are not recorded: nothing but the two files.
     assert_eq!(std::fs::read_dir(cache.join("ml-100k")).unwrap().count(), 2);
+}
+
+/// `WGREC_MIRROR=file://DIR` serves the archives from a folder (a machine without network); `offline`
+/// refuses to fetch but still uses what the cache holds.
+#[test]
+fn file_mirror_and_offline() {
+    let mirror = scratch("file-mirror");
+    let archive = zip(&[
+        ("ml-latest-small/movies.csv", MOVIES),
+        ("ml-latest-small/ratings.csv", RATINGS),
+    ]);
+    std::fs::write(mirror.join("ml-latest-small.zip"), archive).unwrap();
+    let base = format!("file://{}", mirror.display());
+    let cache = scratch("file-cache");
+    let offline = |name: &str| DataOptions {
+        offline: true,
+        ..options(name, &cache, &base)
+    };
+    let msg = format!("{:#}", load(&offline("ml-latest-small")).unwrap_err());
+    assert!(
+        msg.contains("downloads are off") && msg.contains("--dataset sample"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+
+    let ds = load(&options("ml-latest-small", &cache, &base)).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 3);
+    let again = load(&offline("ml-latest-small")).unwrap();
+    assert_eq!(again.train, ds.train);
+
+    let msg = format!("{:#}", load(&options("ml-1m", &cache, &base)).unwrap_err());
+    let want = format!("could not download {base}/ml-1m.zip: opening ");
+    assert!(msg.contains(&want), "{msg}");
+    assert!(
+        msg.contains(&format!("unzip it in {}", cache.display())),
+        "{msg}"
+    );
 }

@@ -1,44 +1,14 @@
 //! The TFRS multi-task tutorial end to end on MovieLens 100K's fixed split: three epochs of each
 //! configuration, with the test metrics held to bands around TFRS's published numbers. Needs the data
-//! (`WGREC_DATA_DIR`, or `../shared/data` next to the crate) and an adapter; skips without them, fails in CI.
+//! (`WGREC_DATA_DIR`, or `../shared/data` next to the crate) and an adapter; without them it records a
+//! skip (`common::skip`), and fails in CI.
 
 mod common;
 
-use std::path::PathBuf;
 use wgrec::data::DataOptions;
 use wgrec::kernels::Kernels;
 use wgrec::report::train_and_evaluate;
 use wgrec::trainer::TrainOptions;
-
-/// The folder holding ml-100k/ and ml-100k-split/, or None (after printing why) outside CI.
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("WGREC_DATA_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let missing: Vec<PathBuf> = [
-        "ml-100k/u.data",
-        "ml-100k/u.item",
-        "ml-100k-split/train.data",
-    ]
-    .iter()
-    .map(|f| dir.join(f))
-    .filter(|p| !p.is_file())
-    .collect();
-    if missing.is_empty() {
-        return Some(dir);
-    }
-    let why = format!(
-        "MovieLens 100K not found: missing {:?} (set WGREC_DATA_DIR to the folder holding ml-100k/ and \
-         ml-100k-split/)",
-        missing
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    None
-}
 
 /// The tutorial's three configurations (seed 42) in their bands, and the joint model's RMSE band
 /// [1.05, 1.20] on the mean of three seeds (42, 1, 2): one seed is too noisy for it. With the tutorial's
@@ -47,7 +17,7 @@ fn data_dir() -> Option<PathBuf> {
 /// initialisation and the batch order; the split is fixed. One test, so that seed 42's joint run serves both.
 #[test]
 fn tutorial_metrics_fall_in_their_bands() {
-    let Some(dir) = data_dir() else { return };
+    let Some(dir) = common::ml_100k() else { return };
     let Some(gpu) = common::gpu() else { return };
     let data = wgrec::data::load(&DataOptions {
         data_dir: Some(dir.join("ml-100k")),

@@ -1,16 +1,20 @@
-//! Helpers shared by the integration tests: the adapter (or a skip), GPU launches and readback,
-//! seeded inputs, and the per-tensor comparison `|a - b| <= atol + rtol * |b|`.
+//! Helpers shared by the integration tests: the adapter and the MovieLens data (or a recorded skip), GPU
+//! launches and readback, seeded inputs, and the per-tensor comparison `|a - b| <= atol + rtol * |b|`.
 #![allow(dead_code)]
 
+mod skip;
+pub use skip::skip;
+
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use wgrec::batches::{Batch, Distinct};
 use wgrec::data::SplitMix64;
 use wgrec::gpu::Gpu;
 use wgrec::kernels::{Kernels, Launch, Pass};
 
-/// The default adapter, shared by every test of the binary; None (after printing why) when there is no
-/// adapter outside CI. In CI (`CI=true`) a missing adapter is a failure, not a skip.
+/// The default adapter, shared by every test of the binary; None (after recording a skip) when there is
+/// no adapter outside CI. In CI (`CI=true`) a missing adapter is a failure, not a skip.
 pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     let gpu = GPU.get_or_init(Gpu::try_default).as_ref();
@@ -20,15 +24,41 @@ pub fn gpu() -> Option<&'static Gpu> {
     gpu
 }
 
-/// What a GPU test does without an adapter: fail in CI (`CI=true`), print a skip reason elsewhere.
+/// What a GPU test does without an adapter: fail in CI (`CI=true`), record a skip elsewhere.
 pub fn no_adapter() {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "no wgpu adapter in CI: install mesa-vulkan-drivers (apt-get install -y libvulkan1 \
-             mesa-vulkan-drivers) so the GPU tests run on the software adapter"
-        );
+    skip(
+        "no wgpu adapter: install mesa-vulkan-drivers (apt-get install -y libvulkan1 \
+         mesa-vulkan-drivers) so the GPU tests run on the software adapter",
+    );
+}
+
+/// The folder holding `ml-100k/` and the fixed split `ml-100k-split/` (`WGREC_DATA_DIR`, else
+/// `../shared/data` next to the crate), or None after recording a skip (a failure in CI).
+pub fn ml_100k() -> Option<PathBuf> {
+    let dir = std::env::var_os("WGREC_DATA_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let missing: Vec<String> = [
+        "ml-100k/u.data",
+        "ml-100k/u.item",
+        "ml-100k-split/train.data",
+        "ml-100k-split/test.data",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .filter(|p| !p.is_file())
+    .map(|p| p.display().to_string())
+    .collect();
+    if missing.is_empty() {
+        return Some(dir);
     }
-    eprintln!("skipped: no wgpu adapter (install mesa-vulkan-drivers to run the GPU tests)");
+    skip(&format!(
+        "MovieLens 100K not found: no {} (set WGREC_DATA_DIR to the folder holding ml-100k/ and \
+         ml-100k-split/)",
+        missing.join(", ")
+    ));
+    None
 }
 
 /// The compiled kernels with D baked in, built once per D and shared by the tests.
