@@ -15,11 +15,12 @@ if ! $given && [ -z "${WGREC_DATA_DIR:-}" ] && [ -d ../shared/data/ml-100k ]; th
     args+=(--data-dir ../shared/data/ml-100k)
     [ -d ../shared/data/ml-100k-split ] && args+=(--split-dir ../shared/data/ml-100k-split)
 fi
-if [ -x target/release/wgrec ]; then
+bin="${CARGO_TARGET_DIR:-target}/release/wgrec"
+if [ -x "$bin" ]; then
     cargo build --release --quiet
 else
     # The first build takes minutes: let cargo show its progress.
     echo "building wgrec (release; the first build takes a few minutes)" >&2
     cargo build --release
 fi
-exec ./target/release/wgrec tutorial "${args[@]}" "$@"
+exec "$bin" tutorial "${args[@]}" "$@"
