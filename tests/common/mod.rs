@@ -39,23 +39,22 @@ pub fn ml_100k() -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let missing: Vec<String> = [
+    let missing: Vec<&str> = [
         "ml-100k/u.data",
         "ml-100k/u.item",
         "ml-100k-split/train.data",
         "ml-100k-split/test.data",
     ]
-    .iter()
-    .map(|f| dir.join(f))
-    .filter(|p| !p.is_file())
-    .map(|p| p.display().to_string())
+    .into_iter()
+    .filter(|f| !dir.join(f).is_file())
     .collect();
     if missing.is_empty() {
         return Some(dir);
     }
     skip(&format!(
-        "MovieLens 100K not found: no {} (set WGREC_DATA_DIR to the folder holding ml-100k/ and \
-         ml-100k-split/)",
+        "MovieLens 100K not found: {} has no {} (set WGREC_DATA_DIR to the folder holding ml-100k/ \
+         and ml-100k-split/)",
+        dir.display(),
         missing.join(", ")
     ));
     None
