@@ -73,6 +73,18 @@ pub struct SplitInfo {
 }
 
 impl SplitInfo {
+    /// In words, for notes: "split from DIR" or "temporal split, seed 42, data set ml-100k".
+    pub fn describe(&self) -> String {
+        let mut s = match &self.split_dir {
+            Some(d) => format!("split from {d}"),
+            None => format!("{:?} split, seed {}", self.kind, self.seed).to_lowercase(),
+        };
+        if let Some(d) = &self.dataset {
+            s += &format!(", data set {d}");
+        }
+        s
+    }
+
     /// What `data_opts` (the options the data was loaded with) records.
     pub fn of(data_opts: &DataOptions) -> Self {
         Self {
@@ -790,9 +802,10 @@ pub fn train_evaluate_save(
             let split = SplitInfo::of(data_opts);
             if split != t.split {
                 eprintln!(
-                    "note: resuming {} on another split ({split:?}) than it was trained on ({:?})",
+                    "note: resuming {} on another split ({}) than it was trained on ({})",
                     path.display(),
-                    t.split
+                    split.describe(),
+                    t.split.describe()
                 );
             }
             if !differs.is_empty() {
