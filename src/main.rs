@@ -64,10 +64,8 @@ fn run() -> Result<ExitCode> {
             out,
             scaling,
         } => {
-            let out = out.map(|p| Output::check("--out", &p)).transpose()?;
-            let scaling = scaling
-                .map(|p| Output::check("--scaling", &p))
-                .transpose()?;
+            let out = Output::check_opt("--out", out.as_deref())?;
+            let scaling = Output::check_opt("--scaling", scaling.as_deref())?;
             output::distinct(out.iter().chain(&scaling))?;
             let gpu = gpu::Gpu::new(&adapter)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -102,7 +100,6 @@ fn run() -> Result<ExitCode> {
             }
         }
         Job::Synth(opts) => {
-            synth::outputs(&opts)?;
             let t = std::time::Instant::now();
             synth::write(&opts)?;
             if !quiet {
@@ -131,13 +128,11 @@ fn run() -> Result<ExitCode> {
             // Output paths are checked and checkpoints read before anything slow happens.
             let save = save
                 .iter()
-                .map(|p| p.as_ref().map(|p| Output::check("--save", p)).transpose())
+                .map(|p| Output::check_opt("--save", p.as_deref()))
                 .collect::<Result<Vec<_>>>()?;
-            let metrics_out = metrics_out
-                .map(|p| Output::check("--metrics-out", &p))
-                .transpose()?;
-            let plot = plot.map(|p| Output::check("--plot", &p)).transpose()?;
-            let trace = trace.map(|p| Output::check("--trace", &p)).transpose()?;
+            let metrics_out = Output::check_opt("--metrics-out", metrics_out.as_deref())?;
+            let plot = Output::check_opt("--plot", plot.as_deref())?;
+            let trace = Output::check_opt("--trace", trace.as_deref())?;
             output::distinct(
                 save.iter()
                     .flatten()
@@ -233,15 +228,14 @@ fn run() -> Result<ExitCode> {
                 commit.extend(staged);
                 results.push(r);
             }
-            if let Some(out) = &metrics_out {
-                let mut doc = report::metrics_json(&results, &gpu.adapter);
-                doc["data"] = dataset.description.clone().into();
-                commit.stage(out, &report::json_bytes(&doc))?;
-            }
-            if let Some(out) = &plot {
-                let svg = plot::curves_svg("Per-epoch curves", &sweep::curves(&results))?;
-                commit.stage(out, svg.as_bytes())?;
-            }
+            stage_runs(
+                &mut commit,
+                (metrics_out.as_ref(), plot.as_ref()),
+                "Per-epoch curves",
+                &results,
+                &gpu.adapter,
+                &dataset,
+            )?;
             if let Some(out) = &trace {
                 commit.stage(out, &report::json_bytes(&profile::trace::to_json()))?;
             }
@@ -272,10 +266,8 @@ fn run() -> Result<ExitCode> {
             metrics_out,
             plot,
         } => {
-            let metrics_out = metrics_out
-                .map(|p| Output::check("--metrics-out", &p))
-                .transpose()?;
-            let plot = plot.map(|p| Output::check("--plot", &p)).transpose()?;
+            let metrics_out = Output::check_opt("--metrics-out", metrics_out.as_deref())?;
+            let plot = Output::check_opt("--plot", plot.as_deref())?;
             output::distinct(metrics_out.iter().chain(&plot))?;
             let (dataset, gpu, kernels) = start(&data, &adapter, quiet, embedding_dim)?;
             let mut results = Vec::new();
@@ -299,15 +291,14 @@ fn run() -> Result<ExitCode> {
             println!("data: {}", dataset.description);
             print!("{}", recipe::summary(&name, &results));
             let mut commit = Commit::new();
-            if let Some(out) = &metrics_out {
-                let mut doc = report::metrics_json(&results, &gpu.adapter);
-                doc["data"] = dataset.description.clone().into();
-                commit.stage(out, &report::json_bytes(&doc))?;
-            }
-            if let Some(out) = &plot {
-                let svg = plot::curves_svg(&name, &sweep::curves(&results))?;
-                commit.stage(out, svg.as_bytes())?;
-            }
+            stage_runs(
+                &mut commit,
+                (metrics_out.as_ref(), plot.as_ref()),
+                &name,
+                &results,
+                &gpu.adapter,
+                &dataset,
+            )?;
             commit.finish()?;
         }
         Job::Evaluate {
@@ -316,9 +307,7 @@ fn run() -> Result<ExitCode> {
             split_given,
             metrics_out,
         } => {
-            let metrics_out = metrics_out
-                .map(|p| Output::check("--metrics-out", &p))
-                .transpose()?;
+            let metrics_out = Output::check_opt("--metrics-out", metrics_out.as_deref())?;
             commands::evaluate(
                 &adapter,
                 quiet,
@@ -335,7 +324,7 @@ fn run() -> Result<ExitCode> {
             k,
             exclude_seen,
         } => {
-            let out = out.map(|p| Output::check("--out", &p)).transpose()?;
+            let out = Output::check_opt("--out", out.as_deref())?;
             commands::recommend(
                 &adapter,
                 quiet,
@@ -351,6 +340,27 @@ fn run() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stages the runs' metrics JSON (with the data set it ran on) and their per-epoch curves titled `title`.
+fn stage_runs(
+    commit: &mut Commit,
+    (metrics_out, plot): (Option<&Output>, Option<&Output>),
+    title: &str,
+    results: &[report::RunResult],
+    adapter: &gpu::AdapterSummary,
+    dataset: &data::Dataset,
+) -> Result<()> {
+    if let Some(out) = metrics_out {
+        let mut doc = report::metrics_json(results, adapter);
+        doc["data"] = dataset.description.clone().into();
+        commit.stage(out, &report::json_bytes(&doc))?;
+    }
+    if let Some(out) = plot {
+        let svg = plot::curves_svg(title, &sweep::curves(results))?;
+        commit.stage(out, svg.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Loads the data, opens the adapter (saying which, unless quiet) and compiles the kernels for D.

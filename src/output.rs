@@ -71,6 +71,11 @@ impl Output {
         Ok(out)
     }
 
+    /// `check` of an optional flag.
+    pub fn check_opt(flag: &str, path: Option<&Path>) -> Result<Option<Self>> {
+        path.map(|p| Self::check(flag, p)).transpose()
+    }
+
     /// Checks the file `name` in the output directory `dir` (given with `flag`): `dir` may be missing,
     /// and is then created (with its parents) when the file is staged; an existing `dir` must be a
     /// directory.
@@ -111,15 +116,6 @@ impl Output {
     /// The path as the user gave it.
     pub fn path(&self) -> &Path {
         &self.shown
-    }
-
-    pub fn flag(&self) -> &str {
-        &self.flag
-    }
-
-    /// Whether the output goes to a terminal-less stream (stdout, a device or a FIFO) rather than a file.
-    pub fn is_stream(&self) -> bool {
-        !matches!(self.dest, Dest::File(_))
     }
 
     /// Writes `bytes` now (stage and commit).
@@ -340,14 +336,10 @@ impl Commit {
     pub fn finish(self) -> Result<()> {
         let (streams, files): (Vec<Staged>, Vec<Staged>) =
             self.0.into_iter().partition(Staged::is_stream);
-        let mut files = files;
-        for s in streams {
-            s.commit()?;
-        }
-        for s in files.drain(..) {
-            s.commit()?;
-        }
-        Ok(())
+        streams
+            .into_iter()
+            .chain(files)
+            .try_for_each(Staged::commit)
     }
 }
 

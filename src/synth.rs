@@ -46,7 +46,7 @@ pub struct SynthOptions {
 }
 
 /// The movies and ratings files `write` puts into `opts.out` (created if missing), checked up front.
-pub fn outputs(opts: &SynthOptions) -> Result<[Output; 2]> {
+fn outputs(opts: &SynthOptions) -> Result<[Output; 2]> {
     let (ratings_file, movies_file) = match opts.format {
         SynthFormat::Ml100k => ("u.data", "u.item"),
         SynthFormat::Csv => ("ratings.csv", "movies.csv"),
@@ -60,6 +60,7 @@ pub fn outputs(opts: &SynthOptions) -> Result<[Output; 2]> {
 /// Writes the movies and ratings files into `opts.out`; both are staged (streamed to temp files) and
 /// then renamed into place together, so a failed run leaves no half-written data set behind.
 pub fn write(opts: &SynthOptions) -> Result<()> {
+    let [movies_out, ratings_out] = outputs(opts)?;
     if opts.users == 0 || opts.movies == 0 || opts.ratings == 0 {
         bail!("synth needs at least one user, one movie and one rating");
     }
@@ -67,7 +68,6 @@ pub fn write(opts: &SynthOptions) -> Result<()> {
     if opts.users.max(opts.movies) > MAX_ENTITIES {
         bail!("synth supports at most {MAX_ENTITIES} users and {MAX_ENTITIES} movies");
     }
-    let [movies_out, ratings_out] = outputs(opts)?;
     let mut rng = SplitMix64::new(opts.seed);
     let model = Model::new(opts.users, opts.movies, &mut rng);
     let mut commit = Commit::new();

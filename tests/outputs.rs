@@ -119,6 +119,21 @@ fn model() -> Option<&'static Path> {
     }))
 }
 
+/// `wgrec recommend --model MODEL --all-users --out OUT -q`.
+fn recommend_all(model: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgrec"))
+        .arg("recommend")
+        .arg("--model")
+        .arg(model)
+        .args(["--all-users", "--out"])
+        .arg(out)
+        .arg("-q")
+        .env("WGREC_DATA_DIR", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 const TRAIN: [&str; 8] = [
     "train",
     "--dataset",
@@ -147,7 +162,7 @@ fn recommend_writes_the_csv_to_stdout_through_dev_stdout_and_dash() {
     let Some(m) = model() else { return };
     let m = m.to_str().unwrap();
     for out in ["/dev/stdout", "-"] {
-        let o = wgrec(&["recommend", "--model", m, "--all-users", "--out", out, "-q"]);
+        let o = recommend_all(Path::new(m), Path::new(out));
         assert!(o.status.success(), "{out}: {}", stderr(&o));
         let csv = String::from_utf8(o.stdout).unwrap();
         assert!(
@@ -183,15 +198,7 @@ fn devices_and_fifos_are_written_never_replaced() {
     let dir = scratch("devices");
     let null = char_device(&dir, "null", 3);
     let full = char_device(&dir, "full", 7);
-    let o = wgrec(&[
-        "recommend",
-        "--model",
-        m,
-        "--all-users",
-        "--out",
-        null.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = recommend_all(Path::new(m), &null);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         is_char_device(&null),
@@ -199,15 +206,7 @@ fn devices_and_fifos_are_written_never_replaced() {
         null.display()
     );
     // A full device is an error, not a silent success, and it stays a device.
-    let o = wgrec(&[
-        "recommend",
-        "--model",
-        m,
-        "--all-users",
-        "--out",
-        full.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = recommend_all(Path::new(m), &full);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("No space left on device"),
@@ -226,15 +225,7 @@ fn devices_and_fifos_are_written_never_replaced() {
         let fifo = fifo.clone();
         std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
     };
-    let o = wgrec(&[
-        "recommend",
-        "--model",
-        m,
-        "--all-users",
-        "--out",
-        fifo.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = recommend_all(Path::new(m), &fifo);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(reader.join().unwrap().starts_with("user,rank,title,score"));
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
@@ -265,15 +256,7 @@ fn a_symlinked_target_keeps_its_link_and_gets_the_new_file() {
     fs::write(&real, "stale").unwrap();
     let link = dir.join("link.csv");
     symlink("real.csv", &link).unwrap();
-    let o = wgrec(&[
-        "recommend",
-        "--model",
-        m.to_str().unwrap(),
-        "--all-users",
-        "--out",
-        link.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = recommend_all(Path::new(m), &link);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(fs::symlink_metadata(&link)
         .unwrap()
@@ -463,26 +446,12 @@ fn temp_files_never_collide_or_linger() {
     let stale = dir.join(".m.txt.tmp-4194304-0");
     fs::write(&stale, "left by a killed run").unwrap();
     let out = dir.join("m.txt");
-    let o = wgrec(&[
-        "recommend",
-        "--model",
-        m.to_str().unwrap(),
-        "--all-users",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = recommend_all(Path::new(m), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::read_to_string(&unrelated).unwrap(), "someone else's");
     assert_eq!(names(&dir), ["m.json.tmp", "m.txt"]);
     // Two processes writing one path at once: both succeed, the result is one whole file.
-    let run = || {
-        Command::new(env!("CARGO_BIN_EXE_wgrec"))
-            .args(["recommend", "--model", m.to_str().unwrap(), "--all-users"])
-            .args(["--out", out.to_str().unwrap(), "-q"])
-            .output()
-            .unwrap()
-    };
+    let run = || recommend_all(m, &out);
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(run);
         let b = s.spawn(run);
