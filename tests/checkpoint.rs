@@ -10,6 +10,7 @@ use wgrec::checkpoint::*;
 use wgrec::data::{DataOptions, Ratings, Vocabulary};
 use wgrec::model::{ModelConfig, Params};
 use wgrec::output::Output;
+use wgrec::train::run::{train_evaluate_save, RunFiles};
 
 /// A small checkpoint built without training: 3 users, 4 titles, D 16.
 fn synthetic() -> Checkpoint {
@@ -434,7 +435,7 @@ fn checkpoint_of_another_vocabulary_is_rejected() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn same_metrics(a: &wgrec::evaluate::TestMetrics, b: &wgrec::evaluate::TestMetrics) -> bool {
+fn same_metrics(a: &wgrec::eval::TestMetrics, b: &wgrec::eval::TestMetrics) -> bool {
     a.top_k == b.top_k
         && a.rmse.to_bits() == b.rmse.to_bits()
         && a.loss.to_bits() == b.loss.to_bits()
@@ -457,10 +458,10 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
     let kernels = common::kernels(gpu, 32);
     let tmp = temp_dir("resume");
     let file = |n: &str| tmp.join(n);
-    let opts = |epochs| wgrec::trainer::TrainOptions {
+    let opts = |epochs| wgrec::options::TrainOptions {
         epochs,
         reshuffle: true,
-        ..wgrec::trainer::TrainOptions::tutorial(1.0, 1.0)
+        ..wgrec::options::TrainOptions::tutorial(1.0, 1.0)
     };
     let run = |epochs, resume: Option<(&Path, &Checkpoint)>, save: &Path| {
         let out = Output::check("--save", save).unwrap();
@@ -510,7 +511,7 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
 
     let model = a.to_gpu(gpu).unwrap();
     let evaluator =
-        wgrec::evaluate::Evaluator::new(gpu, kernels, &model, &data.test, &data.candidates, 4096)
+        wgrec::eval::Evaluator::new(gpu, kernels, &model, &data.test, &data.candidates, 4096)
             .unwrap();
     let again = evaluator.run(1.0, 1.0).unwrap();
     assert!(

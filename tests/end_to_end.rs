@@ -6,9 +6,9 @@
 mod common;
 
 use wgrec::data::DataOptions;
-use wgrec::kernels::Kernels;
-use wgrec::report::train_and_evaluate;
-use wgrec::trainer::TrainOptions;
+use wgrec::kernels::windowed::Kernels;
+use wgrec::options::TrainOptions;
+use wgrec::train::run::train_and_evaluate;
 
 /// The tutorial's three configurations (seed 42) in their bands, and the joint model's RMSE band
 /// [1.05, 1.20] on the mean of three seeds (42, 1, 2): one seed is too noisy for it. With the tutorial's

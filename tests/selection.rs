@@ -7,11 +7,14 @@ mod common;
 
 use wgrec::data::{DataOptions, Dataset};
 use wgrec::gpu::Gpu;
+use wgrec::model::gpu::GpuModel;
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::GpuModel;
-use wgrec::report::{refit_epochs, train_and_evaluate_model, RunPlan, RunResult};
-use wgrec::trainer::{TrainOptions, Trainer};
-use wgrec::validation::{holdout, Average, Criterion};
+use wgrec::options::Criterion;
+use wgrec::options::TrainOptions;
+use wgrec::train::run::{train_and_evaluate_model, RunPlan, RunResult};
+use wgrec::train::selection::refit_epochs;
+use wgrec::train::selection::{holdout, Average};
+use wgrec::train::trainer::Trainer;
 
 const DIM: usize = 32;
 

@@ -2,13 +2,15 @@
 //! results.csv, results.json and the charts (trade-off with its Pareto front, per-epoch curves).
 
 use crate::data::Dataset;
-use crate::evaluate::{KS, RANKED_KS};
+use crate::eval::{KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
-use crate::kernels::Kernels;
+use crate::kernels::windowed::Kernels;
+use crate::options::TrainOptions;
+use crate::output::json_bytes;
 use crate::output::{Commit, Output};
-use crate::plot::{curves_svg, tradeoff_svg, Curve, TradeoffPoint};
-use crate::report::{json_bytes, metrics_json, train_and_evaluate_with, RunResult};
-use crate::trainer::TrainOptions;
+use crate::report::metrics_json;
+use crate::report::plot::{curves_svg, tradeoff_svg, Curve, TradeoffPoint};
+use crate::train::run::{train_and_evaluate_with, RunResult};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 

@@ -1,18 +1,22 @@
-//! Runs one configuration end to end (init, train, evaluate) and reports results as a table and as JSON.
+//! One run of one configuration: train (from scratch or on from a checkpoint), select on the validation
+//! split, refit, fine-tune, evaluate on the test split, and stage the checkpoint.
 
-use crate::data::Dataset;
-use crate::data::Ratings;
-use crate::evaluate::{Evaluator, TestMetrics, KS, RANKED_KS};
-use crate::gpu::{AdapterSummary, Gpu};
-use crate::kernels::Kernels;
+use super::selection::{holdout, refit_epochs, Average, Selection, ValidationPoint};
+use super::trainer::{EpochLog, Trainer};
+use crate::checkpoint::{Checkpoint, EpochRecord, SplitInfo, TrainingState};
+use crate::data::{Dataset, Ratings};
+use crate::eval::{Evaluator, TestMetrics};
+use crate::gpu::profile::{trace, Profiler};
+use crate::gpu::Gpu;
+use crate::kernels::windowed::Kernels;
+use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
-use crate::plan::GpuModel;
-use crate::profile::{trace, Profiler};
+use crate::options::{TrainOptions, Tweaks};
+use crate::output::{Output, Staged};
 use crate::progress;
-use crate::trainer::{EpochLog, TrainOptions, Trainer, Tweaks};
-use crate::validation::{holdout, Average};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::borrow::Cow;
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -28,60 +32,6 @@ pub struct RunResult {
     pub profile: Option<serde_json::Value>,
     /// What the validation split chose (`--validation-fraction`).
     pub selection: Option<Selection>,
-}
-
-/// One candidate model scored on the validation split.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ValidationPoint {
-    pub epoch: usize,
-    /// The mean of the parameters after epochs `averaged_from..=epoch`, or None: the epoch's own.
-    pub averaged_from: Option<usize>,
-    pub metrics: TestMetrics,
-}
-
-impl ValidationPoint {
-    pub fn label(&self) -> String {
-        match self.averaged_from {
-            Some(s) => format!("mean of epochs {s}..={}", self.epoch),
-            None => format!("epoch {}", self.epoch),
-        }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "epoch": self.epoch,
-            "averaged_from": self.averaged_from,
-            "validation": self.metrics.to_json(),
-        })
-    }
-}
-
-/// Model selection on the validation split: every candidate, and the one kept.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Selection {
-    pub fit_ratings: usize,
-    pub validation_ratings: usize,
-    pub points: Vec<ValidationPoint>,
-    /// Index into `points`.
-    pub chosen: usize,
-    /// With `--refit`: the epochs the kept model was trained again for on the whole training split.
-    pub refit_epochs: Option<usize>,
-}
-
-impl Selection {
-    pub fn chosen(&self) -> &ValidationPoint {
-        &self.points[self.chosen]
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "fit_ratings": self.fit_ratings,
-            "validation_ratings": self.validation_ratings,
-            "chosen": self.chosen().to_json(),
-            "refit_epochs": self.refit_epochs,
-            "candidates": self.points.iter().map(ValidationPoint::to_json).collect::<Vec<_>>(),
-        })
-    }
 }
 
 impl RunResult {
@@ -152,7 +102,7 @@ pub fn train_and_evaluate_with(
     profiler: Option<&Profiler>,
 ) -> Result<RunResult> {
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
-    cfg.validate()?;
+    crate::kernels::windowed::check_shape(&cfg)?;
     let model = {
         let _span = trace::span("initialise the model");
         GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?
@@ -463,101 +413,142 @@ fn epoch_with_progress(
     Ok(log)
 }
 
-/// The epochs (and first averaged epoch) of a refit on the whole training split: as many optimizer steps
-/// as the selected epochs took on the fit split (Goodfellow, Bengio and Courville, Deep Learning,
-/// algorithm 7.2), rounded to whole epochs of `full_batches` batches, at least 1.
-pub fn refit_epochs(
-    epoch: usize,
-    averaged_from: Option<usize>,
-    fit_batches: usize,
-    full_batches: usize,
-) -> (usize, Option<usize>) {
-    let scale = |e: usize| {
-        let steps = (e * fit_batches) as f64;
-        ((steps / full_batches as f64).round() as usize).max(1)
-    };
-    let epochs = scale(epoch);
-    (epochs, averaged_from.map(|s| scale(s).min(epochs)))
+/// Where a run starts from and where it goes: `--resume` and `--save` of one configuration.
+#[derive(Clone, Copy, Default)]
+pub struct RunFiles<'a> {
+    pub resume: Option<(&'a Path, &'a Checkpoint)>,
+    pub save: Option<&'a Output>,
+    /// Also evaluate after every epoch (for `--plot` curves).
+    pub per_epoch: bool,
 }
 
-/// The tutorial-style table: one row per configuration.
-pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "{:<22}{}{:>8}{:>9}{:>9}\n",
-        "config (rating, retr.)",
-        KS.iter()
-            .map(|k| format!("{:>8}", format!("top-{k}")))
-            .collect::<String>(),
-        "RMSE",
-        "train s",
-        "eval s"
-    ));
-    for r in runs {
-        s.push_str(&format!(
-            "{:<22}{}{:>8.4}{:>9.2}{:>9.3}\n",
-            format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
-            KS.iter()
-                .map(|&k| format!("{:>8.4}", r.test.top(k)))
-                .collect::<String>(),
-            r.test.rmse,
-            r.train_seconds,
-            r.eval_seconds
-        ));
-    }
-    if runs.iter().any(|r| r.test.ranked.is_some()) {
-        s.push_str(&format!(
-            "{:<22}{}{}{:>8}   (per user, training movies excluded)\n",
-            "",
-            RANKED_KS
-                .iter()
-                .map(|k| format!("{:>8}", format!("R@{k}")))
-                .collect::<String>(),
-            RANKED_KS
-                .iter()
-                .map(|k| format!("{:>9}", format!("NDCG@{k}")))
-                .collect::<String>(),
-            "MAE",
-        ));
-        for r in runs {
-            let Some(m) = &r.test.ranked else { continue };
-            s.push_str(&format!(
-                "{:<22}{}{}{:>8.4}\n",
-                format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
-                RANKED_KS
-                    .iter()
-                    .map(|&k| format!("{:>8.4}", m.recall_at(k)))
-                    .collect::<String>(),
-                RANKED_KS
-                    .iter()
-                    .map(|&k| format!("{:>9.4}", m.ndcg_at(k)))
-                    .collect::<String>(),
-                m.mae,
-            ));
+/// Trains (from scratch, or on from a checkpoint with its optimizer state and batch order), evaluates,
+/// and stages the checkpoint when asked (the caller commits it with the command's other outputs).
+/// `data_opts` records the split in the checkpoint so `evaluate` can rebuild it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_evaluate_save(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    data: &Dataset,
+    data_opts: &crate::data::DataOptions,
+    embedding_dim: usize,
+    opts: &crate::options::TrainOptions,
+    eval_batch_size: usize,
+    progress: bool,
+    files: RunFiles,
+    profiler: Option<&crate::gpu::profile::Profiler>,
+) -> Result<(RunResult, Option<Staged>)> {
+    let (model, resume, mut history) = match files.resume {
+        Some((path, ck)) => {
+            ck.check_vocabularies(path, data)?;
+            let t = &ck.training;
+            let rng: u64 = t.batch_rng_state.parse().with_context(|| {
+                format!(
+                    "checkpoint {}: corrupted metadata: batch_rng_state {:?}",
+                    path.display(),
+                    t.batch_rng_state
+                )
+            })?;
+            let differs: Vec<String> = [
+                (
+                    "--rating-weight",
+                    t.rating_weight.to_string(),
+                    opts.rating_weight.to_string(),
+                ),
+                (
+                    "--retrieval-weight",
+                    t.retrieval_weight.to_string(),
+                    opts.retrieval_weight.to_string(),
+                ),
+                (
+                    "--batch-size",
+                    t.batch_size.to_string(),
+                    opts.batch_size.to_string(),
+                ),
+                (
+                    "--learning-rate",
+                    t.learning_rate.to_string(),
+                    opts.learning_rate.to_string(),
+                ),
+                ("--seed", t.seed.to_string(), opts.seed.to_string()),
+                (
+                    "--reshuffle",
+                    t.reshuffle.to_string(),
+                    opts.reshuffle.to_string(),
+                ),
+            ]
+            .into_iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(flag, a, b)| format!("{flag} {b} (checkpoint: {a})"))
+            .collect();
+            let split = SplitInfo::of(data_opts);
+            if split != t.split {
+                eprintln!(
+                    "note: resuming {} on another split ({}) than it was trained on ({})",
+                    path.display(),
+                    split.describe(),
+                    t.split.describe()
+                );
+            }
+            if !differs.is_empty() {
+                eprintln!(
+                    "note: resuming {} with {}; the result will differ from an uninterrupted run",
+                    path.display(),
+                    differs.join(", ")
+                );
+            }
+            (
+                ck.to_gpu(gpu)?,
+                Some((t.epochs_done, rng)),
+                t.history.clone(),
+            )
         }
+        None => {
+            let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
+            crate::kernels::windowed::check_shape(&cfg)?;
+            (
+                GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?,
+                None,
+                Vec::new(),
+            )
+        }
+    };
+    let run = RunPlan {
+        resume,
+        eval_batch_size,
+        progress,
+        per_epoch: files.per_epoch,
+    };
+    let (result, trainer) =
+        train_and_evaluate_model(gpu, kernels, data, model, opts, &run, profiler)?;
+    let mut staged = None;
+    if let Some(out) = files.save {
+        history.extend(result.history.iter().map(|h| EpochRecord {
+            epoch: h.epoch,
+            loss: h.loss,
+            seconds: h.seconds,
+        }));
+        let training = TrainingState {
+            rating_weight: opts.rating_weight,
+            retrieval_weight: opts.retrieval_weight,
+            batch_size: opts.batch_size,
+            eval_batch_size,
+            learning_rate: opts.learning_rate,
+            seed: opts.seed,
+            reshuffle: opts.reshuffle,
+            epochs_done: trainer.epochs_done(),
+            batch_rng_state: trainer.batch_rng_state().to_string(),
+            split: SplitInfo::of(data_opts),
+            data: data.description.clone(),
+            adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+            history,
+            test: result.test.to_json(),
+        };
+        staged = Some(
+            Checkpoint::from_gpu(gpu, &trainer.model, data, training)?
+                .stage(out)
+                .with_context(|| format!("saving checkpoint {}", out.path().display()))?,
+        );
     }
-    s.push_str(&format!(
-        "adapter: {} ({}, {}, {})\n",
-        adapter.name, adapter.backend, adapter.device_type, adapter.driver_info
-    ));
-    s
-}
-
-pub fn metrics_json(runs: &[RunResult], adapter: &AdapterSummary) -> serde_json::Value {
-    serde_json::json!({
-        "adapter": adapter,
-        "runs": runs.iter().map(RunResult::to_json).collect::<Vec<_>>(),
-    })
-}
-
-/// `value` as the pretty-printed JSON every wgrec JSON output holds.
-pub fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
-    let mut s = serde_json::to_string_pretty(value).expect("a JSON value serializes");
-    s.push('\n');
-    s.into_bytes()
-}
-
-/// Writes `value` as JSON to `out` (see `output`: never a partial file, never over a device).
-pub fn write_json(out: &crate::output::Output, value: &serde_json::Value) -> Result<()> {
-    out.write(&json_bytes(value))
+    Ok((result, staged))
 }
