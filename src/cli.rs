@@ -641,27 +641,8 @@ impl Cli {
                     reshuffle,
                     tweaks: tweaks.into_tweaks(),
                 };
+                // What combines with --save and --resume is the run's rule (train::run::Run).
                 opts.validate()?;
-                let t = &opts.tweaks;
-                if t.validation_fraction > 0.0 && resume.is_some() {
-                    anyhow::bail!("--validation-fraction does not combine with --resume");
-                }
-                if t.fine_tune_rating > 0 && (save.is_some() || resume.is_some()) {
-                    anyhow::bail!(
-                        "--fine-tune-rating does not combine with --save or --resume (a checkpoint records \
-                         one stage's options and epochs); to fine-tune a saved model, resume it with \
-                         --rating-weight 1 --retrieval-weight 0 --embedding-learning-rate 0"
-                    );
-                }
-                let kept_is_last =
-                    t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
-                if save.is_some() && !kept_is_last {
-                    anyhow::bail!(
-                        "--save needs the last epoch's parameters (with --validation-fraction, add \
-                         --refit; without --average-from): the kept ones would not match the saved \
-                         Adagrad state and epoch count"
-                    );
-                }
                 Job::Runs(TrainJob {
                     data: data(d, seed),
                     runs: vec![opts],
@@ -1118,9 +1099,6 @@ mod tests {
             &["--refit"],
             &["--average-from", "4"],
             &["--average-from", "0", "--epochs", "3"],
-            &["--validation-fraction", "0.1", "--save", "m.safetensors"],
-            &["--average-from", "1", "--refit", "--save", "m.safetensors"],
-            &["--validation-fraction", "0.1", "--resume", "m.safetensors"],
         ] {
             assert!(
                 !matches!(train(bad), Ok(Ok(_))),

@@ -10,7 +10,7 @@ use wgrec::checkpoint::*;
 use wgrec::data::{DataOptions, Ratings, Vocabulary};
 use wgrec::model::{ModelConfig, Params};
 use wgrec::output::Output;
-use wgrec::train::run::{train_evaluate_save, RunFiles};
+use wgrec::train::run::{Env, Run};
 
 /// A small checkpoint built without training: 3 users, 4 titles, D 16.
 fn synthetic() -> Checkpoint {
@@ -465,25 +465,25 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
     };
     let run = |epochs, resume: Option<(&Path, &Checkpoint)>, save: &Path| {
         let out = Output::check("--save", save).unwrap();
-        let (result, staged) = train_evaluate_save(
+        let split = SplitInfo::of(&dopts);
+        let env = Env {
             gpu,
             kernels,
-            &data,
-            &dopts,
-            32,
-            &opts(epochs),
-            4096,
-            false,
-            RunFiles {
-                resume,
-                save: Some(&out),
-                per_epoch: false,
-            },
-            None,
-        )
-        .unwrap();
-        staged.expect("a checkpoint was staged").commit().unwrap();
-        result
+            data: &data,
+            split: Some(&split),
+            profiler: None,
+        };
+        let mut run = Run::new(opts(epochs), 32).unwrap();
+        if let Some((path, ck)) = resume {
+            run = run.resume(path, ck).unwrap();
+        }
+        let outcome = run.save(&out).unwrap().execute(&env).unwrap();
+        outcome
+            .staged
+            .expect("a checkpoint was staged")
+            .commit()
+            .unwrap();
+        outcome.result
     };
     let straight = run(2, None, &file("straight.safetensors"));
     run(1, None, &file("first.safetensors"));

@@ -5,7 +5,7 @@ use anyhow::Result;
 use wgrec::gpu::AdapterChoice;
 use wgrec::output::{self, Commit, Output};
 use wgrec::report::{self, recipe};
-use wgrec::train::run::train_and_evaluate_with;
+use wgrec::train::run::{Env, Run};
 
 pub fn run(adapter: &AdapterChoice, quiet: bool, job: RecipeJob) -> Result<()> {
     let RecipeJob {
@@ -20,22 +20,22 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, job: RecipeJob) -> Result<()> {
     let plot = Output::check_opt("--plot", plot.as_deref())?;
     output::distinct(metrics_out.iter().chain(&plot))?;
     let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, embedding_dim)?;
+    let env = Env {
+        gpu: &gpu,
+        kernels: &kernels,
+        data: &dataset,
+        split: None,
+        profiler: None,
+    };
     let mut results = Vec::new();
     for opts in &runs {
         if !quiet {
             eprintln!("== {name}, seed {} ==", opts.seed);
         }
-        results.push(train_and_evaluate_with(
-            &gpu,
-            &kernels,
-            &dataset,
-            embedding_dim,
-            opts,
-            4096,
-            !quiet,
-            plot.is_some(),
-            None,
-        )?);
+        let run = Run::new(opts.clone(), embedding_dim)?
+            .progress(!quiet)
+            .per_epoch(plot.is_some());
+        results.push(run.execute(&env)?.result);
     }
     print!("{}", report::table(&results, &gpu.adapter));
     println!("data: {}", dataset.description);

@@ -4,13 +4,14 @@
 use crate::cli::TrainJob;
 use anyhow::Result;
 use wgrec::checkpoint::Checkpoint;
+use wgrec::checkpoint::SplitInfo;
 use wgrec::data;
 use wgrec::gpu::profile;
 use wgrec::gpu::{self, AdapterChoice};
 use wgrec::kernels::windowed::Kernels;
 use wgrec::output::{self, Commit, Output};
 use wgrec::report;
-use wgrec::train::run as train_run;
+use wgrec::train::run::{Env, Run};
 
 pub fn run(adapter: &AdapterChoice, quiet: bool, job: TrainJob) -> Result<()> {
     let TrainJob {
@@ -56,6 +57,24 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, job: TrainJob) -> Result<()> {
         (Some((_, c)), _) => c.cfg.embedding_dim,
         (None, d) => d.unwrap_or(32),
     };
+    // Each run's rules (what combines with --resume and --save) are checked here, before the data loads.
+    let runs = runs
+        .into_iter()
+        .enumerate()
+        .map(|(i, opts)| {
+            let mut run = Run::new(opts, embedding_dim)?
+                .eval_batch_size(eval_batch_size)
+                .progress(!quiet)
+                .per_epoch(plot.is_some());
+            if let Some((path, ck)) = &resumed {
+                run = run.resume(path, ck)?;
+            }
+            if let Some(out) = save.get(i).and_then(Option::as_ref) {
+                run = run.save(out)?;
+            }
+            Ok(run)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let t = std::time::Instant::now();
     let dataset = {
         let _span = profile::trace::span("load data");
@@ -94,39 +113,31 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, job: TrainJob) -> Result<()> {
     };
     // Every output is staged and committed at the end, so a failed run replaces none of them.
     let mut commit = Commit::new();
+    let split = SplitInfo::of(&data);
+    let env = Env {
+        gpu: &gpu,
+        kernels: &kernels,
+        data: &dataset,
+        split: Some(&split),
+        profiler: profiler.as_ref(),
+    };
     let mut results = Vec::new();
-    for (i, opts) in runs.iter().enumerate() {
+    for run in &runs {
         if !quiet {
             eprintln!(
                 "== rating_weight {}, retrieval_weight {} ==",
-                opts.rating_weight, opts.retrieval_weight
+                run.opts.rating_weight, run.opts.retrieval_weight
             );
         }
-        let files = train_run::RunFiles {
-            resume: resumed.as_ref().map(|(p, c)| (*p, c)),
-            save: save.get(i).and_then(Option::as_ref),
-            per_epoch: plot.is_some(),
-        };
-        let (r, staged) = train_run::train_evaluate_save(
-            &gpu,
-            &kernels,
-            &dataset,
-            &data,
-            embedding_dim,
-            opts,
-            eval_batch_size,
-            !quiet,
-            files,
-            profiler.as_ref(),
-        )?;
+        let outcome = run.execute(&env)?;
         if let (true, Some(p)) = (profile, &profiler) {
             eprint!("{}", p.table());
         }
         if let Some(p) = &profiler {
             p.reset();
         }
-        commit.extend(staged);
-        results.push(r);
+        commit.extend(outcome.staged);
+        results.push(outcome.result);
     }
     super::stage_runs(
         &mut commit,
