@@ -6,6 +6,7 @@
 pub mod cost;
 pub mod ranking;
 pub mod retrieval;
+pub mod step;
 
 use crate::gpu::launch::Launch;
 use crate::gpu::{Gpu, Kernel};
