@@ -45,7 +45,7 @@ fn embedding_gather_matches_cpu() {
         let idx: Vec<u32> = (0..rows).map(|_| rng.below(vocab as u64) as u32).collect();
         let out = nans(gpu, "out", rows * stride + TAIL);
         let (t, i) = (gpu.upload("table", &table), gpu.upload("idx", &idx));
-        let p = GatherParams {
+        let p = EmbeddingGatherParams {
             n: rows as u32,
             dim4: (dim / 4) as u32,
             out_stride4: (stride / 4) as u32,
@@ -84,7 +84,7 @@ fn two_dimensional_grid_covers_every_element() {
     let idx: Vec<u32> = (0..rows as u32).map(|i| i % 7).collect();
     let (t, i) = (gpu.upload("table", &table), gpu.upload("idx", &idx));
     let out = nans(gpu, "out", rows * 4 + TAIL);
-    let p = GatherParams {
+    let p = EmbeddingGatherParams {
         n: rows as u32,
         dim4: 1,
         out_stride4: 1,
@@ -183,13 +183,13 @@ fn dense_forward_matches_cpu() {
             kk,
             cap,
             &[lo, hi, bias, whole(&y)],
-            &DenseParams::default(),
+            &DenseForwardParams::default(),
         );
         assert_eq!(fwd.rows_per_window, wgrec::gpu::window_rows(kk));
         assert!(rows < 8 || rows > fwd.rows_per_window, "one window only");
         let mut launches = vec![];
         for (l, row0, r) in fwd.windows(rows) {
-            l.set(gpu, &DenseParams::new(row0, r, kk, n));
+            l.set(gpu, &DenseForwardParams::new(row0, r, kk, n));
             launches.push((l, threads::dense_forward(r as u32, n as u32)));
         }
         assert_eq!(launches.len(), rows.div_ceil(fwd.rows_per_window));
@@ -237,12 +237,12 @@ fn dense_backward_data_matches_cpu_with_and_without_mask() {
                 n,
                 cap,
                 &[lo, hi, whole(hbind), whole(&dx)],
-                &DenseParams::default(),
+                &DenseForwardParams::default(),
             );
             assert_eq!(bwd.rows_per_window, wgrec::gpu::window_rows(n));
             let mut launches = vec![];
             for (l, row0, r) in bwd.windows(rows) {
-                l.set(gpu, &DenseParams::new(row0, r, kk, n));
+                l.set(gpu, &DenseForwardParams::new(row0, r, kk, n));
                 launches.push((l, threads::dense_backward_data(r as u32, kk as u32)));
             }
             assert_eq!(launches.len(), rows.div_ceil(bwd.rows_per_window));
@@ -322,7 +322,7 @@ fn dense_backward_weights_writes_one_partial_per_split() {
         assert_eq!(launches.len(), built);
         let t = threads::dense_backward_weights(kk as u32, n as u32);
         for (s, l) in launches.iter().enumerate().take(used) {
-            let p = DenseWeightsParams {
+            let p = DenseBackwardWeightsParams {
                 rows: (rows - s * split).min(split) as u32,
                 k4: (kk / 4) as u32,
                 n4: (n / 4) as u32,
@@ -459,7 +459,7 @@ fn rating_head_backward_writes_one_partial_per_split() {
         let g = GradSlots::new(hd, 1);
         let splits = rows.div_ceil(split);
         let grad = nans(gpu, "grad", (splits + 1) * g.len);
-        let p = RatingHeadParams {
+        let p = RatingHeadBackwardParams {
             rows: rows as u32,
             h4: (hd / 4) as u32,
             split_rows: split as u32,
@@ -591,7 +591,7 @@ fn sum_reduce_matches_cpu_into_its_slot() {
         let x = uniform(&mut rng, n, -1.0, 1.0);
         let xb = gpu.upload("x", &x);
         let out = nans(gpu, "out", 8 + TAIL);
-        let p = SumParams {
+        let p = SumReduceParams {
             n: n as u32,
             slot: slot as u32,
             _pad: [0; 2],
@@ -688,7 +688,7 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
                     whole(&loss),
                     whole(&grad_user),
                 ],
-                &RetrievalParams::new(nu, movies, weight, first, last),
+                &RetrievalSoftmaxParams::new(nu, movies, weight, first, last),
             );
             (l, nu as u32)
         })
@@ -711,7 +711,7 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
                     whole(&uof),
                     whole(&grad_movie),
                 ],
-                &RetrievalParams::new(users, nm, weight, first, last),
+                &RetrievalSoftmaxParams::new(users, nm, weight, first, last),
             );
             (l, nm as u32)
         })
