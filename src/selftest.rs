@@ -49,7 +49,8 @@ fn compare(name: String, got: &[f32], want: &[f32], atol: f64, rtol: f64) -> Che
     }
 }
 
-fn synthetic(rng: &mut SplitMix64, n: usize, users: usize, movies: usize) -> Ratings {
+/// `n` random ratings over ids 1..users and 1..movies (row 0 is the OOV row).
+pub fn synthetic(rng: &mut SplitMix64, n: usize, users: usize, movies: usize) -> Ratings {
     Ratings {
         user: (0..n)
             .map(|_| 1 + rng.below(users as u64 - 1) as u32)
@@ -230,19 +231,10 @@ fn evaluation(gpu: &Gpu, k: &windowed::Kernels, dim: usize) -> Result<Vec<Check>
             ok: err <= 1.0,
         });
     }
-    let l = cfg.layout();
     let order: Vec<u32> = (0..n as u32).collect();
     let mut sq = 0.0f64;
     for b in make_batches(&test, &order, 700) {
-        let rows = b.rows();
-        let mut x = vec![0.0; rows * 2 * dim];
-        cpu::embedding_gather(&p.user_emb, &b.user, dim, &mut x, 2 * dim, 0);
-        cpu::embedding_gather(&p.movie_emb, &b.movie, dim, &mut x, 2 * dim, dim);
-        let w1 = &p.mlp[l.w1..l.w1 + l.k * l.h1];
-        let w2 = &p.mlp[l.w2..l.w2 + l.h1 * l.h2];
-        let h1 = cpu::dense_forward(&x, w1, &p.mlp[l.b1..], rows, l.k, l.h1, true);
-        let h2 = cpu::dense_forward(&h1, w2, &p.mlp[l.b2..], rows, l.h1, l.h2, true);
-        let head = cpu::rating_loss(&h2, &p.mlp[l.w3..l.w3 + l.h2], p.mlp[l.b3], &b.rating, 0.0);
+        let head = cpu::reference::rating_forward(&cfg, p, &b, 0.0).head;
         sq += head.sq_err.iter().map(|&v| v as f64).sum::<f64>();
     }
     let rmse = (sq / n as f64).sqrt();

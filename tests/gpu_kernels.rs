@@ -850,16 +850,7 @@ fn check_limits_names_the_limit_a_device_lacks() {
 
 /// A synthetic training split of `n` ratings over ids 1..users and 1..movies (row 0 is the OOV row).
 fn synthetic(seed: u64, n: usize, users: usize, movies: usize) -> Ratings {
-    let mut rng = SplitMix64::new(seed);
-    Ratings {
-        user: (0..n)
-            .map(|_| 1 + rng.below(users as u64 - 1) as u32)
-            .collect(),
-        movie: (0..n)
-            .map(|_| 1 + rng.below(movies as u64 - 1) as u32)
-            .collect(),
-        rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
-    }
+    wgrec::selftest::synthetic(&mut SplitMix64::new(seed), n, users, movies)
 }
 
 /// GpuStep against the CPU reference step: after the first step and after every batch of an epoch (the

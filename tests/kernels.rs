@@ -1226,7 +1226,6 @@ fn evaluator_matches_cpu_metrics() {
         .iter()
         .map(|&k| ranks.iter().filter(|(all, _)| *all < k).count() as u32)
         .collect();
-    let l = cfg.layout();
     let p = &params;
     let order: Vec<u32> = (0..n as u32).collect();
     let batches = wgrec::data::batches::make_batches(&test, &order, batch_size);
@@ -1234,15 +1233,7 @@ fn evaluator_matches_cpu_metrics() {
         let (mut sq_total, mut loss) = (0.0f64, 0.0f64);
         for b in &batches {
             let rows = b.rows();
-            let mut x = vec![0.0; rows * 2 * dim];
-            cpu::embedding_gather(&p.user_emb, &b.user, dim, &mut x, 2 * dim, 0);
-            cpu::embedding_gather(&p.movie_emb, &b.movie, dim, &mut x, 2 * dim, dim);
-            let w1 = &p.mlp[l.w1..l.w1 + l.k * l.h1];
-            let w2 = &p.mlp[l.w2..l.w2 + l.h1 * l.h2];
-            let h1 = cpu::dense_forward(&x, w1, &p.mlp[l.b1..], rows, l.k, l.h1, true);
-            let h2 = cpu::dense_forward(&h1, w2, &p.mlp[l.b2..], rows, l.h1, l.h2, true);
-            let w3 = &p.mlp[l.w3..l.w3 + l.h2];
-            let head = cpu::rating_loss(&h2, w3, p.mlp[l.b3], &b.rating, 0.0);
+            let head = wgrec::cpu::reference::rating_forward(&cfg, p, b, 0.0).head;
             let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
             sq_total += sq;
             let mut batch_loss = rating_weight as f64 * sq / rows as f64;

@@ -17,6 +17,34 @@ pub struct CpuModel {
     pub mlp_acc: Vec<f32>,
 }
 
+/// The rating model's activations on one batch: x = concat(user, movie), both hidden layers, the head.
+pub struct RatingForward {
+    pub x: Vec<f32>,
+    pub h1: Vec<f32>,
+    pub h2: Vec<f32>,
+    pub head: RatingLoss,
+}
+
+/// The rating model's forward pass and loss on batch `b` (`scale` as `rating_loss` takes it).
+pub fn rating_forward(cfg: &ModelConfig, p: &Params, b: &Batch, scale: f32) -> RatingForward {
+    let (l, d, rows) = (cfg.layout(), cfg.embedding_dim, b.rows());
+    let mut x = vec![0.0; rows * 2 * d];
+    embedding_gather(&p.user_emb, &b.user, d, &mut x, 2 * d, 0);
+    embedding_gather(&p.movie_emb, &b.movie, d, &mut x, 2 * d, d);
+    let w1 = &p.mlp[l.w1..l.w1 + l.k * l.h1];
+    let w2 = &p.mlp[l.w2..l.w2 + l.h1 * l.h2];
+    let h1 = dense_forward(&x, w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
+    let h2 = dense_forward(&h1, w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
+    let head = rating_loss(
+        &h2,
+        &p.mlp[l.w3..l.w3 + l.h2],
+        p.mlp[l.b3],
+        &b.rating,
+        scale,
+    );
+    RatingForward { x, h1, h2, head }
+}
+
 impl CpuModel {
     pub fn new(cfg: ModelConfig, params: Params) -> Self {
         Self {
@@ -34,21 +62,10 @@ impl CpuModel {
         let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
         let p = &mut self.params;
         // Rating task: forward, backward, Adagrad on the MLP.
-        let mut x = vec![0.0; rows * 2 * d];
-        embedding_gather(&p.user_emb, &b.user, d, &mut x, 2 * d, 0);
-        embedding_gather(&p.movie_emb, &b.movie, d, &mut x, 2 * d, d);
+        let scale = 2.0 * o.rating_weight / rows as f32;
+        let RatingForward { x, h1, h2, head } = rating_forward(&c, p, b, scale);
         let w1 = p.mlp[l.w1..l.w1 + l.k * l.h1].to_vec();
         let w2 = p.mlp[l.w2..l.w2 + l.h1 * l.h2].to_vec();
-        let h1 = dense_forward(&x, &w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
-        let h2 = dense_forward(&h1, &w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
-        let scale = 2.0 * o.rating_weight / rows as f32;
-        let head = rating_loss(
-            &h2,
-            &p.mlp[l.w3..l.w3 + l.h2],
-            p.mlp[l.b3],
-            &b.rating,
-            scale,
-        );
         let (dw3, db3) = rating_head_backward(&h2, &head.dpred);
         let (dw2, db2) = dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
         let dh1 = dense_backward_data(&head.dh2, &w2, Some(&h1), rows, l.h1, l.h2);

@@ -16,6 +16,25 @@ pub fn cost(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
     }
 }
 
+/// What both families' price lists read parameters and write costs with.
+pub(crate) mod cost {
+    use crate::gpu::profile::Cost;
+    use bytemuck::Pod;
+
+    /// The kernel's uniform, from the bytes last written to it.
+    pub fn params<P: Pod>(bytes: &[u8]) -> P {
+        bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])
+    }
+
+    /// `flops` and `floats` 4-byte values of compulsory traffic.
+    pub fn c(flops: f64, floats: f64) -> Cost {
+        Cost {
+            flops,
+            bytes: 4.0 * floats,
+        }
+    }
+}
+
 /// A kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

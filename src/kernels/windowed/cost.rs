@@ -2,17 +2,7 @@
 
 use super::*;
 use crate::gpu::profile::Cost;
-
-fn params<P: Pod>(bytes: &[u8]) -> P {
-    bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])
-}
-
-fn c(flops: f64, floats: f64) -> Cost {
-    Cost {
-        flops,
-        bytes: 4.0 * floats,
-    }
-}
+use crate::kernels::cost::{c, params};
 
 pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
     let d = dim as f64;
