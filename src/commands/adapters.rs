@@ -4,9 +4,9 @@ use anyhow::Result;
 use wgrec::gpu::{self, AdapterChoice};
 
 pub fn run(adapter: &AdapterChoice) -> Result<()> {
-    let adapters = gpu::list_adapters(&adapter);
+    let adapters = gpu::list_adapters(adapter);
     if adapters.is_empty() {
-        return Err(gpu::no_adapter(&adapter));
+        return Err(gpu::no_adapter(adapter));
     }
     for (a, chosen) in adapters {
         println!(

@@ -133,7 +133,5 @@ impl<'e> Pass<'e> {
     }
 }
 
-/// What each kernel does per dispatch, from its parameters (the formulas follow the shaders' loops; D is the
-
 /// FLOPs and bytes of one dispatch of the named kernel, from its parameters and D.
 pub type CostFn = fn(&str, &[u8], u32) -> Cost;

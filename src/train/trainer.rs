@@ -37,7 +37,7 @@ pub fn batch_order(seed: u64, n: usize) -> Vec<u32> {
 
 /// The step of the kernel family the trainer runs: both read the batch the trainer copies into `ids`.
 enum Step {
-    Windowed(WindowedStep),
+    Windowed(Box<WindowedStep>),
     Gpu(Box<GpuStep>),
 }
 
@@ -91,9 +91,9 @@ impl<'g> Trainer<'g> {
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let losses = gpu.buffer("losses", 2 * store.batches.len());
         let step = match gpu_family {
-            None => Step::Windowed(WindowedStep::new(
+            None => Step::Windowed(Box::new(WindowedStep::new(
                 gpu, kernels, &model, &ids, cap, opts, &losses,
-            )?),
+            )?)),
             Some(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
         };
         Ok(Self {

@@ -317,7 +317,7 @@ impl WindowedStep {
             bw.adagrad.run(pass, (self.layout.len / 4) as u32);
         }
         if o.retrieval_on() {
-            self.retrieval.encode(pass, &s);
+            self.retrieval.encode(pass, s);
             for (l, ..) in window_span(&bw.movies, self.retrieval_window_rows, s.users) {
                 l.run(pass, s.movies as u32);
             }
