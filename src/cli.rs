@@ -196,6 +196,33 @@ pub enum Command {
         #[arg(long, value_name = "TITLE")]
         movie: String,
     },
+    /// Serve recommendations and predictions over HTTP, batching concurrent requests into one GPU pass.
+    ///
+    /// A JSON API under /v1 (recommend, predict, model, seen, users), /healthz, /metrics (Prometheus text)
+    /// and a page at /. POST /v1/admin/reload or SIGHUP loads the model file again (a broken file is
+    /// refused and the old model keeps serving); SIGTERM or ctrl-c stops after the requests in flight.
+    #[command(after_help = examples!(
+        "wgrec serve --model joint.safetensors",
+        "curl 'http://127.0.0.1:8080/v1/recommend?user=42&k=5&exclude_seen=true'",
+        "wgrec serve --model joint.safetensors --addr 0.0.0.0:8080 --max-batch 1",
+    ))]
+    Serve {
+        /// The checkpoint (train --save).
+        #[arg(long, value_name = "FILE.safetensors")]
+        model: PathBuf,
+        /// Address to listen on: loopback unless told otherwise (there is no authentication); port 0
+        /// picks a free port.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Most users ranked in one GPU pass; 1 turns batching off.
+        #[arg(long, value_name = "USERS", default_value_t = 256,
+              value_parser = clap::value_parser!(u64).range(1..=65536))]
+        max_batch: u64,
+        /// How long to wait for more requests after the first of a pass, in microseconds.
+        #[arg(long, value_name = "US", default_value_t = 500,
+              value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+        max_wait_us: u64,
+    },
     /// Train every combination of rating and retrieval weights (and seeds) and chart the trade-off.
     ///
     /// Writes results.csv, results.json, tradeoff.svg (top-100 against RMSE, Pareto front marked) and
@@ -477,6 +504,12 @@ pub enum Job {
         user: String,
         movie: String,
     },
+    Serve {
+        model: PathBuf,
+        addr: std::net::SocketAddr,
+        max_batch: usize,
+        max_wait: std::time::Duration,
+    },
     Sweep {
         data: DataOptions,
         sweep: SweepConfig,
@@ -747,6 +780,17 @@ impl Cli {
                 }
             }
             Command::Predict { model, user, movie } => Job::Predict { model, user, movie },
+            Command::Serve {
+                model,
+                addr,
+                max_batch,
+                max_wait_us,
+            } => Job::Serve {
+                model,
+                addr,
+                max_batch: max_batch as usize,
+                max_wait: std::time::Duration::from_micros(max_wait_us),
+            },
         };
         Ok(Config {
             adapter,

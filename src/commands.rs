@@ -11,17 +11,16 @@ use wgrec::evaluate::Evaluator;
 use wgrec::gpu::{AdapterChoice, Gpu};
 use wgrec::kernels::Kernels;
 use wgrec::output::Output;
-use wgrec::serve::{self, BruteForce, Exclusions};
+use wgrec::recommender::{Query, Recommender};
 use wgrec::{progress, report};
 
-fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
+fn start_gpu(adapter: &AdapterChoice, quiet: bool) -> Result<Gpu> {
     let gpu = Gpu::new(adapter)?;
     if !quiet {
         let a = &gpu.adapter;
         eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
     }
-    let kernels = Kernels::new(&gpu, ck.cfg.embedding_dim)?;
-    Ok((gpu, kernels))
+    Ok(gpu)
 }
 
 /// The vocabulary row of `value`, or the out-of-vocabulary row 0 with a note on stderr (TFRS's
@@ -71,7 +70,8 @@ pub fn evaluate(
     }
     let data = data::load(&data_opts)?;
     ck.check_vocabularies(model, &data)?;
-    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
+    let gpu = start_gpu(adapter, quiet)?;
+    let kernels = Kernels::new(&gpu, ck.cfg.embedding_dim)?;
     let gpu_model = ck.to_gpu(&gpu)?;
     // As in training: Recall@K and NDCG@K rank the movies each user did not rate in training.
     let evaluator = Evaluator::excluding_training(
@@ -138,60 +138,41 @@ pub fn recommend(
 ) -> Result<()> {
     let ck = Checkpoint::load(model)?;
     // Queries: one user, or every user of the vocabulary (rows 1..U).
-    let (queries, names): (Vec<u32>, Vec<String>) = match user {
+    let (rows, names): (Vec<u32>, Vec<String>) = match user {
         Some(id) => (vec![lookup(&ck.users, "user", id)], vec![id.to_string()]),
         None => (1..ck.cfg.users as u32)
             .map(|r| (r, ck.users.token(r).expect("in range").to_string()))
             .unzip(),
     };
-    // Candidates: every title (rows 1..M); the OOV row is not a movie. Candidate i is row i + 1.
-    let candidates: Vec<u32> = (1..ck.cfg.movies as u32).collect();
-    let mut exclude = Exclusions::none(queries.len());
-    if exclude_seen {
-        exclude.offsets.clear();
-        exclude.offsets.push(0);
-        for &q in &queries {
-            exclude
-                .items
-                .extend(ck.seen.of(q).iter().filter(|&&r| r > 0).map(|&r| r - 1));
-            exclude.offsets.push(exclude.items.len() as u32);
-        }
-    }
-    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
-    let gpu_model = ck.to_gpu(&gpu)?;
-    let plan = BruteForce::new(
-        &gpu,
-        &kernels,
-        (&gpu_model.user_emb, &queries),
-        (&gpu_model.movie_emb, &candidates),
-        ck.cfg.embedding_dim,
-        &exclude,
-        k,
-    )?;
+    let queries: Vec<Query> = rows
+        .iter()
+        .map(|&row| Query { row, exclude_seen })
+        .collect();
+    let gpu = start_gpu(adapter, quiet)?;
+    let rec = Recommender::new(&gpu, ck)?;
+    let plan = rec.plan(&queries, k)?;
+    let candidates = rec.candidates();
     let t0 = Instant::now();
     let spinner = progress::spinner(format!(
-        "top-{k} of {} movies for {} users",
-        candidates.len(),
+        "top-{k} of {candidates} movies for {} users",
         queries.len()
     ));
     let top = plan.run()?;
     drop(spinner);
     let seconds = t0.elapsed().as_secs_f64();
-    let title = |c: u32| ck.titles.token(c + 1).expect("candidate rows are titles");
     match out {
         None => {
             println!("{:>4}  {:>8}  title", "rank", "score");
             for (rank, (c, score)) in top.row(0).enumerate() {
-                println!("{:>4}  {score:>8.4}  {}", rank + 1, title(c));
+                println!("{:>4}  {score:>8.4}  {}", rank + 1, rec.title(c));
             }
-            let left = candidates.len() - exclude.items.len();
+            let seen = rec.seen(rows[0]).count();
+            let left = candidates - seen;
             if exclude_seen && left < k {
                 eprintln!(
-                    "note: user {} rated {} of the {} movies in training: {left} left to recommend \
-                     with --exclude-seen",
+                    "note: user {} rated {seen} of the {candidates} movies in training: {left} left to \
+                     recommend with --exclude-seen",
                     names[0],
-                    exclude.items.len(),
-                    candidates.len()
                 );
             }
         }
@@ -203,16 +184,15 @@ pub fn recommend(
                         "{},{},{},{score}\n",
                         csv_field(name),
                         rank + 1,
-                        csv_field(title(c))
+                        csv_field(rec.title(c))
                     );
                 }
             }
             out.write(csv.as_bytes())?;
             if !quiet {
                 eprintln!(
-                    "top-{k} of {} movies for {} users in {:.1} ms (first run, after pipeline compilation); \
-                     wrote {}",
-                    candidates.len(),
+                    "top-{k} of {candidates} movies for {} users in {:.1} ms (first run, after pipeline \
+                     compilation); wrote {}",
                     queries.len(),
                     seconds * 1e3,
                     out.path().display()
@@ -233,9 +213,8 @@ pub fn predict(
     let ck = Checkpoint::load(model)?;
     let u = lookup(&ck.users, "user", user);
     let m = lookup(&ck.titles, "title", movie);
-    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
-    let gpu_model = ck.to_gpu(&gpu)?;
-    let p = serve::predict(&gpu, &kernels, &gpu_model, &[u], &[m])?;
+    let gpu = start_gpu(adapter, quiet)?;
+    let p = Recommender::new(&gpu, ck)?.predict(&[u], &[m])?;
     println!("{:.4}", p[0]);
     Ok(())
 }

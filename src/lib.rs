@@ -7,7 +7,8 @@
 //! (BruteForce top-k, rating predictions). `cpu` holds the CPU twin of every kernel.
 //! `download` fetches GroupLens releases into the cache for `data`; `synth` writes synthetic data sets.
 //! `profile` times every dispatch and writes Chrome traces; `bench` benchmarks the kernels. `validation`
-//! holds out part of the training split for model selection (`report` runs it).
+//! holds out part of the training split for model selection (`report` runs it). `recommender` is a loaded
+//! model that `recommend`, `predict` and `serve` answer from; `http` is `wgrec serve`.
 
 pub mod batches;
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod data;
 pub mod download;
 pub mod evaluate;
 pub mod gpu;
+pub mod http;
 pub mod kernels;
 pub mod model;
 pub mod output;
@@ -25,6 +27,7 @@ pub mod plot;
 pub mod profile;
 pub mod progress;
 pub mod recipe;
+pub mod recommender;
 pub mod report;
 pub mod serve;
 pub mod sweep;

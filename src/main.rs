@@ -338,6 +338,19 @@ fn run() -> Result<ExitCode> {
         Job::Predict { model, user, movie } => {
             commands::predict(&adapter, quiet, &model, &user, &movie)?
         }
+        Job::Serve {
+            model,
+            addr,
+            max_batch,
+            max_wait,
+        } => wgrec::http::run(wgrec::http::ServeOptions {
+            model,
+            addr,
+            max_batch,
+            max_wait,
+            adapter,
+            quiet,
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }
