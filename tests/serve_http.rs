@@ -456,6 +456,7 @@ fn every_endpoint_and_every_bad_input() {
         "2 MiB body",
     );
     assert_error(s.get_json("/v1/nothing"), 404, "unknown endpoint");
+    assert_error(s.post("/v1/model", b"{}"), 405, "POST to a GET endpoint");
     let (status, _) = s.get_json("/healthz");
     assert_eq!(status, 200, "still serving after the bad requests");
 
@@ -698,4 +699,97 @@ fn shutdown_finishes_the_requests_in_flight() {
         let _ = c.read_to_end(&mut buf);
     }
     assert!(buf.is_empty());
+}
+
+/// Headless Chromium (`$WGREC_CHROMIUM`, else `chromium` on PATH), or None after recording a skip.
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WGREC_CHROMIUM").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
+        });
+    if found.is_none() {
+        common::skip(
+            "no headless browser for the page test: install Debian's chromium (apt-get install -y \
+             chromium; scripts/test.sh does) or set WGREC_CHROMIUM",
+        );
+    }
+    found
+}
+
+/// The texts of the `<span class="title">` elements inside the element with id `id` of a DOM dump.
+fn titles_in(dom: &str, id: &str) -> Vec<String> {
+    let open = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page:\n{dom}"));
+    let rest = &dom[open..];
+    let list = &rest[..rest
+        .find("</ol>")
+        .into_iter()
+        .chain(rest.find("</ul>"))
+        .min()
+        .unwrap()];
+    list.split("<span class=\"title\">")
+        .skip(1)
+        .map(|s| {
+            s[..s.find("</span>").unwrap()]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// The page in a real browser: it picks the user named in `?user=` (as typing one does), then shows that
+/// user's top 10 unseen titles and the titles they rated in training, the same lists the API gives.
+#[test]
+fn page_shows_a_users_top_k_next_to_what_they_rated() {
+    let Some(model) = model() else { return };
+    let Some(browser) = chromium() else { return };
+    let s = Server::start(model, &[]);
+    let user = "7";
+    let profile = scratch("chromium");
+    let o = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("{}/?user={user}", s.base))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, want) = s.get_json(&format!("/v1/recommend?user={user}&k=10&exclude_seen=true"));
+    let want: Vec<String> = ranked(&want["results"][0])
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(want.len(), 10);
+    assert_eq!(titles_in(&dom, "recs"), want, "{dom}");
+    let (_, seen) = s.get_json(&format!("/v1/seen?user={user}"));
+    let seen: Vec<String> = seen["titles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(!seen.is_empty());
+    assert_eq!(titles_in(&dom, "seen"), seen, "{dom}");
+    assert!(dom.contains("model version 1"), "the model line: {dom}");
+    let _ = std::fs::remove_dir_all(&profile);
 }

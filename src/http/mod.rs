@@ -90,6 +90,7 @@ async fn track(
     next: Next,
 ) -> Response {
     let t0 = Instant::now();
+    let method = req.method().clone();
     let path = req.uri().path();
     let endpoint = ENDPOINTS
         .iter()
@@ -97,7 +98,21 @@ async fn track(
         .copied()
         .unwrap_or("other")
         .to_string();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    // axum answers a wrong method with an empty 405; clients get the same JSON error shape as elsewhere.
+    if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+        response = api::ApiError {
+            status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("{method} is not allowed on {endpoint}"),
+        }
+        .into_response();
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+        }
+    }
     let m = &state.metrics;
     m.requests
         .get_or_create(&RequestLabels {
