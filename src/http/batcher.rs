@@ -80,7 +80,7 @@ pub struct Limits {
 /// The handle the HTTP side keeps.
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     pub adapter: AdapterSummary,
     pub loaded: Arc<RwLock<Loaded>>,
     metrics: Metrics,
@@ -129,7 +129,7 @@ impl Batcher {
             .map_err(|_| anyhow!("the GPU thread stopped while starting"))??;
         Ok(Self {
             jobs,
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
             adapter,
             loaded,
             metrics,
@@ -154,9 +154,10 @@ impl Batcher {
     }
 
     /// Lets the GPU thread finish the jobs already queued, then waits for it.
-    pub fn stop(&mut self) {
+    pub fn stop(&self) {
         self.send(Job::Stop);
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }

@@ -228,11 +228,8 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         .context("starting the async runtime")?;
     let served = rt.block_on(serve(state.clone(), opts.addr, opts.quiet));
     // The handlers are done; let the GPU thread finish what is queued and stop.
-    rt.shutdown_timeout(Duration::from_secs(1));
-    match Arc::try_unwrap(state) {
-        Ok(mut shared) => shared.batcher.stop(),
-        Err(state) => drop(state), // a connection still held after the grace period
-    }
+    rt.shutdown_background();
+    state.batcher.stop();
     served
 }
 
