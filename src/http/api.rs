@@ -5,11 +5,11 @@ use super::batcher::{Job, Prediction, RecommendJob, Reply, UserRecommendations};
 use super::State;
 use crate::checkpoint::Checkpoint;
 use crate::serve::MAX_K;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{StatusCode, Uri};
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -19,6 +19,9 @@ use tokio::sync::oneshot;
 pub const MAX_USERS: usize = 1024;
 /// Largest request body accepted (a request of MAX_USERS ids is far smaller).
 pub const MAX_BODY: usize = 1 << 20;
+/// A longer body is still read and thrown away up to this size before the 413, so that a client that
+/// writes its whole body before reading (most do) gets the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 16 << 20;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -45,22 +48,6 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        // 413 stays 413 (the body was over MAX_BODY); anything else about the body is a bad request.
-        let status = match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("the request body is larger than {MAX_BODY} bytes")
-        } else {
-            r.body_text()
-        };
-        Self { status, message }
     }
 }
 
@@ -137,9 +124,43 @@ fn check_k(k: i64) -> Result<usize, ApiError> {
     }
 }
 
-/// A JSON body, parsed after the size limit; a syntax or type error is a 400 naming where it is.
-fn body<T: for<'de> Deserialize<'de>>(bytes: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = bytes?;
+/// A body announced beyond DRAIN_LIMIT is refused before any of it is read.
+fn check_length(headers: &HeaderMap) -> Result<(), ApiError> {
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > DRAIN_LIMIT as u64 => Err(too_large()),
+        _ => Ok(()),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!("the request body is larger than {MAX_BODY} bytes"),
+    }
+}
+
+/// A JSON body of at most MAX_BODY bytes; a syntax or type error is a 400 naming where it is.
+async fn body<T: for<'de> Deserialize<'de>>(mut body: Body) -> Result<T, ApiError> {
+    let (mut bytes, mut total) = (Vec::new(), 0usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total <= MAX_BODY {
+            bytes.extend_from_slice(&data);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total > MAX_BODY {
+        return Err(too_large());
+    }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("malformed JSON body: {e}")))
 }
 
@@ -260,9 +281,11 @@ pub async fn recommend_get(
 
 pub async fn recommend_post(
     axum::extract::State(state): axum::extract::State<State>,
-    bytes: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    raw: Body,
 ) -> Result<Json<Recommendations>, ApiError> {
-    let b: RecommendBody = body(bytes)?;
+    check_length(&headers)?;
+    let b: RecommendBody = body(raw).await?;
     let k = check_k(b.k)?;
     let users = b.users.into_iter().map(UserId::into_string).collect();
     recommend(&state, users, k, b.exclude_seen).await
@@ -306,9 +329,11 @@ pub async fn predict_get(
 
 pub async fn predict_post(
     axum::extract::State(state): axum::extract::State<State>,
-    bytes: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    raw: Body,
 ) -> Result<Json<Predictions>, ApiError> {
-    let b: PredictBody = body(bytes)?;
+    check_length(&headers)?;
+    let b: PredictBody = body(raw).await?;
     let pairs = b
         .pairs
         .into_iter()

@@ -10,7 +10,7 @@ pub mod page;
 use crate::checkpoint::Checkpoint;
 use crate::gpu::AdapterChoice;
 use anyhow::{Context, Result};
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -78,7 +78,6 @@ pub fn router(state: State) -> Router {
         .route("/v1/users", get(api::users))
         .route("/v1/admin/reload", post(api::reload_post))
         .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
