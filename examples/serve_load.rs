@@ -336,14 +336,12 @@ fn faults(a: &Args) {
     let rss_samples = Mutex::new(Vec::new());
     let o = std::thread::scope(|s| {
         s.spawn(|| {
-            let t0 = Instant::now();
+            let (t0, mut sample) = (Instant::now(), 30);
             while t0.elapsed().as_secs_f64() < a.soak {
                 std::thread::sleep(Duration::from_secs(1));
-                if t0.elapsed().as_secs() % 30 == 0 {
-                    rss_samples
-                        .lock()
-                        .unwrap()
-                        .push((t0.elapsed().as_secs(), server.rss_kib()));
+                if t0.elapsed().as_secs() >= sample {
+                    rss_samples.lock().unwrap().push((sample, server.rss_kib()));
+                    sample += 30;
                 }
             }
             stop.store(true, Ordering::Relaxed);
