@@ -15,7 +15,7 @@ use std::time::Instant;
 use wgrec::checkpoint::Checkpoint;
 use wgrec::data::SplitMix64;
 use wgrec::gpu::Gpu;
-use wgrec::kernels::Kernels;
+use wgrec::kernels::windowed::Kernels;
 use wgrec::serve::{BruteForce, Exclusions};
 
 fn peak_rss_mib() -> Option<f64> {

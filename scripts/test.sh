@@ -23,6 +23,8 @@ fi
 # llvmpipe/lavapipe, never a real GPU. Set LP_NUM_THREADS yourself to test the threaded driver.
 export LP_NUM_THREADS="${LP_NUM_THREADS:-0}"
 cargo fmt --all -- --check
+# Module import cycles first: a cycle is a layout error, reported in a second (tests/module_cycles.rs).
+cargo test --quiet --test module_cycles
 
 # A test that returns early for lack of an adapter or data reads `ok` in libtest's summary; the skip
 # helpers (tests/common/skip.rs) append `name<TAB>reason` here instead, and the list is printed last.

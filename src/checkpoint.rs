@@ -5,9 +5,9 @@
 
 use crate::data::{DataOptions, Dataset, Ratings, SplitKind, Vocabulary};
 use crate::gpu::Gpu;
+use crate::model::gpu::GpuModel;
 use crate::model::{MlpLayout, ModelConfig, Params};
 use crate::output::{Output, Staged};
-use crate::plan::GpuModel;
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -489,7 +489,7 @@ impl Checkpoint {
             hidden1: stored.hidden1,
             hidden2: stored.hidden2,
         };
-        cfg.validate().context("unsupported model config")?;
+        crate::kernels::windowed::check_shape(&cfg).context("unsupported model config")?;
         if cfg.users != users.rows() || cfg.movies != titles.rows() {
             bail!(
                 "inconsistent metadata: the model has {} user and {} movie rows, the vocabularies {} and {} \
@@ -729,144 +729,4 @@ fn tensor_bytes(header: &[u8]) -> Option<u64> {
         .filter(|(k, _)| *k != "__metadata__")
         .map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
         .try_fold(0u64, |end, e| Some(end.max(e?)))
-}
-
-/// Where a run starts from and where it goes: `--resume` and `--save` of one configuration.
-#[derive(Clone, Copy, Default)]
-pub struct RunFiles<'a> {
-    pub resume: Option<(&'a Path, &'a Checkpoint)>,
-    pub save: Option<&'a Output>,
-    /// Also evaluate after every epoch (for `--plot` curves).
-    pub per_epoch: bool,
-}
-
-/// Trains (from scratch, or on from a checkpoint with its optimizer state and batch order), evaluates,
-/// and stages the checkpoint when asked (the caller commits it with the command's other outputs).
-/// `data_opts` records the split in the checkpoint so `evaluate` can rebuild it.
-#[allow(clippy::too_many_arguments)]
-pub fn train_evaluate_save(
-    gpu: &Gpu,
-    kernels: &crate::kernels::Kernels,
-    data: &Dataset,
-    data_opts: &crate::data::DataOptions,
-    embedding_dim: usize,
-    opts: &crate::trainer::TrainOptions,
-    eval_batch_size: usize,
-    progress: bool,
-    files: RunFiles,
-    profiler: Option<&crate::profile::Profiler>,
-) -> Result<(crate::report::RunResult, Option<Staged>)> {
-    let (model, resume, mut history) = match files.resume {
-        Some((path, ck)) => {
-            ck.check_vocabularies(path, data)?;
-            let t = &ck.training;
-            let rng: u64 = t.batch_rng_state.parse().with_context(|| {
-                format!(
-                    "checkpoint {}: corrupted metadata: batch_rng_state {:?}",
-                    path.display(),
-                    t.batch_rng_state
-                )
-            })?;
-            let differs: Vec<String> = [
-                (
-                    "--rating-weight",
-                    t.rating_weight.to_string(),
-                    opts.rating_weight.to_string(),
-                ),
-                (
-                    "--retrieval-weight",
-                    t.retrieval_weight.to_string(),
-                    opts.retrieval_weight.to_string(),
-                ),
-                (
-                    "--batch-size",
-                    t.batch_size.to_string(),
-                    opts.batch_size.to_string(),
-                ),
-                (
-                    "--learning-rate",
-                    t.learning_rate.to_string(),
-                    opts.learning_rate.to_string(),
-                ),
-                ("--seed", t.seed.to_string(), opts.seed.to_string()),
-                (
-                    "--reshuffle",
-                    t.reshuffle.to_string(),
-                    opts.reshuffle.to_string(),
-                ),
-            ]
-            .into_iter()
-            .filter(|(_, a, b)| a != b)
-            .map(|(flag, a, b)| format!("{flag} {b} (checkpoint: {a})"))
-            .collect();
-            let split = SplitInfo::of(data_opts);
-            if split != t.split {
-                eprintln!(
-                    "note: resuming {} on another split ({}) than it was trained on ({})",
-                    path.display(),
-                    split.describe(),
-                    t.split.describe()
-                );
-            }
-            if !differs.is_empty() {
-                eprintln!(
-                    "note: resuming {} with {}; the result will differ from an uninterrupted run",
-                    path.display(),
-                    differs.join(", ")
-                );
-            }
-            (
-                ck.to_gpu(gpu)?,
-                Some((t.epochs_done, rng)),
-                t.history.clone(),
-            )
-        }
-        None => {
-            let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), embedding_dim);
-            cfg.validate()?;
-            (
-                GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed))?,
-                None,
-                Vec::new(),
-            )
-        }
-    };
-    let run = crate::report::RunPlan {
-        resume,
-        eval_batch_size,
-        progress,
-        per_epoch: files.per_epoch,
-    };
-    let (result, trainer) =
-        crate::report::train_and_evaluate_model(gpu, kernels, data, model, opts, &run, profiler)?;
-    let mut staged = None;
-    if let Some(out) = files.save {
-        history.extend(result.history.iter().map(|h| EpochRecord {
-            epoch: h.epoch,
-            loss: h.loss,
-            seconds: h.seconds,
-        }));
-        let training = TrainingState {
-            rating_weight: opts.rating_weight,
-            retrieval_weight: opts.retrieval_weight,
-            batch_size: opts.batch_size,
-            eval_batch_size,
-            learning_rate: opts.learning_rate,
-            seed: opts.seed,
-            reshuffle: opts.reshuffle,
-            epochs_done: trainer.epochs_done(),
-            batch_rng_state: trainer.batch_rng_state().to_string(),
-            split: SplitInfo::of(data_opts),
-            data: data.description.clone(),
-            adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
-            history,
-            test: result.test.to_json(),
-        };
-        staged = Some(
-            Checkpoint::from_gpu(gpu, &trainer.model, data, training)?
-                .stage(out)
-                .with_context(|| format!("saving checkpoint {}", out.path().display()))?,
-        );
-    }
-    Ok((result, staged))
 }

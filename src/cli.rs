@@ -3,14 +3,13 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use wgrec::bench::Shape;
+use wgrec::data::synth::{SynthFormat, SynthOptions};
 use wgrec::data::{DataOptions, SplitKind};
 use wgrec::gpu::{parse_backend, AdapterChoice};
-use wgrec::recipe;
-use wgrec::sweep::SweepConfig;
-use wgrec::synth::{SynthFormat, SynthOptions};
-use wgrec::trainer::{TrainOptions, Tweaks};
-use wgrec::validation::Criterion;
+use wgrec::options::{Criterion, TrainOptions, Tweaks};
+use wgrec::report::bench::Shape;
+use wgrec::report::recipe;
+use wgrec::report::sweep::SweepConfig;
 
 /// Multi-task recommenders (TFRS's MovieLens tutorial and beyond) in WebGPU compute shaders.
 ///
@@ -458,70 +457,94 @@ impl TweakArgs {
 /// What `main` acts on.
 pub enum Job {
     Adapters,
-    Bench {
-        shapes: Vec<Shape>,
-        seed: u64,
-        out: Option<PathBuf>,
-        scaling: Option<PathBuf>,
-    },
+    Bench(BenchJob),
     Synth(SynthOptions),
-    Runs {
-        data: DataOptions,
-        runs: Vec<TrainOptions>,
-        /// None: 32, or the checkpoint's with `resume`.
-        embedding_dim: Option<usize>,
-        eval_batch_size: usize,
-        metrics_out: Option<PathBuf>,
-        /// Per-epoch curves of the (single) run, as SVG.
-        plot: Option<PathBuf>,
-        profile: bool,
-        trace: Option<PathBuf>,
-        /// Checkpoint path per run.
-        save: Vec<Option<PathBuf>>,
-        resume: Option<PathBuf>,
-    },
-    Evaluate {
-        model: PathBuf,
-        /// The data options given; the seed, and the split and dataset not given, come from the checkpoint.
-        data: DataOptions,
-        /// Whether --split was given.
-        split_given: bool,
-        metrics_out: Option<PathBuf>,
-    },
+    Runs(TrainJob),
+    Evaluate(EvaluateJob),
     Completions(clap_complete::Shell),
     /// The subcommand's page, or the top-level one.
     Man(Option<String>),
-    Recommend {
-        model: PathBuf,
-        /// None: every user, written to `out`.
-        user: Option<String>,
-        out: Option<PathBuf>,
-        k: usize,
-        exclude_seen: bool,
-    },
-    Predict {
-        model: PathBuf,
-        user: String,
-        movie: String,
-    },
-    Serve {
-        model: PathBuf,
-        addr: std::net::SocketAddr,
-        max_batch: usize,
-        max_wait: std::time::Duration,
-    },
-    Sweep {
-        data: DataOptions,
-        sweep: SweepConfig,
-    },
-    Recipe {
-        data: DataOptions,
-        name: String,
-        runs: Vec<TrainOptions>,
-        embedding_dim: usize,
-        metrics_out: Option<PathBuf>,
-        plot: Option<PathBuf>,
-    },
+    Recommend(RecommendJob),
+    Predict(PredictJob),
+    Serve(ServeJob),
+    Sweep(SweepJob),
+    Recipe(RecipeJob),
+}
+
+/// `wgrec train` and `wgrec tutorial`: one or more configurations on one data set.
+pub struct TrainJob {
+    pub data: DataOptions,
+    pub runs: Vec<TrainOptions>,
+    /// None: 32, or the checkpoint's with `resume`.
+    pub embedding_dim: Option<usize>,
+    pub eval_batch_size: usize,
+    pub metrics_out: Option<PathBuf>,
+    /// Per-epoch curves of the (single) run, as SVG.
+    pub plot: Option<PathBuf>,
+    pub profile: bool,
+    pub trace: Option<PathBuf>,
+    /// Checkpoint path per run.
+    pub save: Vec<Option<PathBuf>>,
+    pub resume: Option<PathBuf>,
+}
+
+/// `wgrec bench`: kernel timings per shape, or the scaling chart.
+pub struct BenchJob {
+    pub shapes: Vec<Shape>,
+    pub seed: u64,
+    pub out: Option<PathBuf>,
+    pub scaling: Option<PathBuf>,
+}
+
+/// `wgrec recommend`: top-k movies of one user, or of every user into a file.
+pub struct RecommendJob {
+    pub model: PathBuf,
+    /// None: every user, written to `out`.
+    pub user: Option<String>,
+    pub out: Option<PathBuf>,
+    pub k: usize,
+    pub exclude_seen: bool,
+}
+
+/// `wgrec recipe`: a named preset over several seeds.
+pub struct RecipeJob {
+    pub data: DataOptions,
+    pub name: String,
+    pub runs: Vec<TrainOptions>,
+    pub embedding_dim: usize,
+    pub metrics_out: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+}
+
+/// `wgrec evaluate`: a saved model on the test split it was trained beside.
+pub struct EvaluateJob {
+    pub model: PathBuf,
+    /// The data options given; the seed, and the split and dataset not given, come from the checkpoint.
+    pub data: DataOptions,
+    /// Whether --split was given.
+    pub split_given: bool,
+    pub metrics_out: Option<PathBuf>,
+}
+
+/// `wgrec sweep`: the trade-off between the tasks over a grid of weights.
+pub struct SweepJob {
+    pub data: DataOptions,
+    pub sweep: SweepConfig,
+}
+
+/// `wgrec predict`: one predicted rating.
+pub struct PredictJob {
+    pub model: PathBuf,
+    pub user: String,
+    pub movie: String,
+}
+
+/// `wgrec serve`: the model over HTTP.
+pub struct ServeJob {
+    pub model: PathBuf,
+    pub addr: std::net::SocketAddr,
+    pub max_batch: usize,
+    pub max_wait: std::time::Duration,
 }
 
 pub struct Config {
@@ -565,7 +588,7 @@ impl Cli {
                 seed,
                 out,
                 scaling,
-            } => Job::Bench {
+            } => Job::Bench(BenchJob {
                 shapes: match shape.as_str() {
                     "tutorial" => vec![Shape::tutorial()],
                     "large" => vec![Shape::large()],
@@ -574,7 +597,7 @@ impl Cli {
                 seed,
                 out,
                 scaling,
-            },
+            }),
             Command::Synth {
                 users,
                 movies,
@@ -600,7 +623,7 @@ impl Cli {
                 metrics_out,
                 profile,
                 save_dir,
-            } => Job::Runs {
+            } => Job::Runs(TrainJob {
                 data: data(d, seed),
                 runs: [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
                     .into_iter()
@@ -625,7 +648,7 @@ impl Cli {
                     .collect(),
                 resume: None,
                 plot: None,
-            },
+            }),
             Command::Train {
                 data: d,
                 rating_weight,
@@ -654,28 +677,9 @@ impl Cli {
                     reshuffle,
                     tweaks: tweaks.into_tweaks(),
                 };
+                // What combines with --save and --resume is the run's rule (train::run::Run).
                 opts.validate()?;
-                let t = &opts.tweaks;
-                if t.validation_fraction > 0.0 && resume.is_some() {
-                    anyhow::bail!("--validation-fraction does not combine with --resume");
-                }
-                if t.fine_tune_rating > 0 && (save.is_some() || resume.is_some()) {
-                    anyhow::bail!(
-                        "--fine-tune-rating does not combine with --save or --resume (a checkpoint records \
-                         one stage's options and epochs); to fine-tune a saved model, resume it with \
-                         --rating-weight 1 --retrieval-weight 0 --embedding-learning-rate 0"
-                    );
-                }
-                let kept_is_last =
-                    t.average_from.is_none() && (t.validation_fraction == 0.0 || t.refit);
-                if save.is_some() && !kept_is_last {
-                    anyhow::bail!(
-                        "--save needs the last epoch's parameters (with --validation-fraction, add \
-                         --refit; without --average-from): the kept ones would not match the saved \
-                         Adagrad state and epoch count"
-                    );
-                }
-                Job::Runs {
+                Job::Runs(TrainJob {
                     data: data(d, seed),
                     runs: vec![opts],
                     embedding_dim,
@@ -686,7 +690,7 @@ impl Cli {
                     save: vec![save],
                     resume,
                     plot,
-                }
+                })
             }
             Command::Sweep {
                 data: d,
@@ -717,10 +721,10 @@ impl Cli {
                     out,
                 };
                 sweep.runs()?;
-                Job::Sweep {
+                Job::Sweep(SweepJob {
                     data: data(d, split_seed),
                     sweep,
-                }
+                })
             }
             Command::Recipe {
                 data: d,
@@ -733,7 +737,7 @@ impl Cli {
                 if seeds.is_empty() {
                     anyhow::bail!("--seeds needs at least one seed");
                 }
-                Job::Recipe {
+                Job::Recipe(RecipeJob {
                     data: data(d, seeds[0]),
                     name: p.name.to_string(),
                     runs: seeds
@@ -746,18 +750,18 @@ impl Cli {
                     embedding_dim: p.embedding_dim,
                     metrics_out,
                     plot,
-                }
+                })
             }
             Command::Evaluate {
                 model,
                 data: d,
                 metrics_out,
-            } => Job::Evaluate {
+            } => Job::Evaluate(EvaluateJob {
                 model,
                 split_given: d.split.is_some(),
                 data: data(d, 0),
                 metrics_out,
-            },
+            }),
             Command::Completions { shell } => Job::Completions(shell),
             Command::Man { subcommand } => Job::Man(subcommand),
             Command::Recommend {
@@ -771,26 +775,28 @@ impl Cli {
                 if !(1..=wgrec::serve::MAX_K).contains(&k) {
                     anyhow::bail!("-k must be between 1 and {}, got {k}", wgrec::serve::MAX_K);
                 }
-                Job::Recommend {
+                Job::Recommend(RecommendJob {
                     model,
                     user,
                     out,
                     k,
                     exclude_seen,
-                }
+                })
             }
-            Command::Predict { model, user, movie } => Job::Predict { model, user, movie },
+            Command::Predict { model, user, movie } => {
+                Job::Predict(PredictJob { model, user, movie })
+            }
             Command::Serve {
                 model,
                 addr,
                 max_batch,
                 max_wait_us,
-            } => Job::Serve {
+            } => Job::Serve(ServeJob {
                 model,
                 addr,
                 max_batch: max_batch as usize,
                 max_wait: std::time::Duration::from_micros(max_wait_us),
-            },
+            }),
         };
         Ok(Config {
             adapter,
@@ -930,9 +936,9 @@ mod tests {
             "--offline",
         ])
         .unwrap();
-        let Job::Evaluate {
+        let Job::Evaluate(EvaluateJob {
             metrics_out, data, ..
-        } = cli.into_config().unwrap().job
+        }) = cli.into_config().unwrap().job
         else {
             panic!("expected evaluate")
         };
@@ -953,7 +959,7 @@ mod tests {
     fn tutorial_runs_the_three_configs() {
         let cli =
             Cli::try_parse_from(["wgrec", "tutorial", "--data-dir", "x", "--epochs", "2"]).unwrap();
-        let Job::Runs { runs, .. } = cli.into_config().unwrap().job else {
+        let Job::Runs(TrainJob { runs, .. }) = cli.into_config().unwrap().job else {
             panic!("expected runs")
         };
         let w: Vec<(f32, f32)> = runs
@@ -977,7 +983,7 @@ mod tests {
             "temporal",
         ])
         .unwrap();
-        let Job::Runs { data, .. } = cli.into_config().unwrap().job else {
+        let Job::Runs(TrainJob { data, .. }) = cli.into_config().unwrap().job else {
             panic!("expected runs")
         };
         assert_eq!(data.dataset.as_deref(), Some("ml-1m"));
@@ -1010,7 +1016,7 @@ mod tests {
         let train = |extra: &[&str]| {
             joint_train(&[&["--fine-tune-rating", "2"][..], extra].concat()).unwrap()
         };
-        let Job::Runs { runs, .. } = train(&[]).unwrap().job else {
+        let Job::Runs(TrainJob { runs, .. }) = train(&[]).unwrap().job else {
             panic!("expected runs")
         };
         assert_eq!(runs[0].tweaks.fine_tune_rating, 2);
@@ -1026,7 +1032,7 @@ mod tests {
     #[test]
     fn tutorial_saves_one_checkpoint_per_config() {
         let args = ["wgrec", "tutorial", "--save-dir", "out"];
-        let Job::Runs { save, .. } = Cli::try_parse_from(args)
+        let Job::Runs(TrainJob { save, .. }) = Cli::try_parse_from(args)
             .unwrap()
             .into_config()
             .unwrap()
@@ -1105,7 +1111,7 @@ mod tests {
     fn selection_flags_parse_and_bad_combinations_are_errors() {
         let train = joint_train;
         let Ok(Ok(Config {
-            job: Job::Runs { runs, .. },
+            job: Job::Runs(TrainJob { runs, .. }),
             ..
         })) = train(&[
             "--validation-fraction",
@@ -1127,7 +1133,7 @@ mod tests {
         assert!(t.refit);
         assert_eq!(t.average_from, Some(3));
         let Ok(Ok(Config {
-            job: Job::Runs { runs, .. },
+            job: Job::Runs(TrainJob { runs, .. }),
             ..
         })) = train(&[])
         else {
@@ -1140,9 +1146,6 @@ mod tests {
             &["--refit"],
             &["--average-from", "4"],
             &["--average-from", "0", "--epochs", "3"],
-            &["--validation-fraction", "0.1", "--save", "m.safetensors"],
-            &["--average-from", "1", "--refit", "--save", "m.safetensors"],
-            &["--validation-fraction", "0.1", "--resume", "m.safetensors"],
         ] {
             assert!(
                 !matches!(train(bad), Ok(Ok(_))),
@@ -1163,7 +1166,7 @@ mod tests {
     #[test]
     fn recipe_and_sweep_parse() {
         let cli = Cli::try_parse_from(["wgrec", "recipe", "--seeds", "7,8"]).unwrap();
-        let Job::Recipe { runs, name, .. } = cli.into_config().unwrap().job else {
+        let Job::Recipe(RecipeJob { runs, name, .. }) = cli.into_config().unwrap().job else {
             panic!("expected a recipe")
         };
         assert_eq!(name, "joint-plus");
@@ -1181,7 +1184,7 @@ mod tests {
             "--out",
             "d",
         ];
-        let Job::Sweep { sweep, .. } = Cli::try_parse_from(args)
+        let Job::Sweep(SweepJob { sweep, .. }) = Cli::try_parse_from(args)
             .unwrap()
             .into_config()
             .unwrap()

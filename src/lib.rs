@@ -1,36 +1,25 @@
 //! wgrec: TensorFlow Recommenders' multi-task MovieLens model trained entirely in WebGPU compute shaders.
 //!
-//! The pipeline reads top to bottom: `data` (MovieLens files, vocabularies, split) -> `batches` (fixed
-//! batches and their distinct users / movies) -> `plan` (GPU buffers and forward launches) -> `kernels`
-//! (one launcher per shader in `shaders/`) -> `trainer` (backward, Adagrad, epochs) -> `evaluate`
-//! (FactorizedTopK, RMSE) -> `report` (tables and JSON) -> `checkpoint` (save, load, resume) -> `serve`
-//! (BruteForce top-k, rating predictions). `cpu` holds the CPU twin of every kernel.
-//! `download` fetches GroupLens releases into the cache for `data`; `synth` writes synthetic data sets.
-//! `profile` times every dispatch and writes Chrome traces; `bench` benchmarks the kernels. `validation`
-//! holds out part of the training split for model selection (`report` runs it). `recommender` is a loaded
-//! model that `recommend`, `predict` and `serve` answer from; `http` is `wgrec serve`.
+//! The pipeline reads top to bottom: `data` (MovieLens files, vocabularies, the split, host batches) ->
+//! `model` (config, parameters, their GPU buffers) -> `kernels` (two families of WGSL kernels on the
+//! `gpu` context) -> `train` (the trainer, model selection, and the `Run` that trains, selects, evaluates
+//! and saves) -> `eval` (FactorizedTopK, RMSE, Recall/NDCG) -> `checkpoint` (the safetensors file) ->
+//! `serve` (BruteForce top-k, rating predictions, the `Recommender` that the commands and the server answer
+//! from) -> `http` (`wgrec serve`) -> `report` (tables, JSON, plots, sweeps, recipes,
+//! benchmarks). `options` is what a run is asked to do; `cpu` holds the CPU twin of every kernel;
+//! `output` writes files so that a failed run replaces none.
 
-pub mod batches;
-pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
-pub mod download;
-pub mod evaluate;
+pub mod eval;
 pub mod gpu;
 pub mod http;
 pub mod kernels;
 pub mod model;
+pub mod options;
 pub mod output;
-pub mod plan;
-pub mod plot;
-pub mod profile;
 pub mod progress;
-pub mod recipe;
-pub mod recommender;
 pub mod report;
 pub mod serve;
-pub mod sweep;
-pub mod synth;
-pub mod trainer;
-pub mod validation;
+pub mod train;

@@ -629,3 +629,15 @@ mod tests {
         fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// `value` as the pretty-printed JSON every wgrec JSON output holds.
+pub fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut s = serde_json::to_string_pretty(value).expect("a JSON value serializes");
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// Writes `value` as JSON to `out` (see `output`: never a partial file, never over a device).
+pub fn write_json(out: &Output, value: &serde_json::Value) -> Result<()> {
+    out.write(&json_bytes(value))
+}

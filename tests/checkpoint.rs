@@ -10,6 +10,7 @@ use wgrec::checkpoint::*;
 use wgrec::data::{DataOptions, Ratings, Vocabulary};
 use wgrec::model::{ModelConfig, Params};
 use wgrec::output::Output;
+use wgrec::train::run::{Env, Run};
 
 /// A small checkpoint built without training: 3 users, 4 titles, D 16.
 fn synthetic() -> Checkpoint {
@@ -434,7 +435,7 @@ fn checkpoint_of_another_vocabulary_is_rejected() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn same_metrics(a: &wgrec::evaluate::TestMetrics, b: &wgrec::evaluate::TestMetrics) -> bool {
+fn same_metrics(a: &wgrec::eval::TestMetrics, b: &wgrec::eval::TestMetrics) -> bool {
     a.top_k == b.top_k
         && a.rmse.to_bits() == b.rmse.to_bits()
         && a.loss.to_bits() == b.loss.to_bits()
@@ -457,32 +458,32 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
     let kernels = common::kernels(gpu, 32);
     let tmp = temp_dir("resume");
     let file = |n: &str| tmp.join(n);
-    let opts = |epochs| wgrec::trainer::TrainOptions {
+    let opts = |epochs| wgrec::options::TrainOptions {
         epochs,
         reshuffle: true,
-        ..wgrec::trainer::TrainOptions::tutorial(1.0, 1.0)
+        ..wgrec::options::TrainOptions::tutorial(1.0, 1.0)
     };
     let run = |epochs, resume: Option<(&Path, &Checkpoint)>, save: &Path| {
         let out = Output::check("--save", save).unwrap();
-        let (result, staged) = train_evaluate_save(
+        let split = SplitInfo::of(&dopts);
+        let env = Env {
             gpu,
             kernels,
-            &data,
-            &dopts,
-            32,
-            &opts(epochs),
-            4096,
-            false,
-            RunFiles {
-                resume,
-                save: Some(&out),
-                per_epoch: false,
-            },
-            None,
-        )
-        .unwrap();
-        staged.expect("a checkpoint was staged").commit().unwrap();
-        result
+            data: &data,
+            split: Some(&split),
+            profiler: None,
+        };
+        let mut run = Run::new(opts(epochs), 32).unwrap();
+        if let Some((path, ck)) = resume {
+            run = run.resume(path, ck).unwrap();
+        }
+        let outcome = run.save(&out).unwrap().execute(&env).unwrap();
+        outcome
+            .staged
+            .expect("a checkpoint was staged")
+            .commit()
+            .unwrap();
+        outcome.result
     };
     let straight = run(2, None, &file("straight.safetensors"));
     run(1, None, &file("first.safetensors"));
@@ -510,7 +511,7 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
 
     let model = a.to_gpu(gpu).unwrap();
     let evaluator =
-        wgrec::evaluate::Evaluator::new(gpu, kernels, &model, &data.test, &data.candidates, 4096)
+        wgrec::eval::Evaluator::new(gpu, kernels, &model, &data.test, &data.candidates, 4096)
             .unwrap();
     let again = evaluator.run(1.0, 1.0).unwrap();
     assert!(

@@ -209,6 +209,33 @@ fn evaluate_metrics_out_equals_the_training_runs_test_section() {
     };
     let rmse = test["root_mean_squared_error"].as_f64().unwrap();
     assert_eq!(printed("root_mean_squared_error"), format!("{rmse:.6}"));
+    // What a resumed run cannot do is refused before any data loads (train::run::Run::resume).
+    for (flags, says) in [
+        (
+            &["--validation-fraction", "0.1"][..],
+            "--validation-fraction does not combine with --resume",
+        ),
+        (
+            &["--fine-tune-rating", "1"],
+            "--fine-tune-rating does not combine with --save or --resume",
+        ),
+    ] {
+        let mut args = vec![
+            "--quiet",
+            "train",
+            "--dataset",
+            "sample",
+            "--rating-weight",
+            "1",
+        ];
+        args.extend(["--retrieval-weight", "1", "--resume"]);
+        let m = s(&model);
+        args.push(&m);
+        args.extend_from_slice(flags);
+        let (code, _, err) = run(wgrec(&home, &args));
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
 }
 
 #[test]

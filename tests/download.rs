@@ -107,7 +107,7 @@ fn download_once_then_reuse_and_detect_tampering() {
     names.sort();
     assert_eq!(names, ["SHA256SUMS", "movies.csv", "ratings.csv"]);
     let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
-    let hash = wgrec::download::sha256_file(&dir.join("ratings.csv")).unwrap();
+    let hash = wgrec::data::download::sha256_file(&dir.join("ratings.csv")).unwrap();
     assert!(sums.contains(&format!("{hash}  ratings.csv\n")), "{sums}");
     let leftovers: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()

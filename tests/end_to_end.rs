@@ -6,9 +6,9 @@
 mod common;
 
 use wgrec::data::DataOptions;
-use wgrec::kernels::Kernels;
-use wgrec::report::train_and_evaluate;
-use wgrec::trainer::TrainOptions;
+use wgrec::kernels::windowed::Kernels;
+use wgrec::options::TrainOptions;
+use wgrec::train::run::{Env, Run};
 
 /// The tutorial's three configurations (seed 42) in their bands, and the joint model's RMSE band
 /// [1.05, 1.20] on the mean of three seeds (42, 1, 2): one seed is too noisy for it. With the tutorial's
@@ -32,8 +32,17 @@ fn tutorial_metrics_fall_in_their_bands() {
             seed,
             ..TrainOptions::tutorial(rating_weight, retrieval_weight)
         };
-        let r = train_and_evaluate(gpu, &kernels, &data, 32, &opts, 4096, false, None)
-            .expect("training and evaluation");
+        let env = Env {
+            gpu,
+            kernels: &kernels,
+            data: &data,
+            split: None,
+            profiler: None,
+        };
+        let r = Run::new(opts, 32)
+            .and_then(|run| run.execute(&env))
+            .expect("training and evaluation")
+            .result;
         let (top100, rmse) = (r.test.top(100), r.test.rmse);
         eprintln!(
             "rating weight {rating_weight}, retrieval weight {retrieval_weight}, seed {seed}: top-100 \

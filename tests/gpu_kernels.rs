@@ -11,16 +11,17 @@ mod common;
 use common::{assert_close64, ids_covering, no_adapter, relu_like, uniform};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use wgrec::batches::Batch;
 use wgrec::cpu;
 use wgrec::cpu::gpu_family as twin;
+use wgrec::data::batches::Batch;
 use wgrec::data::{Ratings, SplitMix64};
+use wgrec::gpu::batches::BatchShape;
+use wgrec::gpu::launch::Launch;
 use wgrec::gpu::{AdapterSummary, Gpu};
 use wgrec::kernels::gpu::*;
-use wgrec::kernels::Launch;
+use wgrec::model::gpu::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::{BatchShape, GpuModel, EPSILON, INITIAL_ACCUMULATOR};
-use wgrec::trainer::TrainOptions;
+use wgrec::options::TrainOptions;
 
 /// NaNs past the end of every output: a kernel writing past its rows would overwrite them.
 const TAIL: usize = 64;
@@ -777,8 +778,9 @@ fn packed_batch_copied_from_the_work_buffers_equals_the_host_packing() {
     };
     let perm: Vec<u32> = (0..n as u32).rev().collect();
     let cap = 100;
-    let store = wgrec::plan::BatchStore::new(gpu, "batches", &ratings, &perm, cap, false).unwrap();
-    let work = wgrec::plan::BatchBuffers::new(gpu, "work", cap);
+    let store =
+        wgrec::gpu::batches::BatchStore::new(gpu, "batches", &ratings, &perm, cap, false).unwrap();
+    let work = wgrec::gpu::batches::BatchBuffers::new(gpu, "work", cap);
     let packed = PackedBatch::new(gpu, "packed", cap);
     let l = packed.layout;
     for bi in [0, 2] {
@@ -791,7 +793,8 @@ fn packed_batch_copied_from_the_work_buffers_equals_the_host_packing() {
         packed.copy_from(&mut enc, &work);
         gpu.queue.submit([enc.finish()]);
         let got: Vec<u32> = common::read_u32(gpu, &packed.buffer, l.len);
-        let batch = wgrec::batches::batch_of(&ratings, &perm[bi * cap..((bi + 1) * cap).min(n)]);
+        let batch =
+            wgrec::data::batches::batch_of(&ratings, &perm[bi * cap..((bi + 1) * cap).min(n)]);
         let want = l.pack(&batch);
         // Only the fields' used prefixes: the rest of the work buffers is left over from other batches.
         let (r, nu, nm) = (batch.rows(), batch.users.len(), batch.movies.len());
@@ -1018,8 +1021,8 @@ fn gpu_step_matches_the_cpu_reference_step() {
         };
         opts.tweaks.embedding_learning_rate = elr;
         opts.tweaks.embedding_l2 = l2;
-        let perm = wgrec::batches::permutation(n, &mut SplitMix64::new(9));
-        let batches = wgrec::batches::make_batches(&train, &perm, batch_size);
+        let perm = wgrec::data::batches::permutation(n, &mut SplitMix64::new(9));
+        let batches = wgrec::data::batches::make_batches(&train, &perm, batch_size);
         let init = Params::init(&cfg, opts.seed);
         let model = GpuModel::new(gpu, &cfg, &init).unwrap();
         let losses = gpu.buffer("losses", 2 * batches.len());
@@ -1096,7 +1099,7 @@ fn a_joint_step_at_the_tutorial_shape_is_at_most_24_dispatches() {
     let k = kernels(gpu, cfg.embedding_dim);
     let b = 8192;
     let train = synthetic(71, b, cfg.users, cfg.movies);
-    let batch = wgrec::batches::batch_of(&train, &(0..b as u32).collect::<Vec<_>>());
+    let batch = wgrec::data::batches::batch_of(&train, &(0..b as u32).collect::<Vec<_>>());
     let shape = BatchShape {
         rows: b,
         users: batch.users.len(),
@@ -1106,7 +1109,7 @@ fn a_joint_step_at_the_tutorial_shape_is_at_most_24_dispatches() {
     let losses = gpu.buffer("losses", 2);
     let opts = TrainOptions::tutorial(1.0, 1.0);
     let step = GpuStep::new(gpu, k, &model, b, &opts, &losses).unwrap();
-    let profiler = wgrec::profile::Profiler::new(gpu).unwrap();
+    let profiler = wgrec::gpu::profile::Profiler::new(gpu).unwrap();
     step.step(gpu, &batch, 0, Some(&profiler)).unwrap();
     let calls: u64 = profiler.kernels("train").iter().map(|(_, s)| s.calls).sum();
     eprintln!(
@@ -1213,7 +1216,7 @@ fn candidate_scores_gpu_and_pair_ranks_match_cpu() {
             .collect();
         let bit =
             |a: u32, cand: usize| (mask[a as usize * words + cand / 32] >> (cand % 32)) & 1 == 1;
-        let groups_list = wgrec::kernels::pair_groups(&pq, 0);
+        let groups_list = wgrec::kernels::windowed::pair_groups(&pq, 0);
         let (gb, pcb, maskb) = (
             gpu.upload("groups", &groups_list),
             gpu.upload("pair_candidate", &pc),
@@ -1223,7 +1226,7 @@ fn candidate_scores_gpu_and_pair_ranks_match_cpu() {
             nans(gpu, "rank_all", pq.len()),
             nans(gpu, "rank_unseen", pq.len()),
         );
-        let params = wgrec::kernels::PairRanksParams {
+        let params = wgrec::kernels::windowed::PairRanksParams {
             groups: groups_list.len() as u32,
             candidates: c as u32,
             words: words as u32,

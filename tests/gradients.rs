@@ -6,8 +6,8 @@
 mod common;
 
 use common::{assert_close64, f64s, uniform, RepeatedBatch};
-use wgrec::batches::{Batch, Distinct};
 use wgrec::cpu;
+use wgrec::data::batches::{Batch, Distinct};
 use wgrec::data::SplitMix64;
 use wgrec::model::{MlpLayout, ModelConfig};
 

@@ -6,14 +6,17 @@
 mod common;
 
 use common::*;
-use wgrec::batches::Distinct;
 use wgrec::cpu;
+use wgrec::data::batches::Distinct;
 use wgrec::data::{Ratings, SplitMix64};
+use wgrec::gpu::launch::Launch;
 use wgrec::gpu::{slice, whole, window, Gpu, WINDOW};
-use wgrec::kernels::*;
+use wgrec::kernels::windowed::retrieval::retrieval_window_rows;
+use wgrec::kernels::windowed::*;
+use wgrec::model::gpu::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::{retrieval_window_rows, GpuModel, EPSILON, INITIAL_ACCUMULATOR};
-use wgrec::trainer::{TrainOptions, Trainer};
+use wgrec::options::TrainOptions;
+use wgrec::train::trainer::Trainer;
 
 /// NaNs past the end of every output: a kernel writing past its rows would overwrite them.
 const TAIL: usize = 64;
@@ -757,8 +760,8 @@ fn validate_accepts_only_the_dense_kernel_shapes() {
         hidden2,
     };
     for d in [16, 32, 48, 64] {
-        assert!(cfg(d, 256, 128).validate().is_ok(), "D {d}");
-        assert!(cfg(d, 64, 64).validate().is_ok(), "D {d}");
+        assert!(check_shape(&cfg(d, 256, 128)).is_ok(), "D {d}");
+        assert!(check_shape(&cfg(d, 64, 64)).is_ok(), "D {d}");
     }
     for (d, h1, h2) in [
         (8, 64, 64),
@@ -774,25 +777,24 @@ fn validate_accepts_only_the_dense_kernel_shapes() {
         (16, 256, 256),
     ] {
         assert!(
-            cfg(d, h1, h2).validate().is_err(),
+            check_shape(&cfg(d, h1, h2)).is_err(),
             "D {d}, H1 {h1}, H2 {h2} accepted"
         );
     }
 }
 
-/// The largest embedding dimension `ModelConfig::validate` accepts: the kernels must support it.
+/// The largest embedding dimension `check_shape` accepts: the kernels must support it.
 fn largest_dim() -> usize {
     (1..=64)
         .map(|i| 4 * i)
         .filter(|&d| {
-            ModelConfig {
+            check_shape(&ModelConfig {
                 users: 2,
                 movies: 2,
                 embedding_dim: d,
                 hidden1: 64,
                 hidden2: 64,
-            }
-            .validate()
+            })
             .is_ok()
         })
         .max()
@@ -1072,7 +1074,7 @@ fn training_epoch_matches_cpu_chain() {
             hidden1,
             hidden2,
         };
-        cfg.validate().unwrap();
+        check_shape(&cfg).unwrap();
         let mut rng = SplitMix64::new(16);
         let train = Ratings {
             user: (0..n)
@@ -1103,9 +1105,11 @@ fn training_epoch_matches_cpu_chain() {
 
         let mut cpu_model = CpuModel::new(cfg, init);
         // Trainer's batch stream (trainer::batch_rng).
-        let perm =
-            wgrec::batches::permutation(n, &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000));
-        let cpu_batches = wgrec::batches::make_batches(&train, &perm, opts.batch_size);
+        let perm = wgrec::data::batches::permutation(
+            n,
+            &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000),
+        );
+        let cpu_batches = wgrec::data::batches::make_batches(&train, &perm, opts.batch_size);
         assert_eq!(cpu_batches.len(), batches);
         let (mut weighted, mut rows) = (0.0, 0.0);
         for b in &cpu_batches {
@@ -1169,7 +1173,7 @@ impl CpuModel {
     }
 
     /// One training step, kernel by kernel; returns the batch's total loss.
-    fn step(&mut self, b: &wgrec::batches::Batch, o: &TrainOptions) -> f64 {
+    fn step(&mut self, b: &wgrec::data::batches::Batch, o: &TrainOptions) -> f64 {
         let (c, l) = (self.cfg, self.cfg.layout());
         let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
         let p = &mut self.params;
@@ -1318,7 +1322,7 @@ fn evaluator_matches_cpu_metrics() {
     let model = GpuModel::new(gpu, &cfg, &params).unwrap();
     let batch_size = 700;
     let evaluator =
-        wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, batch_size).unwrap();
+        wgrec::eval::Evaluator::new(gpu, k, &model, &test, &candidates, batch_size).unwrap();
 
     // Host side: scores of every test row's user against every candidate, and the rating MLP per batch.
     let scores = cpu::candidate_scores(
@@ -1335,7 +1339,7 @@ fn evaluator_matches_cpu_metrics() {
         .iter()
         .map(|m| candidates.iter().position(|c| c == m).unwrap() as u32)
         .collect();
-    let ks = wgrec::evaluate::KS;
+    let ks = wgrec::eval::KS;
     // FactorizedTopK: a hit at k when fewer than k candidates score strictly higher.
     let ranks = cpu::pair_ranks(&scores, candidates.len(), &test.user, &own, |_, _| false);
     let hits: Vec<u32> = ks
@@ -1345,7 +1349,7 @@ fn evaluator_matches_cpu_metrics() {
     let l = cfg.layout();
     let p = &params;
     let order: Vec<u32> = (0..n as u32).collect();
-    let batches = wgrec::batches::make_batches(&test, &order, batch_size);
+    let batches = wgrec::data::batches::make_batches(&test, &order, batch_size);
     for (rating_weight, retrieval_weight) in [(0.6f32, 1.3f32), (1.0, 0.0)] {
         let (mut sq_total, mut loss) = (0.0f64, 0.0f64);
         for b in &batches {
@@ -1405,7 +1409,7 @@ fn evaluator_matches_cpu_metrics() {
 #[test]
 fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
     let Some(gpu) = gpu() else { return };
-    use wgrec::plan::{BatchBuffers, BatchStore};
+    use wgrec::gpu::batches::{BatchBuffers, BatchStore};
     let mut rng = SplitMix64::new(21);
     let n = 1000;
     let ratings = Ratings {
@@ -1413,7 +1417,7 @@ fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
         movie: (0..n).map(|_| 1 + rng.below(70) as u32).collect(),
         rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
     };
-    let perm = wgrec::batches::permutation(n, &mut rng);
+    let perm = wgrec::data::batches::permutation(n, &mut rng);
     let resident =
         BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, false, u64::MAX).unwrap();
     let streamed =
@@ -1528,17 +1532,10 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
     };
     let (test, train) = (draw(&mut rng, 20000), draw(&mut rng, 30000));
     let model = GpuModel::new(gpu, &cfg, &params).unwrap();
-    let plain = wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, 512).unwrap();
-    let ranked = wgrec::evaluate::Evaluator::excluding_training(
-        gpu,
-        k,
-        &model,
-        &test,
-        &train,
-        &candidates,
-        512,
-    )
-    .unwrap();
+    let plain = wgrec::eval::Evaluator::new(gpu, k, &model, &test, &candidates, 512).unwrap();
+    let ranked =
+        wgrec::eval::Evaluator::excluding_training(gpu, k, &model, &test, &train, &candidates, 512)
+            .unwrap();
     let (a, b) = (plain.run(1.0, 1.0).unwrap(), ranked.run(1.0, 1.0).unwrap());
     assert!(Distinct::new(&test.user).len() > 4096, "two tiles");
     assert_eq!(a.top_k, b.top_k);
@@ -1569,8 +1566,8 @@ fn evaluator_ranked_metrics_exclude_training_movies() {
         first(candidates[c]) != c || seen(u, candidates[c])
     });
     let unseen: Vec<u32> = ranks.iter().map(|r| r.1).collect();
-    let ks = wgrec::evaluate::RANKED_KS;
-    let (recall, ndcg) = wgrec::evaluate::recall_ndcg(&unseen, &users.offsets, &ks);
+    let ks = wgrec::eval::RANKED_KS;
+    let (recall, ndcg) = wgrec::eval::metrics::recall_ndcg(&unseen, &users.offsets, &ks);
     assert_eq!(got.recall, recall);
     assert_eq!(got.ndcg, ndcg);
     assert!(
@@ -1594,7 +1591,7 @@ fn evaluator_ranks_at_ml_25m_candidate_count() {
         rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
     };
     let model = GpuModel::new(gpu, &cfg, &params).unwrap();
-    let got = wgrec::evaluate::Evaluator::new(gpu, k, &model, &test, &candidates, 1024)
+    let got = wgrec::eval::Evaluator::new(gpu, k, &model, &test, &candidates, 1024)
         .unwrap()
         .run(0.0, 0.0)
         .unwrap();
@@ -1613,7 +1610,7 @@ fn evaluator_ranks_at_ml_25m_candidate_count() {
             scores.iter().filter(|&&s| s > own).count() as u32
         })
         .collect();
-    let want: Vec<(u32, f64)> = wgrec::evaluate::KS
+    let want: Vec<(u32, f64)> = wgrec::eval::KS
         .iter()
         .map(|&k| {
             (

@@ -1,4 +1,4 @@
-//! Every model shape `ModelConfig::validate` accepts binds on a device with 256-byte buffer offsets.
+//! Every model shape `kernels::windowed::check_shape` accepts binds on a device with 256-byte buffer offsets.
 //! A file of its own (so a process of its own) with one device of its own. Ignored for now: building,
 //! training and dropping dozens of trainers in one process crashes lavapipe (Mesa 22.3) now and then, in
 //! its queue thread (SIGSEGV or abort, about one run in three; also with the default device and one
@@ -10,10 +10,11 @@ mod common;
 use common::*;
 use wgrec::data::{Ratings, SplitMix64};
 use wgrec::gpu::Gpu;
-use wgrec::kernels::*;
+use wgrec::kernels::windowed::*;
+use wgrec::model::gpu::GpuModel;
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::GpuModel;
-use wgrec::trainer::{TrainOptions, Trainer};
+use wgrec::options::TrainOptions;
+use wgrec::train::trainer::Trainer;
 
 /// A device on the default adapter that requires 256-byte aligned buffer offsets, as WebGPU's defaults and
 /// D3D12 do (lavapipe asks for 32, so the shared adapter would not notice a misaligned window).
@@ -39,7 +40,7 @@ fn gpu_with_256_byte_offsets() -> Option<Gpu> {
     ))
 }
 
-/// Every model shape `ModelConfig::validate` accepts builds its trainer and evaluator without a validation
+/// Every model shape `kernels::windowed::check_shape` accepts builds its trainer and evaluator without a validation
 /// error, and trains, on a device that requires 256-byte aligned buffer offsets: every uniform window (of
 /// x, h1, dh1, dh2, W, the distinct users and movies, their counts and stats) must start on a 256-byte
 /// boundary. Batches of up to 1400 rows (about 390 distinct users and 710 distinct movies) build and run
@@ -86,13 +87,13 @@ fn every_valid_shape_binds_with_256_byte_offsets() {
                 hidden1,
                 hidden2,
             };
-            if cfg.validate().is_err() {
+            if wgrec::kernels::windowed::check_shape(&cfg).is_err() {
                 continue;
             }
             valid += 1;
             let model = GpuModel::new(&gpu, &cfg, &Params::init(&cfg, 1)).unwrap();
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let evaluator = wgrec::evaluate::Evaluator::new(
+            let evaluator = wgrec::eval::Evaluator::new(
                 &gpu,
                 &k,
                 &model,

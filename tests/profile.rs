@@ -6,25 +6,28 @@ mod common;
 
 use common::{gpu, kernels};
 use wgrec::data::{Ratings, SplitMix64};
-use wgrec::kernels::{cost, Cost, DenseParams, RetrievalParams};
+use wgrec::gpu::profile::Cost;
+use wgrec::gpu::profile::{trace, Profiler, Timing};
+use wgrec::kernels::cost;
+use wgrec::kernels::windowed::{DenseParams, RetrievalParams};
+use wgrec::model::gpu::GpuModel;
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::GpuModel;
-use wgrec::profile::{trace, Profiler, Timing};
-use wgrec::trainer::{TrainOptions, Trainer};
+use wgrec::options::TrainOptions;
+use wgrec::train::trainer::Trainer;
 
 #[test]
 fn dispatch_costs_follow_the_shader_loops() {
     let dense = DenseParams::new(64, 100, 64, 256);
-    let c = cost::of("dense_forward", bytemuck::bytes_of(&dense), 0);
+    let c = cost("dense_forward", bytemuck::bytes_of(&dense), 0);
     assert_eq!(c.flops, 2.0 * 100.0 * 64.0 * 256.0);
     assert_eq!(
         c.bytes,
         4.0 * (100.0 * 64.0 + 64.0 * 256.0 + 256.0 + 100.0 * 256.0)
     );
     let r = RetrievalParams::new(10, 30, 1.0, true, false);
-    let c = cost::of("retrieval_softmax_users", bytemuck::bytes_of(&r), 32);
+    let c = cost("retrieval_softmax_users", bytemuck::bytes_of(&r), 32);
     assert_eq!(c.flops, 4.0 * 10.0 * 30.0 * 32.0 + 4.0 * 10.0 * 30.0);
-    assert_eq!(cost::of("no_such_kernel", &[0; 32], 32), Cost::default());
+    assert_eq!(cost("no_such_kernel", &[0; 32], 32), Cost::default());
 }
 
 fn synthetic(n: usize, users: u32, movies: u32) -> Ratings {

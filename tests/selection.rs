@@ -7,11 +7,14 @@ mod common;
 
 use wgrec::data::{DataOptions, Dataset};
 use wgrec::gpu::Gpu;
+use wgrec::model::gpu::GpuModel;
 use wgrec::model::{ModelConfig, Params};
-use wgrec::plan::GpuModel;
-use wgrec::report::{refit_epochs, train_and_evaluate_model, RunPlan, RunResult};
-use wgrec::trainer::{TrainOptions, Trainer};
-use wgrec::validation::{holdout, Average, Criterion};
+use wgrec::options::Criterion;
+use wgrec::options::TrainOptions;
+use wgrec::train::run::{Env, Run, RunResult};
+use wgrec::train::selection::refit_epochs;
+use wgrec::train::selection::{holdout, Average};
+use wgrec::train::trainer::Trainer;
 
 const DIM: usize = 32;
 
@@ -37,18 +40,16 @@ fn base(epochs: usize) -> TrainOptions {
 /// Trains `opts` on `data` from `Params::init(seed)`; the result and the kept parameters.
 fn train(gpu: &'static Gpu, data: &Dataset, opts: &TrainOptions) -> (RunResult, Params) {
     let kernels = common::kernels(gpu, DIM);
-    let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), DIM);
-    let model = GpuModel::new(gpu, &cfg, &Params::init(&cfg, opts.seed)).unwrap();
-    let run = RunPlan {
-        resume: None,
-        eval_batch_size: 4096,
-        progress: false,
-        per_epoch: false,
+    let env = Env {
+        gpu,
+        kernels,
+        data,
+        split: None,
+        profiler: None,
     };
-    let (result, trainer) =
-        train_and_evaluate_model(gpu, kernels, data, model, opts, &run, None).unwrap();
-    let params = trainer.model.params(gpu).unwrap();
-    (result, params)
+    let outcome = Run::new(opts.clone(), DIM).unwrap().execute(&env).unwrap();
+    let params = outcome.model.params(gpu).unwrap();
+    (outcome.result, params)
 }
 
 fn same_retrieval_and_rating(a: &RunResult, b: &RunResult) {

@@ -8,7 +8,7 @@ use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 use naga::{Module, ShaderStage};
 use wgrec::kernels::gpu::SHADERS as GPU_SHADERS;
-use wgrec::kernels::SHADERS;
+use wgrec::kernels::windowed::SHADERS;
 
 fn parse(name: &str, source: &str) -> Module {
     naga::front::wgsl::parse_str(source)

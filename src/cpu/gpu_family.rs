@@ -4,7 +4,7 @@
 //! block's parts), so the twins return exactly what each kernel writes, split by split and part by part.
 
 use super::{dense_backward_weights, dense_forward, dot, embedding_gather};
-use crate::batches::Batch;
+use crate::data::batches::Batch;
 
 /// x (B, 2D) = concat(user_emb[user], movie_emb[movie]): what the gathering kernels read instead of x.
 pub fn gathered_x(user_emb: &[f32], movie_emb: &[f32], b: &Batch, dim: usize) -> Vec<f32> {
@@ -170,7 +170,7 @@ pub fn retrieval_grads(
     let ud = rows_of(user_emb, &us.table_rows, dim);
     let md = rows_of(movie_emb, &ms.table_rows, dim);
     let w = weight as f64;
-    let pos = |table: &[f32], d: &crate::batches::Distinct, other: &[u32], i: usize| {
+    let pos = |table: &[f32], d: &crate::data::batches::Distinct, other: &[u32], i: usize| {
         let mut v = vec![0.0f64; dim];
         for &r in &d.rows[d.offsets[i] as usize..d.offsets[i + 1] as usize] {
             let row = &table[other[r as usize] as usize * dim..][..dim];

@@ -5,7 +5,7 @@
 use super::metrics::Metrics;
 use crate::checkpoint::Checkpoint;
 use crate::gpu::{AdapterChoice, AdapterSummary, Gpu};
-use crate::recommender::{Query, Recommender};
+use crate::serve::recommender::{Query, Recommender};
 use anyhow::{anyhow, Result};
 use serde::Serialize;
 use std::sync::mpsc::{self, RecvTimeoutError};

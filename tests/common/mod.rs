@@ -8,10 +8,11 @@ pub use skip::skip;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use wgrec::batches::{Batch, Distinct};
+use wgrec::data::batches::{Batch, Distinct};
 use wgrec::data::SplitMix64;
+use wgrec::gpu::launch::{Launch, Pass};
 use wgrec::gpu::Gpu;
-use wgrec::kernels::{Kernels, Launch, Pass};
+use wgrec::kernels::windowed::Kernels;
 
 /// The default adapter, shared by every test of the binary; None (after recording a skip) when there is
 /// no adapter outside CI. In CI (`CI=true`) a missing adapter is a failure, not a skip.

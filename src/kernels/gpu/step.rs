@@ -3,11 +3,12 @@
 //! batch in 14 dispatches, whatever the batch size (the windowed family needs ~484 at the tutorial's).
 
 use super::*;
-use crate::kernels::Pass;
+use crate::gpu::batches::BatchShape;
+use crate::gpu::launch::Pass;
+use crate::gpu::profile::Profiler;
+use crate::model::gpu::{GpuModel, EPSILON};
 use crate::model::{MlpLayout, ModelConfig};
-use crate::plan::{BatchShape, GpuModel, EPSILON};
-use crate::profile::Profiler;
-use crate::trainer::TrainOptions;
+use crate::options::TrainOptions;
 
 /// Rows per split of the MLP weight gradients: 32 splits at the tutorial's batch of 8192, enough
 /// workgroups for a GPU, and adagrad_dense adds 32 partials per parameter.
@@ -431,7 +432,7 @@ impl GpuStep {
             let mut pass = Pass::begin(&mut enc, "gpu train step", profiler);
             self.encode(&mut pass, &s);
         }
-        crate::profile::submit(gpu, enc, profiler)
+        crate::gpu::profile::submit(gpu, enc, profiler)
     }
 }
 

@@ -4,13 +4,14 @@
 //! matters is a ratio that travels between machines rather than an absolute time.
 
 use crate::data::{Ratings, SplitMix64};
-use crate::evaluate::Evaluator;
+use crate::eval::Evaluator;
+use crate::gpu::profile::{KernelStat, Profiler, Timing};
 use crate::gpu::Gpu;
-use crate::kernels::Kernels;
+use crate::kernels::windowed::Kernels;
+use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
-use crate::plan::GpuModel;
-use crate::profile::{KernelStat, Profiler, Timing};
-use crate::trainer::{TrainOptions, Trainer};
+use crate::options::TrainOptions;
+use crate::train::trainer::Trainer;
 use anyhow::Result;
 use std::time::Instant;
 
@@ -186,7 +187,7 @@ pub struct ShapeBench {
 /// Trains one warm-up epoch (pipelines compile on first use), then one profiled epoch and one profiled
 /// evaluation, and prices the matrix kernels against the native sgemm.
 pub fn run(gpu: &Gpu, shape: &Shape, threads: usize, seed: u64) -> Result<ShapeBench> {
-    shape.cfg.validate()?;
+    crate::kernels::windowed::check_shape(&shape.cfg)?;
     let kernels = Kernels::new(gpu, shape.cfg.embedding_dim)?;
     let train = synthetic_ratings(shape.users, shape.movies, shape.train, seed);
     let test = synthetic_ratings(shape.users, shape.movies, shape.test, seed ^ 1);
@@ -213,7 +214,7 @@ pub fn run(gpu: &Gpu, shape: &Shape, threads: usize, seed: u64) -> Result<ShapeB
 
     // Distinct users and movies per batch, for the retrieval products (the mean over the epoch's batches).
     let batches = trainer.batch_shapes();
-    let mean = |f: &dyn Fn(&crate::plan::BatchShape) -> usize| {
+    let mean = |f: &dyn Fn(&crate::gpu::batches::BatchShape) -> usize| {
         batches.iter().map(f).sum::<usize>() / batches.len().max(1)
     };
     let (rows, users, movies) = (mean(&|b| b.rows), mean(&|b| b.users), mean(&|b| b.movies));

@@ -1,9 +1,15 @@
 //! Serving a trained model: BruteForce top-k recommendations over all candidates (`brute_force_top_k`
 //! scores and selects in one pass, window by window), and rating predictions through the same MLP forward as evaluation.
+//! `recommender` is a loaded model that `wgrec recommend`, `wgrec predict` and `wgrec serve` answer from.
 
+pub mod recommender;
+
+use crate::gpu::batches::BatchBuffers;
+use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::{slice, whole, Gpu};
-use crate::kernels::*;
-use crate::plan::{Activations, BatchBuffers, GpuModel, MlpForward};
+use crate::kernels::windowed::ranking::{Activations, MlpForward};
+use crate::kernels::windowed::*;
+use crate::model::gpu::GpuModel;
 use anyhow::{bail, Context, Result};
 
 /// The largest k served: `brute_force_top_k` costs O(C log k) per query at worst, and a window of 4096

@@ -3,10 +3,9 @@
 //! `joint-plus-val`, the same with its epochs chosen on a validation split. Presets only set options that
 //! `train` also has; the tutorial's defaults stay as they are.
 
-use crate::report::RunResult;
-use crate::sweep::mean_min_max;
-use crate::trainer::{TrainOptions, Tweaks};
-use crate::validation::Criterion;
+use crate::options::{Criterion, TrainOptions, Tweaks};
+use crate::report::sweep::mean_min_max;
+use crate::train::run::RunResult;
 use anyhow::{bail, Result};
 
 pub struct Preset {
@@ -87,7 +86,7 @@ pub fn summary(name: &str, runs: &[RunResult]) -> String {
     let mut s = format!("{name}: mean [min, max] over seeds {}\n", seeds.join(", "));
     s += &line("factorized_top_k top-100 accuracy", &|r| r.test.top(100));
     s += &line("RMSE", &|r| r.test.rmse);
-    let ranked = |f: fn(&crate::evaluate::RankedMetrics) -> f64| {
+    let ranked = |f: fn(&crate::eval::metrics::RankedMetrics) -> f64| {
         move |r: &RunResult| r.test.ranked.as_ref().map(f).unwrap_or(f64::NAN)
     };
     s += &line(

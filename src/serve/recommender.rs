@@ -3,8 +3,8 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
-use crate::kernels::Kernels;
-use crate::plan::GpuModel;
+use crate::kernels::windowed::Kernels;
+use crate::model::gpu::GpuModel;
 use crate::serve::{self, BruteForce, Exclusions, TopK};
 use anyhow::Result;
 use std::sync::Arc;

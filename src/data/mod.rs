@@ -1,8 +1,11 @@
 //! MovieLens loading: finding the data directory, parsing the GroupLens files (`formats`),
 //! building the Keras-style vocabularies, the train/test split (`split`) and its PRNG.
 
+pub mod batches;
+pub mod download;
 pub mod formats;
 pub mod split;
+pub mod synth;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -108,20 +111,20 @@ pub struct DataOptions {
     pub seed: u64,
     /// `--split`: ignored with `split_dir`.
     pub split: SplitKind,
-    /// `--dataset`: a release name from [`download::RELEASES`](crate::download::RELEASES), fetched into
+    /// `--dataset`: a release name from [`download::RELEASES`](crate::data::download::RELEASES), fetched into
     /// the cache when missing, or `"sample"`, the synthetic sample built into the binary.
     pub dataset: Option<String>,
     /// `--cache-dir`: default [`cache_root`].
     pub cache_dir: Option<PathBuf>,
-    /// Base URL of the MovieLens archives (`WGREC_MIRROR`); default [`download::GROUPLENS`](crate::download::GROUPLENS).
+    /// Base URL of the MovieLens archives (`WGREC_MIRROR`); default [`download::GROUPLENS`](crate::data::download::GROUPLENS).
     pub mirror: Option<String>,
     /// `--offline` / `WGREC_OFFLINE=1`: never download; only the cache and the given directories are used.
     pub offline: bool,
 }
 
 /// The built-in synthetic sample (`assets/sample`, made by `wgrec synth`; see assets/README.md).
-const SAMPLE_RATINGS: &[u8] = include_bytes!("../assets/sample/ratings.csv");
-const SAMPLE_MOVIES: &[u8] = include_bytes!("../assets/sample/movies.csv");
+const SAMPLE_RATINGS: &[u8] = include_bytes!("../../assets/sample/ratings.csv");
+const SAMPLE_MOVIES: &[u8] = include_bytes!("../../assets/sample/movies.csv");
 
 /// Loads the data set `opts` points to: `opts.dataset` (downloaded into the cache if needed), else
 /// [`find_data_dir`]`(opts.data_dir)`, in whichever MovieLens format the directory holds.
@@ -145,7 +148,7 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
             );
         }
         Some(name) => {
-            let release = crate::download::release(name)?;
+            let release = crate::data::download::release(name)?;
             let root = match &opts.cache_dir {
                 Some(dir) => dir.clone(),
                 None => cache_root().ok_or_else(|| {
@@ -161,11 +164,11 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
                 Err(not_found) => match first_use(opts, cache.as_deref()) {
                     // Nothing given and nothing cached: ML-100K, as tfds.load downloads on first use.
                     Some(root) if !opts.offline => {
-                        let release = crate::download::release("ml-100k")?;
+                        let release = crate::data::download::release("ml-100k")?;
                         crate::progress::note(format!(
                             "MovieLens data not found: downloading ML-100K from {} into {} \
                              (--offline or WGREC_OFFLINE=1 to refuse)",
-                            crate::download::url(release, mirror(opts)),
+                            crate::data::download::url(release, mirror(opts)),
                             root.join("ml-100k").display()
                         ));
                         fetch(release, root, opts)?
@@ -196,12 +199,18 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
 }
 
 /// `release` in the cache under `root`, downloaded from the mirror first unless it is there (or offline).
-fn fetch(release: &crate::download::Release, root: &Path, opts: &DataOptions) -> Result<PathBuf> {
-    crate::download::ensure(release, root, mirror(opts), opts.offline)
+fn fetch(
+    release: &crate::data::download::Release,
+    root: &Path,
+    opts: &DataOptions,
+) -> Result<PathBuf> {
+    crate::data::download::ensure(release, root, mirror(opts), opts.offline)
 }
 
 fn mirror(opts: &DataOptions) -> &str {
-    opts.mirror.as_deref().unwrap_or(crate::download::GROUPLENS)
+    opts.mirror
+        .as_deref()
+        .unwrap_or(crate::data::download::GROUPLENS)
 }
 
 /// The cache root when nothing points at data (no `--data-dir`, `WGREC_DATA_DIR` or `--dataset`) and the
@@ -498,7 +507,7 @@ impl SplitMix64 {
 
 /// The integration tests' skip recorder, for the tests below (scripts/test.sh lists the skips).
 #[cfg(test)]
-#[path = "../tests/common/skip.rs"]
+#[path = "../../tests/common/skip.rs"]
 mod skip;
 
 #[cfg(test)]

@@ -11,10 +11,11 @@
 
 pub mod step;
 
-use super::{AdagradDenseParams, Launch, PairRanksParams, SumParams};
-use crate::batches::Batch;
+use crate::data::batches::Batch;
+use crate::gpu::batches::BatchBuffers;
+use crate::gpu::launch::Launch;
 use crate::gpu::{whole, Gpu, Kernel};
-use crate::plan::BatchBuffers;
+use crate::kernels::windowed::{AdagradDenseParams, PairRanksParams, SumParams};
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -22,7 +23,7 @@ pub use step::GpuStep;
 
 macro_rules! shader {
     ($name:literal) => {
-        include_str!(concat!("../../shaders/gpu/", $name, ".wgsl"))
+        include_str!(concat!("../../../shaders/gpu/", $name, ".wgsl"))
     };
 }
 
@@ -56,7 +57,7 @@ pub const SHADERS: &[(&str, &str)] = &[
 fn source(name: &str) -> &'static str {
     SHADERS
         .iter()
-        .chain(super::SHADERS)
+        .chain(crate::kernels::windowed::SHADERS)
         .find(|(n, _)| *n == name)
         .map(|(_, s)| *s)
         .expect("shader listed in SHADERS")
@@ -265,7 +266,7 @@ impl Kernels {
         check_dim(embedding_dim)?;
         let d4 = [("D4", (embedding_dim / 4) as f64)];
         let k = |name: &'static str, constants: &[(&str, f64)]| {
-            Kernel::new(gpu, name, source(name), constants)
+            Kernel::new(gpu, name, source(name), constants, crate::kernels::cost)
         };
         Ok(Self {
             dense_gather_forward: k("dense_gather_forward_gpu", &[("RELU", 1.0)])?,
@@ -933,7 +934,7 @@ pub fn pair_ranks(
     buffers: [&wgpu::Buffer; 6],
     params: PairRanksParams,
 ) -> Vec<Launch> {
-    super::pair_ranks_launches(gpu, &kernels.pair_ranks, buffers, params)
+    crate::kernels::windowed::pair_ranks_launches(gpu, &kernels.pair_ranks, buffers, params)
 }
 
 /// What each kernel of the family does per dispatch, from its parameters (as `kernels::cost` does for the
@@ -941,7 +942,7 @@ pub fn pair_ranks(
 /// operand from storage are what the workgroup memory keeps small.
 pub mod cost {
     use super::*;
-    use crate::kernels::Cost;
+    use crate::gpu::profile::Cost;
 
     fn params<P: Pod>(bytes: &[u8]) -> P {
         bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])

@@ -2,13 +2,15 @@
 //! results.csv, results.json and the charts (trade-off with its Pareto front, per-epoch curves).
 
 use crate::data::Dataset;
-use crate::evaluate::{KS, RANKED_KS};
+use crate::eval::{KS, RANKED_KS};
 use crate::gpu::{AdapterSummary, Gpu};
-use crate::kernels::Kernels;
+use crate::kernels::windowed::Kernels;
+use crate::options::TrainOptions;
+use crate::output::json_bytes;
 use crate::output::{Commit, Output};
-use crate::plot::{curves_svg, tradeoff_svg, Curve, TradeoffPoint};
-use crate::report::{json_bytes, metrics_json, train_and_evaluate_with, RunResult};
-use crate::trainer::TrainOptions;
+use crate::report::metrics_json;
+use crate::report::plot::{curves_svg, tradeoff_svg, Curve, TradeoffPoint};
+use crate::train::run::{Env, Run, RunResult};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -65,6 +67,13 @@ pub fn run(
     cfg: &SweepConfig,
     progress: bool,
 ) -> Result<Vec<RunResult>> {
+    let env = Env {
+        gpu,
+        kernels,
+        data,
+        split: None,
+        profiler: None,
+    };
     let runs = cfg.runs()?;
     let mut results = Vec::new();
     for (i, opts) in runs.iter().enumerate() {
@@ -78,17 +87,11 @@ pub fn run(
                 opts.seed
             );
         }
-        results.push(train_and_evaluate_with(
-            gpu,
-            kernels,
-            data,
-            cfg.embedding_dim,
-            opts,
-            cfg.eval_batch_size,
-            progress,
-            true,
-            None,
-        )?);
+        let run = Run::new(opts.clone(), cfg.embedding_dim)?
+            .eval_batch_size(cfg.eval_batch_size)
+            .progress(progress)
+            .per_epoch(true);
+        results.push(run.execute(&env)?.result);
     }
     Ok(results)
 }

@@ -3,12 +3,19 @@
 //! and GPU dispatches (`trace`).
 
 use crate::gpu::Gpu;
-use crate::kernels::{Cost, Launch};
 use anyhow::{anyhow, bail, Context, Result};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wgpu_profiler::{GpuProfiler, GpuProfilerSettings};
+
+/// Floating-point operations and bytes of one dispatch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub flops: f64,
+    /// Compulsory traffic: every operand read once and every result written once.
+    pub bytes: f64,
+}
 
 /// Totals of one kernel in one phase.
 #[derive(Clone, Copy, Debug, Default)]
@@ -111,15 +118,17 @@ impl Profiler {
         self.steps.borrow_mut().clear();
     }
 
-    /// Records one dispatch of `launch` into `encoder`, timed on its own.
+    /// Records one dispatch of kernel `name` (`encode` sets its pipeline and bindings and dispatches) into
+    /// `encoder`, timed on its own.
     pub fn dispatch(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        launch: &Launch,
-        groups: (u32, u32, u32),
+        name: &'static str,
+        cost: Cost,
+        encode: impl FnOnce(&mut wgpu::ComputePass),
     ) {
         let desc = |timestamp_writes| wgpu::ComputePassDescriptor {
-            label: Some(launch.name),
+            label: Some(name),
             timestamp_writes,
         };
         match &self.timer {
@@ -127,11 +136,11 @@ impl Profiler {
                 let mut pending = self.pending.borrow_mut();
                 let timer = timer.borrow();
                 let query = timer.begin_pass_query(pending.len().to_string(), encoder);
-                pending.push((launch.name, launch.cost()));
+                pending.push((name, cost));
                 {
                     let mut pass =
                         encoder.begin_compute_pass(&desc(query.compute_pass_timestamp_writes()));
-                    launch.encode(&mut pass, groups);
+                    encode(&mut pass);
                 }
                 timer.end_query(encoder, query);
             }
@@ -141,12 +150,12 @@ impl Profiler {
                 let t0 = Instant::now();
                 {
                     let mut pass = encoder.begin_compute_pass(&desc(None));
-                    launch.encode(&mut pass, groups);
+                    encode(&mut pass);
                 }
                 self.flush(encoder);
                 let seconds = t0.elapsed().as_secs_f64();
-                self.add(launch.name, launch.cost(), seconds);
-                trace::complete(launch.name, "gpu", trace::GPU_TID, t0, seconds);
+                self.add(name, cost, seconds);
+                trace::complete(name, "gpu", trace::GPU_TID, t0, seconds);
             }
         }
     }

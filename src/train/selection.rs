@@ -2,9 +2,9 @@
 //! the hold-out rule, the selection criterion, and parameter averaging. The test split is never touched.
 
 use crate::data::{Ratings, SplitMix64};
-use crate::evaluate::TestMetrics;
+use crate::eval::metrics::TestMetrics;
 use crate::model::Params;
-use anyhow::{bail, Result};
+use crate::options::Criterion;
 
 /// Splits `train` into (fit, validation): for each user with n ratings in `train`,
 /// floor(fraction * n) of them, drawn by a seeded shuffle of that user's ratings, go to validation
@@ -43,26 +43,7 @@ pub fn holdout_mask(user: &[u32], fraction: f64, seed: u64) -> Vec<bool> {
     mask
 }
 
-/// Which epoch's (or average's) parameters to keep, judged on the validation split.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Criterion {
-    /// Lowest validation RMSE.
-    #[default]
-    Rmse,
-    /// Highest validation top-100 accuracy.
-    Top100,
-}
-
 impl Criterion {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "rmse" => Self::Rmse,
-            "top100" => Self::Top100,
-            other => bail!("unknown --select {other:?}; choose rmse or top100"),
-        })
-    }
-
     /// Whether `a` is strictly better than `b` (ties keep the earlier candidate).
     pub fn better(self, a: &TestMetrics, b: &TestMetrics) -> bool {
         match self {
@@ -129,6 +110,77 @@ impl Default for Average {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// One candidate model scored on the validation split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidationPoint {
+    pub epoch: usize,
+    /// The mean of the parameters after epochs `averaged_from..=epoch`, or None: the epoch's own.
+    pub averaged_from: Option<usize>,
+    pub metrics: TestMetrics,
+}
+
+impl ValidationPoint {
+    pub fn label(&self) -> String {
+        match self.averaged_from {
+            Some(s) => format!("mean of epochs {s}..={}", self.epoch),
+            None => format!("epoch {}", self.epoch),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "epoch": self.epoch,
+            "averaged_from": self.averaged_from,
+            "validation": self.metrics.to_json(),
+        })
+    }
+}
+
+/// Model selection on the validation split: every candidate, and the one kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub fit_ratings: usize,
+    pub validation_ratings: usize,
+    pub points: Vec<ValidationPoint>,
+    /// Index into `points`.
+    pub chosen: usize,
+    /// With `--refit`: the epochs the kept model was trained again for on the whole training split.
+    pub refit_epochs: Option<usize>,
+}
+
+impl Selection {
+    pub fn chosen(&self) -> &ValidationPoint {
+        &self.points[self.chosen]
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "fit_ratings": self.fit_ratings,
+            "validation_ratings": self.validation_ratings,
+            "chosen": self.chosen().to_json(),
+            "refit_epochs": self.refit_epochs,
+            "candidates": self.points.iter().map(ValidationPoint::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The epochs (and first averaged epoch) of a refit on the whole training split: as many optimizer steps
+/// as the selected epochs took on the fit split (Goodfellow, Bengio and Courville, Deep Learning,
+/// algorithm 7.2), rounded to whole epochs of `full_batches` batches, at least 1.
+pub fn refit_epochs(
+    epoch: usize,
+    averaged_from: Option<usize>,
+    fit_batches: usize,
+    full_batches: usize,
+) -> (usize, Option<usize>) {
+    let scale = |e: usize| {
+        let steps = (e * fit_batches) as f64;
+        ((steps / full_batches as f64).round() as usize).max(1)
+    };
+    let epochs = scale(epoch);
+    (epochs, averaged_from.map(|s| scale(s).min(epochs)))
 }
 
 #[cfg(test)]

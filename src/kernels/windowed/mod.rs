@@ -1,18 +1,22 @@
-//! One launcher per kernel in `shaders/`: the uniform parameters each kernel reads (mirroring its WGSL
-//! `Params`), the compiled pipelines, and `Launch`, a bind group plus its uniform built once and encoded
-//! many times. `gpu` holds the second family, for real GPUs.
+//! The windowed family, one launcher per kernel in `shaders/`: the uniform parameters each kernel reads
+//! (mirroring its WGSL `Params`), the compiled pipelines, and the window rules. On a software adapter a
+//! storage load costs ~50 multiply-adds and a uniform load ~1, so operands come through 64 KiB uniform
+//! windows, one dispatch per window, within llvmpipe's loop-iteration limits.
 
-pub mod gpu;
+pub mod cost;
+pub mod ranking;
+pub mod retrieval;
+pub mod step;
 
+use crate::gpu::launch::Launch;
 use crate::gpu::{Gpu, Kernel};
-use crate::profile::Profiler;
-use anyhow::Result;
+use crate::model::ModelConfig;
+use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
-use std::cell::RefCell;
 
 macro_rules! shader {
     ($name:literal) => {
-        include_str!(concat!("../shaders/", $name, ".wgsl"))
+        include_str!(concat!("../../../shaders/", $name, ".wgsl"))
     };
 }
 
@@ -81,6 +85,36 @@ impl DenseParams {
             _pad: [0; 3],
         }
     }
+}
+
+/// Shape rules of the windowed kernels: dense_forward and dense_backward_data handle 16 columns per invocation,
+/// hidden widths are multiples of 64 (at most 256) so rows fit the uniform windows, biases fit one
+/// 256-float uniform window,
+/// each weight matrix fits two 64 KiB uniform windows, and the retrieval kernels keep up to 64 embedding
+/// values in registers.
+pub fn check_shape(cfg: &ModelConfig) -> Result<()> {
+    let d = cfg.embedding_dim;
+    if d == 0 || !d.is_multiple_of(16) || d > 64 {
+        bail!("--embedding-dim must be 16, 32, 48 or 64, got {d}");
+    }
+    for (name, h) in [
+        ("first hidden layer", cfg.hidden1),
+        ("second hidden layer", cfg.hidden2),
+    ] {
+        if h == 0 || h % 64 != 0 || h > 256 {
+            bail!("the {name} width must be 64, 128, 192 or 256, got {h}");
+        }
+    }
+    for (name, k, n) in [
+        ("first", 2 * d, cfg.hidden1),
+        ("second", cfg.hidden1, cfg.hidden2),
+    ] {
+        let (_, k_lo) = weight_split(k, n);
+        if k - k_lo > crate::gpu::WINDOW / n {
+            bail!("the {name} dense layer ({k} x {n}) does not fit two 64 KiB uniform windows");
+        }
+    }
+    Ok(())
 }
 
 /// Rows of a (K, N) weight matrix in its first uniform window: a multiple of 16, so that the blocks of
@@ -426,7 +460,7 @@ impl Kernels {
     pub fn new(gpu: &Gpu, embedding_dim: usize) -> Result<Self> {
         let d4 = [("D4", (embedding_dim / 4) as f64)];
         let k = |name: &'static str, constants: &[(&str, f64)]| {
-            Kernel::new(gpu, name, source(name), constants)
+            Kernel::new(gpu, name, source(name), constants, crate::kernels::cost)
         };
         // Seconds on a software adapter, which compiles every pipeline with LLVM.
         let _spinner = crate::progress::spinner("compiling the kernels");
@@ -447,232 +481,6 @@ impl Kernels {
             pair_ranks: k("pair_ranks", &[])?,
             brute_force_top_k: k("brute_force_top_k", &d4)?,
         })
-    }
-}
-
-/// One dispatch site: a pipeline, its bind group and its uniform, built once and encoded many times.
-pub struct Launch {
-    pub name: &'static str,
-    pipeline_kernel: wgpu::ComputePipeline,
-    group: wgpu::BindGroup,
-    params: wgpu::Buffer,
-    /// The last parameters written, kept so that a profiler can price each dispatch (`cost::of`).
-    last_params: RefCell<Vec<u8>>,
-    dim: u32,
-}
-
-impl Launch {
-    /// `buffers` are the kernel's bindings in order, without the uniform, which is appended last.
-    pub fn new<P: Pod>(
-        gpu: &Gpu,
-        kernel: &Kernel,
-        label: &str,
-        buffers: &[wgpu::BindingResource],
-        params: &P,
-    ) -> Self {
-        let uniform = gpu.uniform(label, params);
-        let mut all = buffers.to_vec();
-        all.push(uniform.as_entire_binding());
-        let group = kernel.bind(gpu, label, &all);
-        Self {
-            name: kernel.name,
-            pipeline_kernel: kernel.pipeline.clone(),
-            group,
-            params: uniform,
-            last_params: RefCell::new(bytemuck::bytes_of(params).to_vec()),
-            dim: kernel.dim,
-        }
-    }
-
-    /// New parameters; they take effect at the next `queue.submit` (one submit per step). Parameters equal
-    /// to the last ones written are not written again: most steps repeat them, and every queue write costs a
-    /// staging allocation (which dominated epochs of thousands of steps).
-    pub fn set<P: Pod>(&self, gpu: &Gpu, params: &P) {
-        let bytes = bytemuck::bytes_of(params);
-        let mut last = self.last_params.borrow_mut();
-        if last.as_slice() == bytes {
-            return;
-        }
-        gpu.queue.write_buffer(&self.params, 0, bytes);
-        last.clear();
-        last.extend_from_slice(bytes);
-    }
-
-    /// Work of one dispatch with the current parameters.
-    pub fn cost(&self) -> Cost {
-        cost::of(self.name, &self.last_params.borrow(), self.dim)
-    }
-
-    pub fn run(&self, pass: &mut Pass, threads: u32) {
-        if threads == 0 {
-            return;
-        }
-        let (x, y) = crate::gpu::grid(threads.div_ceil(crate::gpu::WORKGROUP));
-        pass.dispatch(self, (x, y, 1));
-    }
-
-    /// Dispatches an explicit (x, y, z) grid of workgroups.
-    pub fn run_groups(&self, pass: &mut Pass, (x, y, z): (u32, u32, u32)) {
-        if x * y * z == 0 {
-            return;
-        }
-        pass.dispatch(self, (x, y, z));
-    }
-
-    pub fn run_one_group(&self, pass: &mut Pass) {
-        pass.dispatch(self, (1, 1, 1));
-    }
-
-    /// Records the dispatch into a wgpu pass.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass, (x, y, z): (u32, u32, u32)) {
-        pass.set_pipeline(&self.pipeline_kernel);
-        pass.set_bind_group(0, &self.group, &[]);
-        pass.dispatch_workgroups(x, y, z);
-    }
-}
-
-/// A compute pass being recorded into `encoder`. Without a profiler every dispatch goes into one wgpu
-/// compute pass; with one, each dispatch is timed on its own (see `Profiler::dispatch`).
-pub struct Pass<'e> {
-    encoder: &'e mut wgpu::CommandEncoder,
-    pass: Option<wgpu::ComputePass<'static>>,
-    label: &'static str,
-    profiler: Option<&'e Profiler>,
-}
-
-impl<'e> Pass<'e> {
-    pub fn begin(
-        encoder: &'e mut wgpu::CommandEncoder,
-        label: &'static str,
-        profiler: Option<&'e Profiler>,
-    ) -> Self {
-        Self {
-            encoder,
-            pass: None,
-            label,
-            profiler,
-        }
-    }
-
-    fn dispatch(&mut self, launch: &Launch, groups: (u32, u32, u32)) {
-        match self.profiler {
-            Some(p) => p.dispatch(self.encoder, launch, groups),
-            None => {
-                let (encoder, label) = (&mut *self.encoder, self.label);
-                let pass = self.pass.get_or_insert_with(|| {
-                    encoder
-                        .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some(label),
-                            timestamp_writes: None,
-                        })
-                        .forget_lifetime()
-                });
-                launch.encode(pass, groups);
-            }
-        }
-    }
-}
-
-/// Floating-point operations and bytes of one dispatch.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Cost {
-    pub flops: f64,
-    /// Compulsory traffic: every operand read once and every result written once.
-    pub bytes: f64,
-}
-
-/// What each kernel does per dispatch, from its parameters (the formulas follow the shaders' loops; D is the
-/// embedding width baked into the retrieval and scoring kernels, 0 elsewhere).
-pub mod cost {
-    use super::*;
-
-    fn params<P: Pod>(bytes: &[u8]) -> P {
-        bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])
-    }
-
-    fn c(flops: f64, floats: f64) -> Cost {
-        Cost {
-            flops,
-            bytes: 4.0 * floats,
-        }
-    }
-
-    pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
-        let d = dim as f64;
-        match kernel {
-            "embedding_gather" => {
-                let p: GatherParams = params(bytes);
-                let (n, w) = (p.n as f64, 4.0 * p.dim4 as f64);
-                c(0.0, n * (2.0 * w + 1.0))
-            }
-            "dense_forward" | "dense_backward_data" => {
-                // y = relu(x W + b) over (rows, K) x (K, N); dx = (dy W^T) * mask has the same shape.
-                let p: DenseParams = params(bytes);
-                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
-                c(2.0 * r * k * n, r * k + k * n + n + r * n)
-            }
-            "dense_backward_weights" => {
-                // dW += x^T dy and db += sum dy over one split of rows.
-                let p: DenseWeightsParams = params(bytes);
-                let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
-                c(2.0 * r * k * n + r * n, r * k + r * n + k * n + n)
-            }
-            "rating_loss" => {
-                let p: RatingLossParams = params(bytes);
-                let (r, h) = (p.rows as f64, 4.0 * p.h4 as f64);
-                c(2.0 * r * h + 4.0 * r, r * h + h + 3.0 * r)
-            }
-            "rating_head_backward" => {
-                // dh2 = dy w3 * mask and the w3 / b3 gradient sums.
-                let p: RatingHeadParams = params(bytes);
-                let (r, h) = (p.rows as f64, 4.0 * p.h4 as f64);
-                c(4.0 * r * h, 2.0 * r * h + r + h)
-            }
-            "adagrad_dense" => {
-                let p: AdagradDenseParams = params(bytes);
-                let (n, s) = (4.0 * p.len4 as f64, p.splits as f64);
-                c(n * (s + 6.0), n * (s + 4.0))
-            }
-            "sum_reduce" => {
-                let p: SumParams = params(bytes);
-                c(p.n as f64, p.n as f64 + 1.0)
-            }
-            "retrieval_softmax_users" | "retrieval_softmax_movies" => {
-                // Every (user, movie) pair of the window: a D-long dot product and a D-long weighted sum.
-                let p: RetrievalParams = params(bytes);
-                let (u, m) = (p.users as f64, p.movies as f64);
-                c(4.0 * u * m * d + 4.0 * u * m, (u + m) * (2.0 * d + 2.0))
-            }
-            "embedding_adagrad" => {
-                // Lower bound: the per-row input gradients it also sums depend on the batch, not the params.
-                let p: EmbeddingAdagradParams = params(bytes);
-                let n = p.n as f64 * 4.0 * p.dim4 as f64;
-                c(6.0 * n, 5.0 * n)
-            }
-            "brute_force_top_k" => {
-                // The scoring; the heap work depends on the scores, not the params.
-                let p: BruteForceTopKParams = params(bytes);
-                let (q, w) = (p.queries as f64, p.window as f64);
-                c(2.0 * q * w * d, q * d + w * d)
-            }
-            "candidate_scores" => {
-                let p: ScoresParams = params(bytes);
-                let (q, w) = (p.queries as f64, p.window as f64);
-                c(2.0 * q * w * d, q * d + w * d + q * w)
-            }
-            "pair_ranks" => {
-                // Each group reads its user's row once and compares it with up to eight own scores.
-                let p: PairRanksParams = params(bytes);
-                let (g, cand) = (p.groups as f64, (p.c_end - p.c_begin) as f64);
-                let mask = if p.words > 0 { cand / 32.0 } else { 0.0 };
-                c(
-                    g * cand * PAIRS_PER_GROUP as f64 * 2.0,
-                    g * (cand + mask + 4.0 + 2.0 * PAIRS_PER_GROUP as f64),
-                )
-            }
-            k if k.ends_with("_gpu") => crate::kernels::gpu::cost::of(k, bytes, dim),
-            _ => Cost::default(),
-        }
     }
 }
 

@@ -6,6 +6,12 @@ use serde::Serialize;
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
 
+pub mod batches;
+pub mod launch;
+pub mod profile;
+
+use launch::CostFn;
+
 /// Which adapter to use: `--backend` and `--adapter` on the command line.
 #[derive(Clone, Debug, Default)]
 pub struct AdapterChoice {
@@ -335,6 +341,8 @@ pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     /// D, from the override constant D4 where the kernel has one (0 otherwise); profiling prices with it.
     pub dim: u32,
+    /// The kernel family's price list, so that the profiler can report FLOPs and bytes per dispatch.
+    pub cost: CostFn,
 }
 
 /// Threads per workgroup in every 1-D kernel of `shaders/` (they all use @workgroup_size(64)).
@@ -348,6 +356,7 @@ impl Kernel {
         name: &'static str,
         source: &str,
         constants: &[(&str, f64)],
+        cost: CostFn,
     ) -> Result<Self> {
         let device = &gpu.device;
         let scopes = [
@@ -385,6 +394,7 @@ impl Kernel {
             name,
             pipeline,
             dim,
+            cost,
         })
     }
 

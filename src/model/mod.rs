@@ -2,7 +2,8 @@
 //! concat(user, movie) (2D) -> H1 ReLU -> H2 ReLU -> 1, with Keras initialisers.
 
 use crate::data::SplitMix64;
-use anyhow::{bail, Result};
+
+pub mod gpu;
 
 /// Shapes of the model. U and M count the out-of-vocabulary row 0.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -24,36 +25,6 @@ impl ModelConfig {
             hidden1: 256,
             hidden2: 128,
         }
-    }
-
-    /// Shape rules of the kernels: dense_forward and dense_backward_data handle 16 columns per invocation,
-    /// hidden widths are multiples of 64 (at most 256) so rows fit the uniform windows, biases fit one
-    /// 256-float uniform window,
-    /// each weight matrix fits two 64 KiB uniform windows, and the retrieval kernels keep up to 64 embedding
-    /// values in registers.
-    pub fn validate(&self) -> Result<()> {
-        let d = self.embedding_dim;
-        if d == 0 || !d.is_multiple_of(16) || d > 64 {
-            bail!("--embedding-dim must be 16, 32, 48 or 64, got {d}");
-        }
-        for (name, h) in [
-            ("first hidden layer", self.hidden1),
-            ("second hidden layer", self.hidden2),
-        ] {
-            if h == 0 || h % 64 != 0 || h > 256 {
-                bail!("the {name} width must be 64, 128, 192 or 256, got {h}");
-            }
-        }
-        for (name, k, n) in [
-            ("first", 2 * d, self.hidden1),
-            ("second", self.hidden1, self.hidden2),
-        ] {
-            let (_, k_lo) = crate::kernels::weight_split(k, n);
-            if k - k_lo > crate::gpu::WINDOW / n {
-                bail!("the {name} dense layer ({k} x {n}) does not fit two 64 KiB uniform windows");
-            }
-        }
-        Ok(())
     }
 
     pub fn layout(&self) -> MlpLayout {

@@ -1,0 +1,170 @@
+//! The Retrieval task's forward pass in the windowed family: in-batch softmax over distinct users x
+//! distinct movies, window by window.
+
+use super::*;
+use crate::gpu::batches::{BatchBuffers, BatchShape};
+use crate::gpu::launch::{Launch, Pass};
+use crate::gpu::{whole, window, Gpu};
+use crate::model::gpu::GpuModel;
+use crate::model::ModelConfig;
+
+/// Distinct-user / distinct-movie embeddings and the retrieval task's outputs, capacity B each.
+pub struct RetrievalBuffers {
+    pub user_d: wgpu::Buffer,     // (NU, D), read through uniform windows
+    pub movie_d: wgpu::Buffer,    // (NM, D), read through uniform windows
+    pub state: wgpu::Buffer,      // (NU, D + 4) online-softmax state between movie windows
+    pub user_stat: wgpu::Buffer,  // (NU, 4): (lse, row count, 0, 0), read through uniform windows
+    pub loss: wgpu::Buffer,       // (NU,)
+    pub grad_user: wgpu::Buffer,  // (NU, D)
+    pub grad_movie: wgpu::Buffer, // (NM, D)
+}
+
+impl RetrievalBuffers {
+    pub fn new(gpu: &Gpu, cfg: &ModelConfig, b: usize) -> Self {
+        let d = cfg.embedding_dim;
+        Self {
+            user_d: gpu.windowed_buffer("user_d", b * d),
+            movie_d: gpu.windowed_buffer("movie_d", b * d),
+            state: gpu.buffer("retrieval_state", b * (d + 4)),
+            user_stat: gpu.windowed_buffer("user_stat", b * 4),
+            loss: gpu.buffer("retrieval_loss", b),
+            grad_user: gpu.buffer("grad_user", b * d),
+            grad_movie: gpu.buffer("grad_movie", b * d),
+        }
+    }
+}
+
+/// Rows per uniform window of the distinct-user / distinct-movie embeddings (and at most 4096, the
+/// user_stat vec4s one window holds).
+pub fn retrieval_window_rows(embedding_dim: usize) -> usize {
+    crate::gpu::window_rows(embedding_dim.max(4))
+}
+
+/// Retrieval task forward (and the user half of its backward): gathers the distinct rows, runs
+/// retrieval_softmax_users once per window of movies, and sums the per-user losses into `losses[slot]`.
+pub struct RetrievalForward {
+    gather_users: Launch,
+    gather_movies: Launch,
+    users: Vec<Launch>, // one per window of distinct movies
+    window_rows: usize,
+    reduce: Launch,
+    dim4: u32,
+}
+
+impl RetrievalForward {
+    pub fn new(
+        gpu: &Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        ids: &BatchBuffers,
+        r: &RetrievalBuffers,
+        losses: &wgpu::Buffer,
+    ) -> Self {
+        let d = model.cfg.embedding_dim;
+        let dim4 = (d / 4) as u32;
+        let gather = |label, table, idx, out| {
+            let p = GatherParams {
+                n: 0,
+                dim4,
+                out_stride4: dim4,
+                out_offset4: 0,
+            };
+            Launch::new(
+                gpu,
+                &k.embedding_gather,
+                label,
+                &[whole(table), whole(idx), whole(out)],
+                &p,
+            )
+        };
+        let (u, m) = (&ids.users, &ids.movies);
+        let window_rows = retrieval_window_rows(d);
+        let users = (0..ids.capacity.div_ceil(window_rows))
+            .map(|w| {
+                let c0 = w * window_rows;
+                Launch::new(
+                    gpu,
+                    &k.retrieval_softmax_users,
+                    &format!("retrieval_softmax_users [window {w}]"),
+                    &[
+                        whole(&r.user_d),
+                        window(&r.movie_d, c0 * d),
+                        window(&m.count, c0),
+                        whole(&r.movie_d),
+                        whole(&u.count),
+                        whole(&u.offsets),
+                        whole(&u.rows),
+                        whole(&m.of_row),
+                        whole(&r.state),
+                        whole(&r.user_stat),
+                        whole(&r.loss),
+                        whole(&r.grad_user),
+                    ],
+                    &RetrievalParams::default(),
+                )
+            })
+            .collect();
+        Self {
+            gather_users: gather(
+                "embedding_gather (distinct users)",
+                &model.user_emb,
+                &u.table_rows,
+                &r.user_d,
+            ),
+            gather_movies: gather(
+                "embedding_gather (distinct movies)",
+                &model.movie_emb,
+                &m.table_rows,
+                &r.movie_d,
+            ),
+            users,
+            window_rows,
+            reduce: Launch::new(
+                gpu,
+                &k.sum_reduce,
+                "sum_reduce (retrieval loss)",
+                &[whole(&r.loss), whole(losses)],
+                &SumParams::default(),
+            ),
+            dim4,
+        }
+    }
+
+    pub fn set(&self, gpu: &Gpu, b: &BatchShape, weight: f32, slot: usize) {
+        let g = GatherParams {
+            n: b.users as u32,
+            dim4: self.dim4,
+            out_stride4: self.dim4,
+            out_offset4: 0,
+        };
+        self.gather_users.set(gpu, &g);
+        self.gather_movies.set(
+            gpu,
+            &GatherParams {
+                n: b.movies as u32,
+                ..g
+            },
+        );
+        for (l, _, movies, first, last) in window_span(&self.users, self.window_rows, b.movies) {
+            let p = RetrievalParams::new(b.users, movies, weight, first, last);
+            l.set(gpu, &p);
+        }
+        self.reduce.set(
+            gpu,
+            &SumParams {
+                n: b.users as u32,
+                slot: slot as u32,
+                _pad: [0; 2],
+            },
+        );
+    }
+
+    pub fn encode(&self, pass: &mut Pass, b: &BatchShape) {
+        self.gather_users.run(pass, b.users as u32 * self.dim4);
+        self.gather_movies.run(pass, b.movies as u32 * self.dim4);
+        for (l, ..) in window_span(&self.users, self.window_rows, b.movies) {
+            l.run(pass, b.users as u32);
+        }
+        self.reduce.run_one_group(pass);
+    }
+}

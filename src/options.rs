@@ -1,0 +1,246 @@
+//! What a run is asked to do: the training options (TFRS's tutorial by default), the opt-in tweaks, and the
+//! rules they obey, checked once when the options are built.
+
+use crate::data::batches::{batch_of, Batch};
+use crate::data::Ratings;
+use anyhow::{bail, Result};
+
+/// The largest training or evaluation batch. Some kernels loop, in one invocation, over the rows of one
+/// user or movie in a batch; Mesa 22.3's llvmpipe silently ends an invocation's loops after 65,535 iterations in all
+/// (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), so batches stay well below that.
+pub const MAX_BATCH: usize = 32768;
+
+/// The largest loss weight accepted (the recipes use up to 4).
+pub const MAX_TASK_WEIGHT: f32 = 10_000.0;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrainOptions {
+    pub rating_weight: f32,
+    pub retrieval_weight: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f32,
+    pub seed: u64,
+    /// Redraw the batches every epoch (the tutorial's `cache()` keeps the first epoch's batches).
+    pub reshuffle: bool,
+    /// Opt-in departures from the tutorial; the default is TFRS-faithful.
+    #[serde(flatten)]
+    pub tweaks: Tweaks,
+}
+
+/// Departures from the tutorial's training (all off by default; `wgrec recipe` turns some on).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Tweaks {
+    /// logQ correction of the in-batch softmax with the batch's own movie frequencies q_c = m_c / B:
+    /// subtracting log q_c from every logit of movie c turns `sum_c m_c exp(s_ac)` into
+    /// `B sum_c exp(s_ac)`, a softmax over the batch's distinct movies, so popular movies are no longer
+    /// pushed down for being sampled often. The kernels are unchanged: every movie's column weight is 1.
+    /// The reported loss leaves out the constant log(m_c / B) terms.
+    pub logq_correction: bool,
+    /// Adagrad learning rate of the embeddings (None: the MLP's `learning_rate`; 0: the embedding tables
+    /// are frozen and not updated at all).
+    pub embedding_learning_rate: Option<f32>,
+    /// L2 penalty (l2 / 2) |row|^2 on the embedding rows each batch touches (0: none).
+    pub embedding_l2: f32,
+    /// Model selection (`validation`): hold out this fraction of each user's training ratings
+    /// (0: none), evaluate on them after every epoch and keep the best parameters by `select`.
+    pub validation_fraction: f32,
+    /// What "best" means on the validation split.
+    pub select: Criterion,
+    /// From this epoch on, the mean of the parameters after every epoch so far is a model too (stochastic
+    /// weight averaging). Without a validation split it is the model that is kept and evaluated.
+    pub average_from: Option<usize>,
+    /// After selecting on the validation split, train again from the same initialisation on the whole
+    /// training split for the selected number of epochs, and keep that model.
+    pub refit: bool,
+    /// After all of the above, this many more epochs of the rating task alone (weights (1, 0)) with the
+    /// embedding tables frozen: the MLP is fitted to the final embeddings, and the retrieval task, which
+    /// depends on the embeddings only, keeps exactly its metrics (0: none).
+    pub fine_tune_rating: usize,
+}
+
+impl TrainOptions {
+    pub fn tutorial(rating_weight: f32, retrieval_weight: f32) -> Self {
+        Self {
+            rating_weight,
+            retrieval_weight,
+            epochs: 3,
+            batch_size: 8192,
+            learning_rate: 0.1,
+            seed: 42,
+            reshuffle: false,
+            tweaks: Tweaks::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_BATCH).contains(&self.batch_size) {
+            bail!(
+                "--batch-size must be between 1 and {MAX_BATCH}, got {}",
+                self.batch_size
+            );
+        }
+        let lr = self.learning_rate;
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--learning-rate must be a positive number, got {lr}");
+        }
+        if let Some(lr) = self
+            .tweaks
+            .embedding_learning_rate
+            .filter(|lr| !(lr.is_finite() && *lr >= 0.0))
+        {
+            bail!("--embedding-learning-rate must be a number >= 0 (0 freezes the embeddings), got {lr}");
+        }
+        let t = &self.tweaks;
+        let f = t.validation_fraction;
+        if !(f.is_finite() && (0.0..0.5).contains(&f)) {
+            bail!("--validation-fraction must be in [0, 0.5), got {f}");
+        }
+        if t.refit && f == 0.0 {
+            bail!("--refit needs a --validation-fraction to select on");
+        }
+        if let Some(s) = t.average_from {
+            if s == 0 || s > self.epochs {
+                bail!(
+                    "--average-from must be an epoch in 1..={}, got {s}",
+                    self.epochs
+                );
+            }
+        }
+        let l2 = self.tweaks.embedding_l2;
+        if !(l2.is_finite() && l2 >= 0.0) {
+            bail!("--embedding-l2 must be a finite number >= 0, got {l2}");
+        }
+        for (name, w) in [
+            ("--rating-weight", self.rating_weight),
+            ("--retrieval-weight", self.retrieval_weight),
+        ] {
+            if !w.is_finite() || w < 0.0 {
+                bail!("{name} must be a finite number >= 0, got {w}");
+            }
+            if w > MAX_TASK_WEIGHT {
+                bail!(
+                    "{name} must be at most {MAX_TASK_WEIGHT}, got {w}: the squared gradients of larger \
+                     weights overflow Adagrad's f32 accumulators"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The training batches in the order `perm`, with the column weights the retrieval loss uses.
+    pub fn make_batches(&self, train: &Ratings, perm: &[u32]) -> Vec<Batch> {
+        perm.chunks(self.batch_size)
+            .map(|c| batch_of(train, c).with_unit_movie_counts(self.tweaks.logq_correction))
+            .collect()
+    }
+
+    /// `--embedding-learning-rate 0`: the embedding tables (and their accumulators) are not updated.
+    pub fn embeddings_frozen(&self) -> bool {
+        self.tweaks.embedding_learning_rate == Some(0.0)
+    }
+
+    /// The options of the `fine_tune_rating` stage that follows a run with these options.
+    pub fn fine_tune_stage(&self) -> TrainOptions {
+        TrainOptions {
+            rating_weight: 1.0,
+            retrieval_weight: 0.0,
+            epochs: self.tweaks.fine_tune_rating,
+            tweaks: Tweaks {
+                embedding_learning_rate: Some(0.0),
+                embedding_l2: 0.0,
+                validation_fraction: 0.0,
+                average_from: None,
+                refit: false,
+                fine_tune_rating: 0,
+                ..self.tweaks.clone()
+            },
+            ..self.clone()
+        }
+    }
+
+    pub fn rating_on(&self) -> bool {
+        self.rating_weight != 0.0
+    }
+
+    pub fn retrieval_on(&self) -> bool {
+        self.retrieval_weight != 0.0
+    }
+}
+
+/// Which epoch's (or average's) parameters to keep, judged on the validation split.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Criterion {
+    /// Lowest validation RMSE.
+    #[default]
+    Rmse,
+    /// Highest validation top-100 accuracy.
+    Top100,
+}
+
+impl Criterion {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "rmse" => Self::Rmse,
+            "top100" => Self::Top100,
+            other => bail!("unknown --select {other:?}; choose rmse or top100"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logq_correction_gives_every_movie_column_weight_one() {
+        let train = Ratings {
+            user: vec![1, 2, 1, 3, 2, 1],
+            movie: vec![5, 5, 6, 5, 7, 6],
+            rating: vec![1.0; 6],
+        };
+        let perm: Vec<u32> = (0..6).collect();
+        let plain = TrainOptions::tutorial(0.0, 1.0).make_batches(&train, &perm);
+        assert_eq!(plain[0].movies.count, vec![3.0, 2.0, 1.0]);
+        let mut opts = TrainOptions::tutorial(0.0, 1.0);
+        opts.tweaks.logq_correction = true;
+        let corrected = opts.make_batches(&train, &perm);
+        assert_eq!(corrected[0].movies.count, vec![1.0, 1.0, 1.0]);
+        assert_eq!(corrected[0].users, plain[0].users, "user weights unchanged");
+    }
+
+    #[test]
+    fn batch_sizes_beyond_the_loop_limit_are_refused() {
+        let mut opts = TrainOptions::tutorial(1.0, 1.0);
+        for (b, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_BATCH, true),
+            (MAX_BATCH + 1, false),
+        ] {
+            opts.batch_size = b;
+            assert_eq!(opts.validate().is_ok(), ok, "batch size {b}");
+        }
+        opts.batch_size = 65536;
+        let err = opts.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--batch-size must be between 1 and 32768"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_embedding_learning_rate_of_zero_freezes_and_negatives_are_refused() {
+        let mut opts = TrainOptions::tutorial(1.0, 1.0);
+        assert!(!opts.embeddings_frozen());
+        opts.tweaks.embedding_learning_rate = Some(0.0);
+        opts.validate().unwrap();
+        assert!(opts.embeddings_frozen());
+        for bad in [-0.1, f32::NAN, f32::INFINITY] {
+            opts.tweaks.embedding_learning_rate = Some(bad);
+            let err = opts.validate().unwrap_err().to_string();
+            assert!(err.contains("--embedding-learning-rate must be"), "{err}");
+        }
+    }
+}

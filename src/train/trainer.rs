@@ -1,0 +1,231 @@
+//! Training: the epoch loop with Keras-style progress over batches resident on the GPU, each step one
+//! command buffer (copy the batch's ids, then the kernel family's forward, backward, update, loss sums).
+
+use crate::data::batches::permutation;
+use crate::data::{Ratings, SplitMix64};
+use crate::gpu::batches::*;
+use crate::gpu::launch::Pass;
+use crate::gpu::profile::Profiler;
+use crate::gpu::Gpu;
+use crate::kernels::gpu::GpuStep;
+use crate::kernels::windowed::step::WindowedStep;
+use crate::kernels::windowed::Kernels;
+use crate::model::gpu::GpuModel;
+use crate::options::TrainOptions;
+use anyhow::{bail, Result};
+use std::time::Instant;
+
+/// One epoch of the history, as Keras's `History` records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    /// Mean over the epoch's batches of the total loss, weighted by batch size.
+    pub loss: f64,
+    pub seconds: f64,
+}
+
+/// The batch order of an epoch: the seed's permutation, redrawn per epoch only with `reshuffle`.
+/// The batch stream is separate from the initialisation streams (`Params::init`).
+fn batch_rng(seed: u64) -> SplitMix64 {
+    SplitMix64::new(seed ^ 0xBA7C_4E55_0000_0000)
+}
+
+/// The step of the kernel family the trainer runs: both read the batch the trainer copies into `ids`.
+enum Step {
+    Windowed(WindowedStep),
+    Gpu(Box<GpuStep>),
+}
+
+pub struct Trainer<'g> {
+    gpu: &'g Gpu,
+    pub model: GpuModel,
+    opts: TrainOptions,
+    /// The training split, kept only to draw new batches each epoch (`--reshuffle`): at ML-25M size a
+    /// copy is 240 MB.
+    train: Option<Ratings>,
+    rng: SplitMix64,
+    store: BatchStore,
+    ids: BatchBuffers,
+    step: Step,
+    losses: wgpu::Buffer,
+    epochs_done: usize,
+    profiler: Option<&'g Profiler>,
+}
+
+impl<'g> Trainer<'g> {
+    /// A trainer on the windowed family.
+    pub fn new(
+        gpu: &'g Gpu,
+        kernels: &Kernels,
+        model: GpuModel,
+        train: &Ratings,
+        opts: &TrainOptions,
+    ) -> Result<Self> {
+        Self::on_family(gpu, kernels, None, model, train, opts)
+    }
+
+    /// A trainer whose steps run on the GPU family when `gpu_family` is given (the windowed kernels
+    /// stay for what the GPU family does not cover).
+    pub fn on_family(
+        gpu: &'g Gpu,
+        kernels: &Kernels,
+        gpu_family: Option<&crate::kernels::gpu::Kernels>,
+        model: GpuModel,
+        train: &Ratings,
+        opts: &TrainOptions,
+    ) -> Result<Self> {
+        opts.validate()?;
+        if train.is_empty() {
+            bail!("the training split is empty");
+        }
+        let cap = opts.batch_size.min(train.len());
+        let mut rng = batch_rng(opts.seed);
+        let perm = permutation(train.len(), &mut rng);
+        let unit = opts.tweaks.logq_correction;
+        let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, unit)?;
+        let ids = BatchBuffers::new(gpu, "batch", cap);
+        let losses = gpu.buffer("losses", 2 * store.batches.len());
+        let step = match gpu_family {
+            None => Step::Windowed(WindowedStep::new(
+                gpu, kernels, &model, &ids, cap, opts, &losses,
+            )?),
+            Some(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
+        };
+        Ok(Self {
+            gpu,
+            model,
+            opts: opts.clone(),
+            train: opts.reshuffle.then(|| train.clone()),
+            rng,
+            store,
+            ids,
+            step,
+            losses,
+            epochs_done: 0,
+            profiler: None,
+        })
+    }
+
+    /// Times every dispatch of the following steps with `profiler`.
+    pub fn profile(&mut self, profiler: &'g Profiler) {
+        self.profiler = Some(profiler);
+    }
+
+    /// Rows, distinct users and distinct movies of every batch.
+    pub fn batch_shapes(&self) -> Vec<BatchShape> {
+        self.store.batches.clone()
+    }
+
+    pub fn batches(&self) -> usize {
+        self.store.batches.len()
+    }
+
+    /// Epochs trained so far, including those before a resume.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// State of the batch-order PRNG (it only advances with `reshuffle`).
+    pub fn batch_rng_state(&self) -> u64 {
+        self.rng.state()
+    }
+
+    /// Continues a run saved after `epochs_done` epochs with the batch-order PRNG at `batch_rng_state`:
+    /// the next epoch draws (with `reshuffle`) or reuses (without) the batches an uninterrupted run would.
+    pub fn resume_at(&mut self, epochs_done: usize, batch_rng_state: u64) {
+        self.epochs_done = epochs_done;
+        self.rng = SplitMix64::new(batch_rng_state);
+    }
+
+    /// Encodes and submits one training step on batch `b`.
+    fn step(&self, b: usize) -> Result<()> {
+        let (gpu, s) = (self.gpu, self.store.batches[b]);
+        match &self.step {
+            Step::Windowed(step) => step.set(gpu, &s, b),
+            Step::Gpu(step) => step.set(gpu, &s, b),
+        }
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("train step"),
+            });
+        self.store.copy_to(gpu, &mut enc, b, &self.ids);
+        if let Step::Gpu(step) = &self.step {
+            step.batch.copy_from(&mut enc, &self.ids);
+        }
+        {
+            let mut pass = Pass::begin(&mut enc, "train step", self.profiler);
+            match &self.step {
+                Step::Windowed(step) => step.encode(&mut pass, &s),
+                Step::Gpu(step) => step.encode(&mut pass, &s),
+            }
+        }
+        crate::gpu::profile::submit(gpu, enc, self.profiler)
+    }
+
+    /// Total loss of batch b from the sums the step left in `losses` (waits for the GPU).
+    fn batch_loss(&self, b: usize) -> Result<f64> {
+        let v: Vec<f32> = self.gpu.read(&self.losses, 2 * b, 2)?;
+        Ok(self.total_loss(b, v[0], v[1]))
+    }
+
+    fn total_loss(&self, b: usize, sq_err_sum: f32, retrieval_sum: f32) -> f64 {
+        let o = &self.opts;
+        let rows = self.store.batches[b].rows as f64;
+        let mut loss = 0.0;
+        if o.rating_on() {
+            loss += o.rating_weight as f64 * sq_err_sum as f64 / rows;
+        }
+        if o.retrieval_on() {
+            loss += o.retrieval_weight as f64 * retrieval_sum as f64;
+        }
+        loss
+    }
+
+    /// Runs one epoch; `progress` gets (step, steps, running loss) after every step when given.
+    pub fn epoch(
+        &mut self,
+        mut progress: Option<&mut dyn FnMut(usize, usize, f64)>,
+    ) -> Result<EpochLog> {
+        let t0 = Instant::now();
+        if let Some(train) = self.train.as_ref().filter(|_| self.epochs_done > 0) {
+            let perm = permutation(train.len(), &mut self.rng);
+            self.store
+                .rewrite(self.gpu, "train batches", train, &perm)?;
+        }
+        let n = self.batches();
+        let (mut weighted, mut rows) = (0.0, 0.0);
+        for b in 0..n {
+            self.step(b)?;
+            if let Some(p) = progress.as_deref_mut() {
+                let loss = self.batch_loss(b)?;
+                let r = self.store.batches[b].rows as f64;
+                weighted += loss * r;
+                rows += r;
+                p(b + 1, n, weighted / rows);
+            }
+        }
+        if progress.is_none() {
+            let sums: Vec<f32> = self.gpu.read(&self.losses, 0, 2 * n)?;
+            for b in 0..n {
+                let r = self.store.batches[b].rows as f64;
+                weighted += self.total_loss(b, sums[2 * b], sums[2 * b + 1]) * r;
+                rows += r;
+            }
+        }
+        self.gpu.wait()?;
+        self.epochs_done += 1;
+        let loss = weighted / rows;
+        if !loss.is_finite() {
+            bail!(
+                "training diverged: the loss of epoch {} is {loss}; try a smaller --learning-rate",
+                self.epochs_done
+            );
+        }
+        Ok(EpochLog {
+            epoch: self.epochs_done,
+            loss,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
