@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use wgrec::data::synth::{SynthFormat, SynthOptions};
 use wgrec::data::{DataOptions, SplitKind};
 use wgrec::gpu::{parse_backend, AdapterChoice};
+use wgrec::kernels::Choice;
 use wgrec::options::{Criterion, TrainOptions, Tweaks};
 use wgrec::report::bench::Shape;
 use wgrec::report::recipe;
@@ -27,6 +28,10 @@ pub struct Cli {
     /// Print only results and errors: no progress bars, spinners or progress notes.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Kernel family of training: windowed (shaped for CPU adapters), gpu (for real GPUs), or auto: windowed
+    /// on CPU adapters, gpu on every other. Evaluation and serving use the windowed family.
+    #[arg(long, global = true, value_enum, default_value_t = Choice::Auto)]
+    pub kernels: Choice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -550,6 +555,7 @@ pub struct ServeJob {
 pub struct Config {
     pub adapter: AdapterChoice,
     pub quiet: bool,
+    pub kernels: Choice,
     pub job: Job,
 }
 
@@ -801,6 +807,7 @@ impl Cli {
         Ok(Config {
             adapter,
             quiet: self.quiet,
+            kernels: self.kernels,
             job,
         })
     }

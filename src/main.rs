@@ -24,6 +24,7 @@ fn run() -> Result<()> {
     let Config {
         adapter,
         quiet,
+        kernels,
         job,
     } = Cli::parse().into_config()?;
     if !quiet {
@@ -39,9 +40,9 @@ fn run() -> Result<()> {
         Job::Adapters => commands::adapters::run(adapter),
         Job::Bench(job) => commands::bench::run(adapter, job),
         Job::Synth(opts) => commands::synth::run(quiet, opts),
-        Job::Runs(job) => commands::train::run(adapter, quiet, job),
-        Job::Sweep(job) => commands::sweep::run(adapter, quiet, job),
-        Job::Recipe(job) => commands::recipe::run(adapter, quiet, job),
+        Job::Runs(job) => commands::train::run(adapter, quiet, kernels, job),
+        Job::Sweep(job) => commands::sweep::run(adapter, quiet, kernels, job),
+        Job::Recipe(job) => commands::recipe::run(adapter, quiet, kernels, job),
         Job::Evaluate(job) => {
             let metrics_out = Output::check_opt("--metrics-out", job.metrics_out.as_deref())?;
             commands::evaluate::run(

@@ -469,6 +469,7 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
         let env = Env {
             gpu,
             kernels,
+            gpu_family: None,
             data: &data,
             split: Some(&split),
             profiler: None,

@@ -35,6 +35,7 @@ fn tutorial_metrics_fall_in_their_bands() {
         let env = Env {
             gpu,
             kernels: &kernels,
+            gpu_family: None,
             data: &data,
             split: None,
             profiler: None,

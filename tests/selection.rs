@@ -43,6 +43,7 @@ fn train(gpu: &'static Gpu, data: &Dataset, opts: &TrainOptions) -> (RunResult, 
     let env = Env {
         gpu,
         kernels,
+        gpu_family: None,
         data,
         split: None,
         profiler: None,

@@ -18,9 +18,10 @@ use wgrec::checkpoint::Checkpoint;
 use wgrec::data::{self, Vocabulary};
 use wgrec::gpu::{self, AdapterChoice, Gpu};
 use wgrec::kernels::windowed::Kernels;
+use wgrec::kernels::{Choice, Compiled, Family};
 use wgrec::output::{Commit, Output};
 use wgrec::report::{self, plot};
-use wgrec::train::run::RunResult;
+use wgrec::train::run::{Env, RunResult};
 
 pub fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
     let gpu = open_gpu(adapter, quiet)?;
@@ -72,20 +73,52 @@ pub fn stage_runs(
     Ok(())
 }
 
-/// Loads the data, opens the adapter (saying which, unless quiet) and compiles the kernels for D.
+/// Loads the data, opens the adapter (saying which, and which kernel family trains, unless quiet) and
+/// compiles the kernels for D.
 pub fn start(
     data: &data::DataOptions,
     adapter: &gpu::AdapterChoice,
     quiet: bool,
     embedding_dim: usize,
-) -> Result<(data::Dataset, gpu::Gpu, Kernels)> {
+    kernels: Choice,
+) -> Result<(data::Dataset, gpu::Gpu, Compiled)> {
     let dataset = data::load(data)?;
     let gpu = gpu::Gpu::new(adapter)?;
+    let family = kernels.resolve(&gpu.adapter);
     if !quiet {
         eprintln!("data: {}", dataset.description);
-        let a = &gpu.adapter;
-        eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+        eprintln!("{}", adapter_line(&gpu, family));
     }
-    let kernels = Kernels::new(&gpu, embedding_dim)?;
+    let kernels = Compiled::new(&gpu, embedding_dim, family)?;
     Ok((dataset, gpu, kernels))
+}
+
+/// `adapter: NAME (backend, type); kernels: FAMILY`, the line a training command starts with.
+pub fn adapter_line(gpu: &Gpu, family: Family) -> String {
+    let a = &gpu.adapter;
+    format!(
+        "adapter: {} ({}, {}); kernels: {}",
+        a.name,
+        a.backend,
+        a.device_type,
+        family.name()
+    )
+}
+
+/// The run environment over `kernels` (GPU-family training when it was compiled).
+pub fn env<'g>(
+    gpu: &'g Gpu,
+    kernels: &'g Compiled,
+    data: &'g data::Dataset,
+    split: Option<&'g wgrec::checkpoint::SplitInfo>,
+    profiler: Option<&'g wgrec::gpu::profile::Profiler>,
+) -> Env<'g> {
+    Env {
+        gpu,
+        kernels: &kernels.windowed,
+        gpu_family: kernels.gpu.as_ref(),
+        data,
+        split,
+        profiler,
+    }
 }

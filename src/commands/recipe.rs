@@ -3,11 +3,12 @@
 use crate::cli::RecipeJob;
 use anyhow::Result;
 use wgrec::gpu::AdapterChoice;
+use wgrec::kernels::Choice;
 use wgrec::output::{self, Commit, Output};
 use wgrec::report::{self, recipe};
-use wgrec::train::run::{Env, Run};
+use wgrec::train::run::Run;
 
-pub fn run(adapter: &AdapterChoice, quiet: bool, job: RecipeJob) -> Result<()> {
+pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: RecipeJob) -> Result<()> {
     let RecipeJob {
         data,
         name,
@@ -19,14 +20,8 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, job: RecipeJob) -> Result<()> {
     let metrics_out = Output::check_opt("--metrics-out", metrics_out.as_deref())?;
     let plot = Output::check_opt("--plot", plot.as_deref())?;
     output::distinct(metrics_out.iter().chain(&plot))?;
-    let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, embedding_dim)?;
-    let env = Env {
-        gpu: &gpu,
-        kernels: &kernels,
-        data: &dataset,
-        split: None,
-        profiler: None,
-    };
+    let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, embedding_dim, kernels)?;
+    let env = super::env(&gpu, &kernels, &dataset, None, None);
     let mut results = Vec::new();
     for opts in &runs {
         if !quiet {

@@ -3,14 +3,20 @@
 use crate::cli::SweepJob;
 use anyhow::Result;
 use wgrec::gpu::AdapterChoice;
+use wgrec::kernels::Choice;
 use wgrec::progress;
 use wgrec::report::{self, sweep};
 
-pub fn run(adapter: &AdapterChoice, quiet: bool, job: SweepJob) -> Result<()> {
+pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: SweepJob) -> Result<()> {
     let SweepJob { data, sweep } = job;
     let outputs = sweep::SweepOutputs::check(&sweep.out)?;
-    let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, sweep.embedding_dim)?;
-    let results = sweep::run(&gpu, &kernels, &dataset, &sweep, !quiet)?;
+    let (dataset, gpu, kernels) =
+        super::start(&data, adapter, quiet, sweep.embedding_dim, kernels)?;
+    let results = sweep::run(
+        &super::env(&gpu, &kernels, &dataset, None, None),
+        &sweep,
+        !quiet,
+    )?;
     print!("{}", report::table(&results, &gpu.adapter));
     println!("data: {}", dataset.description);
     sweep::write_outputs(&outputs, &results, &gpu.adapter)?;

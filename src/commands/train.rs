@@ -8,12 +8,12 @@ use wgrec::checkpoint::SplitInfo;
 use wgrec::data;
 use wgrec::gpu::profile;
 use wgrec::gpu::{self, AdapterChoice};
-use wgrec::kernels::windowed::Kernels;
+use wgrec::kernels::{Choice, Compiled};
 use wgrec::output::{self, Commit, Output};
 use wgrec::report;
-use wgrec::train::run::{Env, Run};
+use wgrec::train::run::Run;
 
-pub fn run(adapter: &AdapterChoice, quiet: bool, job: TrainJob) -> Result<()> {
+pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: TrainJob) -> Result<()> {
     let TrainJob {
         data,
         runs,
@@ -85,17 +85,17 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, job: TrainJob) -> Result<()> {
         let _span = profile::trace::span("open the adapter");
         gpu::Gpu::new(adapter)?
     };
+    let family = kernels.resolve(&gpu.adapter);
     if !quiet {
         eprintln!(
             "data: {} (loaded in {load_seconds:.2} s)",
             dataset.description
         );
-        let a = &gpu.adapter;
-        eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+        eprintln!("{}", super::adapter_line(&gpu, family));
     }
     let kernels = {
         let _span = profile::trace::span("compile the kernels");
-        Kernels::new(&gpu, embedding_dim)?
+        Compiled::new(&gpu, embedding_dim, family)?
     };
     // A trace needs the GPU timings too; the table is printed only with --profile.
     let profiler = if profile || trace.is_some() {
@@ -114,13 +114,7 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, job: TrainJob) -> Result<()> {
     // Every output is staged and committed at the end, so a failed run replaces none of them.
     let mut commit = Commit::new();
     let split = SplitInfo::of(&data);
-    let env = Env {
-        gpu: &gpu,
-        kernels: &kernels,
-        data: &dataset,
-        split: Some(&split),
-        profiler: profiler.as_ref(),
-    };
+    let env = super::env(&gpu, &kernels, &dataset, Some(&split), profiler.as_ref());
     let mut results = Vec::new();
     for run in &runs {
         if !quiet {

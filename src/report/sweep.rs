@@ -1,10 +1,8 @@
 //! `wgrec sweep`: trains every (rating weight, retrieval weight, seed) combination, then writes
 //! results.csv, results.json and the charts (trade-off with its Pareto front, per-epoch curves).
 
-use crate::data::Dataset;
 use crate::eval::{KS, RANKED_KS};
-use crate::gpu::{AdapterSummary, Gpu};
-use crate::kernels::windowed::Kernels;
+use crate::gpu::AdapterSummary;
 use crate::options::TrainOptions;
 use crate::output::json_bytes;
 use crate::output::{Commit, Output};
@@ -60,20 +58,7 @@ impl SweepConfig {
 }
 
 /// Trains and evaluates every run of the sweep (test metrics after every epoch, for the curves).
-pub fn run(
-    gpu: &Gpu,
-    kernels: &Kernels,
-    data: &Dataset,
-    cfg: &SweepConfig,
-    progress: bool,
-) -> Result<Vec<RunResult>> {
-    let env = Env {
-        gpu,
-        kernels,
-        data,
-        split: None,
-        profiler: None,
-    };
+pub fn run(env: &Env, cfg: &SweepConfig, progress: bool) -> Result<Vec<RunResult>> {
     let runs = cfg.runs()?;
     let mut results = Vec::new();
     for (i, opts) in runs.iter().enumerate() {
@@ -91,7 +76,7 @@ pub fn run(
             .eval_batch_size(cfg.eval_batch_size)
             .progress(progress)
             .per_epoch(true);
-        results.push(run.execute(&env)?.result);
+        results.push(run.execute(env)?.result);
     }
     Ok(results)
 }

@@ -10,6 +10,7 @@ use crate::eval::{Evaluator, TestMetrics};
 use crate::gpu::profile::{trace, Profiler};
 use crate::gpu::Gpu;
 use crate::kernels::windowed::{check_shape, Kernels};
+use crate::kernels::Family;
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
@@ -40,12 +41,14 @@ pub struct Run<'a> {
     pub progress: bool,
 }
 
-/// What a run works on: the adapter, the compiled kernels, the data, the split it came from (recorded in
+/// What a run works on: the adapter, the compiled kernels of one or both families, the data, the split it came from (recorded in
 /// a saved checkpoint, compared on resume) and an optional profiler.
 #[derive(Clone, Copy)]
 pub struct Env<'g> {
     pub gpu: &'g Gpu,
     pub kernels: &'g Kernels,
+    /// The GPU family's kernels, when training runs on it (evaluation stays on `kernels`).
+    pub gpu_family: Option<&'g crate::kernels::gpu::Kernels>,
     pub data: &'g Dataset,
     pub split: Option<&'g SplitInfo>,
     pub profiler: Option<&'g Profiler>,
@@ -168,6 +171,10 @@ impl<'a> Run<'a> {
         drop(evaluator);
         let result = RunResult {
             opts: self.opts.clone(),
+            kernels: match env.gpu_family {
+                Some(_) => Family::Gpu,
+                None => Family::Windowed,
+            },
             history,
             test: test.0,
             train_seconds,
@@ -195,6 +202,9 @@ impl<'a> Run<'a> {
             let cfg =
                 ModelConfig::tutorial(data.users.rows(), data.titles.rows(), self.embedding_dim);
             check_shape(&cfg)?;
+            if env.gpu_family.is_some() {
+                crate::kernels::gpu::check_shape(cfg.embedding_dim, cfg.hidden1, cfg.hidden2)?;
+            }
             let _span = trace::span("initialise the model");
             let model = GpuModel::new(env.gpu, &cfg, &Params::init(&cfg, self.opts.seed))?;
             return Ok((model, None));
@@ -285,7 +295,8 @@ impl<'a> Run<'a> {
             (Cow::Borrowed(&data.train), None)
         };
         let upload = trace::span("upload the batches");
-        let mut trainer = Trainer::new(gpu, env.kernels, model, &fit_split, opts)?;
+        let mut trainer =
+            Trainer::on_family(gpu, env.kernels, env.gpu_family, model, &fit_split, opts)?;
         gpu.wait()?;
         drop(upload);
         if let Some((epochs_done, rng_state)) = resume_at {
@@ -479,7 +490,9 @@ impl<'a> Run<'a> {
         }
         let t = Instant::now();
         let model = fit.trainer.model;
-        let mut trainer = Trainer::new(env.gpu, env.kernels, model, &env.data.train, &stage)?;
+        let train = &env.data.train;
+        let mut trainer =
+            Trainer::on_family(env.gpu, env.kernels, env.gpu_family, model, train, &stage)?;
         for epoch in 1..=stage.epochs {
             let log = epoch_with_progress(&mut trainer, epoch, stage.epochs, self.progress)?;
             fit.history.push(log);
@@ -588,6 +601,8 @@ fn epoch_with_progress(
 #[derive(Clone, Debug)]
 pub struct RunResult {
     pub opts: TrainOptions,
+    /// The kernel family training ran on.
+    pub kernels: Family,
     pub history: Vec<EpochLog>,
     pub test: TestMetrics,
     pub train_seconds: f64,
@@ -603,6 +618,7 @@ pub struct RunResult {
 impl RunResult {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "kernels": self.kernels,
             "rating_weight": self.opts.rating_weight,
             "retrieval_weight": self.opts.retrieval_weight,
             "epochs": self.opts.epochs,
