@@ -204,7 +204,11 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         metrics.clone(),
     )?;
     let a = &batcher.adapter;
-    eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+    // Serving ranks with the windowed family whatever --kernels says (as evaluation does).
+    eprintln!(
+        "adapter: {} ({}, {}); kernels: windowed",
+        a.name, a.backend, a.device_type
+    );
     eprintln!(
         "model: {} ({} users, {} movies, D {dim})",
         opts.model.display(),
