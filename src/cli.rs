@@ -291,6 +291,17 @@ pub enum Command {
     /// List every adapter wgpu sees and mark the one that would be used.
     #[command(after_help = examples!("wgrec adapters", "wgrec --backend gl adapters"))]
     Adapters,
+    /// Check that wgrec computes correctly on this adapter: a few training steps of the chosen kernel
+    /// family, an evaluation and a top-k, each held against the CPU twins of the kernels.
+    ///
+    /// Prints every check with its largest error and tolerance, and exits non-zero on any mismatch. Run it
+    /// first on a new GPU or driver.
+    #[command(after_help = examples!(
+        "wgrec selftest",
+        "wgrec selftest --kernels gpu",
+        "wgrec --adapter nvidia selftest --kernels windowed"
+    ))]
+    Selftest,
     /// Time every kernel of a training epoch and an evaluation against a native CPU sgemm.
     ///
     /// On synthetic data, at the tutorial's shapes and at a larger one (ML-1M sizes).
@@ -462,6 +473,7 @@ impl TweakArgs {
 /// What `main` acts on.
 pub enum Job {
     Adapters,
+    Selftest,
     Bench(BenchJob),
     Synth(SynthOptions),
     Runs(TrainJob),
@@ -589,6 +601,7 @@ impl Cli {
         };
         let job = match self.command {
             Command::Adapters => Job::Adapters,
+            Command::Selftest => Job::Selftest,
             Command::Bench {
                 shape,
                 seed,

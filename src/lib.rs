@@ -5,8 +5,9 @@
 //! `gpu` context) -> `train` (the trainer, model selection, and the `Run` that trains, selects, evaluates
 //! and saves) -> `eval` (FactorizedTopK, RMSE, Recall/NDCG) -> `checkpoint` (the safetensors file) ->
 //! `serve` (BruteForce top-k, rating predictions, the `Recommender` that the commands and the server answer
-//! from) -> `http` (`wgrec serve`) -> `report` (tables, JSON, plots, sweeps, recipes,
-//! benchmarks). `options` is what a run is asked to do; `cpu` holds the CPU twin of every kernel;
+//! from) -> `http` (`wgrec serve`) -> `report` (tables, JSON, plots, sweeps, recipes, benchmarks).
+//! `options` is what a run is asked to do; `cpu` holds the CPU twin of every kernel and the
+//! composed reference step, which `selftest` holds the GPU against on any adapter;
 //! `output` writes files so that a failed run replaces none.
 
 pub mod checkpoint;
@@ -21,5 +22,6 @@ pub mod options;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod selftest;
 pub mod serve;
 pub mod train;

@@ -38,7 +38,8 @@ fn run() -> Result<()> {
         }
         Job::Man(subcommand) => commands::man::run(Cli::command(), subcommand.as_deref()),
         Job::Adapters => commands::adapters::run(adapter),
-        Job::Bench(job) => commands::bench::run(adapter, job),
+        Job::Selftest => commands::selftest::run(adapter, quiet, kernels),
+        Job::Bench(job) => commands::bench::run(adapter, kernels, job),
         Job::Synth(opts) => commands::synth::run(quiet, opts),
         Job::Runs(job) => commands::train::run(adapter, quiet, kernels, job),
         Job::Sweep(job) => commands::sweep::run(adapter, quiet, kernels, job),

@@ -251,6 +251,7 @@ fn completions_and_man_pages_cover_every_subcommand() {
         "sweep",
         "recipe",
         "adapters",
+        "selftest",
         "bench",
         "synth",
         "completions",

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use wgrec::cpu;
 use wgrec::cpu::gpu_family as twin;
+use wgrec::cpu::reference::CpuModel;
 use wgrec::data::batches::Batch;
 use wgrec::data::{Ratings, SplitMix64};
 use wgrec::gpu::batches::BatchShape;
@@ -845,130 +846,6 @@ fn check_limits_names_the_limit_a_device_lacks() {
     assert!(check_shape(32, 256, 128).is_ok());
     assert!(check_shape(30, 256, 128).is_err());
     assert!(check_shape(32, 256, 516).is_err());
-}
-
-/// The model and Adagrad state on the host, stepped with the CPU twins: a copy of tests/kernels.rs's
-/// `CpuModel` (the windowed family's reference), which also follows the embedding learning rate and L2.
-struct CpuModel {
-    cfg: ModelConfig,
-    params: Params,
-    user_acc: Vec<f32>,
-    movie_acc: Vec<f32>,
-    mlp_acc: Vec<f32>,
-}
-
-impl CpuModel {
-    fn new(cfg: ModelConfig, params: Params) -> Self {
-        Self {
-            cfg,
-            user_acc: vec![INITIAL_ACCUMULATOR; params.user_emb.len()],
-            movie_acc: vec![INITIAL_ACCUMULATOR; params.movie_emb.len()],
-            mlp_acc: vec![INITIAL_ACCUMULATOR; params.mlp.len()],
-            params,
-        }
-    }
-
-    /// One training step, kernel by kernel; returns the batch's total loss.
-    fn step(&mut self, b: &Batch, o: &TrainOptions) -> f64 {
-        let (c, l) = (self.cfg, self.cfg.layout());
-        let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
-        let p = &mut self.params;
-        let x = twin::gathered_x(&p.user_emb, &p.movie_emb, b, d);
-        let w1 = p.mlp[l.w1..l.w1 + l.k * l.h1].to_vec();
-        let w2 = p.mlp[l.w2..l.w2 + l.h1 * l.h2].to_vec();
-        let h1 = cpu::dense_forward(&x, &w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
-        let h2 = cpu::dense_forward(&h1, &w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
-        let scale = 2.0 * o.rating_weight / rows as f32;
-        let head = cpu::rating_loss(
-            &h2,
-            &p.mlp[l.w3..l.w3 + l.h2],
-            p.mlp[l.b3],
-            &b.rating,
-            scale,
-        );
-        let (dw3, db3) = cpu::rating_head_backward(&h2, &head.dpred);
-        let (dw2, db2) = cpu::dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
-        let dh1 = cpu::dense_backward_data(&head.dh2, &w2, Some(&h1), rows, l.h1, l.h2);
-        let (dw1, db1) = cpu::dense_backward_weights(&x, &dh1, rows, l.k, l.h1);
-        let dx = cpu::dense_backward_data(&dh1, &w1, None, rows, l.k, l.h1);
-        let mut grad = vec![0.0; l.len];
-        for (at, g) in [
-            (l.w1, &dw1),
-            (l.b1, &db1),
-            (l.w2, &dw2),
-            (l.b2, &db2),
-            (l.w3, &dw3),
-            (l.b3, &vec![db3]),
-        ] {
-            grad[at..at + g.len()].copy_from_slice(g);
-        }
-        cpu::adagrad(&mut p.mlp, &mut self.mlp_acc, &grad, lr, EPSILON);
-        let (us, ms) = (&b.users, &b.movies);
-        let ud = rows_of(&p.user_emb, &us.table_rows, d);
-        let md = rows_of(&p.movie_emb, &ms.table_rows, d);
-        let w = o.retrieval_weight;
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            d,
-            w,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            d,
-            w,
-        );
-        let elr = o.tweaks.embedding_learning_rate.unwrap_or(lr);
-        let l2 = o.tweaks.embedding_l2;
-        cpu::embedding_adagrad(
-            Some(&users.grad_user),
-            Some((&dx, 2 * d, 0)),
-            &us.offsets,
-            &us.rows,
-            &us.table_rows,
-            &mut p.user_emb,
-            &mut self.user_acc,
-            d,
-            elr,
-            EPSILON,
-            l2,
-        );
-        cpu::embedding_adagrad(
-            Some(&grad_movie),
-            Some((&dx, 2 * d, d)),
-            &ms.offsets,
-            &ms.rows,
-            &ms.table_rows,
-            &mut p.movie_emb,
-            &mut self.movie_acc,
-            d,
-            elr,
-            EPSILON,
-            l2,
-        );
-        let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
-        let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
-        let mut loss = 0.0;
-        if o.rating_weight != 0.0 {
-            loss += o.rating_weight as f64 * sq / rows as f64;
-        }
-        if w != 0.0 {
-            loss += w as f64 * ret;
-        }
-        loss
-    }
 }
 
 /// A synthetic training split of `n` ratings over ids 1..users and 1..movies (row 0 is the OOV row).

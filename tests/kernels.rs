@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use wgrec::cpu;
+use wgrec::cpu::reference::CpuModel;
 use wgrec::data::batches::Distinct;
 use wgrec::data::{Ratings, SplitMix64};
 use wgrec::gpu::launch::Launch;
@@ -45,7 +46,7 @@ fn embedding_gather_matches_cpu() {
         let idx: Vec<u32> = (0..rows).map(|_| rng.below(vocab as u64) as u32).collect();
         let out = nans(gpu, "out", rows * stride + TAIL);
         let (t, i) = (gpu.upload("table", &table), gpu.upload("idx", &idx));
-        let p = GatherParams {
+        let p = EmbeddingGatherParams {
             n: rows as u32,
             dim4: (dim / 4) as u32,
             out_stride4: (stride / 4) as u32,
@@ -84,7 +85,7 @@ fn two_dimensional_grid_covers_every_element() {
     let idx: Vec<u32> = (0..rows as u32).map(|i| i % 7).collect();
     let (t, i) = (gpu.upload("table", &table), gpu.upload("idx", &idx));
     let out = nans(gpu, "out", rows * 4 + TAIL);
-    let p = GatherParams {
+    let p = EmbeddingGatherParams {
         n: rows as u32,
         dim4: 1,
         out_stride4: 1,
@@ -183,13 +184,13 @@ fn dense_forward_matches_cpu() {
             kk,
             cap,
             &[lo, hi, bias, whole(&y)],
-            &DenseParams::default(),
+            &DenseForwardParams::default(),
         );
         assert_eq!(fwd.rows_per_window, wgrec::gpu::window_rows(kk));
         assert!(rows < 8 || rows > fwd.rows_per_window, "one window only");
         let mut launches = vec![];
         for (l, row0, r) in fwd.windows(rows) {
-            l.set(gpu, &DenseParams::new(row0, r, kk, n));
+            l.set(gpu, &DenseForwardParams::new(row0, r, kk, n));
             launches.push((l, threads::dense_forward(r as u32, n as u32)));
         }
         assert_eq!(launches.len(), rows.div_ceil(fwd.rows_per_window));
@@ -237,12 +238,12 @@ fn dense_backward_data_matches_cpu_with_and_without_mask() {
                 n,
                 cap,
                 &[lo, hi, whole(hbind), whole(&dx)],
-                &DenseParams::default(),
+                &DenseForwardParams::default(),
             );
             assert_eq!(bwd.rows_per_window, wgrec::gpu::window_rows(n));
             let mut launches = vec![];
             for (l, row0, r) in bwd.windows(rows) {
-                l.set(gpu, &DenseParams::new(row0, r, kk, n));
+                l.set(gpu, &DenseForwardParams::new(row0, r, kk, n));
                 launches.push((l, threads::dense_backward_data(r as u32, kk as u32)));
             }
             assert_eq!(launches.len(), rows.div_ceil(bwd.rows_per_window));
@@ -322,7 +323,7 @@ fn dense_backward_weights_writes_one_partial_per_split() {
         assert_eq!(launches.len(), built);
         let t = threads::dense_backward_weights(kk as u32, n as u32);
         for (s, l) in launches.iter().enumerate().take(used) {
-            let p = DenseWeightsParams {
+            let p = DenseBackwardWeightsParams {
                 rows: (rows - s * split).min(split) as u32,
                 k4: (kk / 4) as u32,
                 n4: (n / 4) as u32,
@@ -459,7 +460,7 @@ fn rating_head_backward_writes_one_partial_per_split() {
         let g = GradSlots::new(hd, 1);
         let splits = rows.div_ceil(split);
         let grad = nans(gpu, "grad", (splits + 1) * g.len);
-        let p = RatingHeadParams {
+        let p = RatingHeadBackwardParams {
             rows: rows as u32,
             h4: (hd / 4) as u32,
             split_rows: split as u32,
@@ -591,7 +592,7 @@ fn sum_reduce_matches_cpu_into_its_slot() {
         let x = uniform(&mut rng, n, -1.0, 1.0);
         let xb = gpu.upload("x", &x);
         let out = nans(gpu, "out", 8 + TAIL);
-        let p = SumParams {
+        let p = SumReduceParams {
             n: n as u32,
             slot: slot as u32,
             _pad: [0; 2],
@@ -688,7 +689,7 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
                     whole(&loss),
                     whole(&grad_user),
                 ],
-                &RetrievalParams::new(nu, movies, weight, first, last),
+                &RetrievalSoftmaxParams::new(nu, movies, weight, first, last),
             );
             (l, nu as u32)
         })
@@ -711,7 +712,7 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
                     whole(&uof),
                     whole(&grad_movie),
                 ],
-                &RetrievalParams::new(users, nm, weight, first, last),
+                &RetrievalSoftmaxParams::new(users, nm, weight, first, last),
             );
             (l, nm as u32)
         })
@@ -1149,127 +1150,6 @@ fn training_epoch_matches_cpu_chain() {
             Params::init(&cfg, opts.seed).mlp,
             "the step changed nothing"
         );
-    }
-}
-
-/// The model and Adagrad state on the host, stepped with the CPU twins.
-struct CpuModel {
-    cfg: ModelConfig,
-    params: Params,
-    user_acc: Vec<f32>,
-    movie_acc: Vec<f32>,
-    mlp_acc: Vec<f32>,
-}
-
-impl CpuModel {
-    fn new(cfg: ModelConfig, params: Params) -> Self {
-        Self {
-            cfg,
-            user_acc: vec![INITIAL_ACCUMULATOR; params.user_emb.len()],
-            movie_acc: vec![INITIAL_ACCUMULATOR; params.movie_emb.len()],
-            mlp_acc: vec![INITIAL_ACCUMULATOR; params.mlp.len()],
-            params,
-        }
-    }
-
-    /// One training step, kernel by kernel; returns the batch's total loss.
-    fn step(&mut self, b: &wgrec::data::batches::Batch, o: &TrainOptions) -> f64 {
-        let (c, l) = (self.cfg, self.cfg.layout());
-        let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
-        let p = &mut self.params;
-        // Rating task: forward, backward, Adagrad on the MLP.
-        let mut x = vec![0.0; rows * 2 * d];
-        cpu::embedding_gather(&p.user_emb, &b.user, d, &mut x, 2 * d, 0);
-        cpu::embedding_gather(&p.movie_emb, &b.movie, d, &mut x, 2 * d, d);
-        let w1 = p.mlp[l.w1..l.w1 + l.k * l.h1].to_vec();
-        let w2 = p.mlp[l.w2..l.w2 + l.h1 * l.h2].to_vec();
-        let h1 = cpu::dense_forward(&x, &w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
-        let h2 = cpu::dense_forward(&h1, &w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
-        let scale = 2.0 * o.rating_weight / rows as f32;
-        let head = cpu::rating_loss(
-            &h2,
-            &p.mlp[l.w3..l.w3 + l.h2],
-            p.mlp[l.b3],
-            &b.rating,
-            scale,
-        );
-        let (dw3, db3) = cpu::rating_head_backward(&h2, &head.dpred);
-        let (dw2, db2) = cpu::dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
-        let dh1 = cpu::dense_backward_data(&head.dh2, &w2, Some(&h1), rows, l.h1, l.h2);
-        let (dw1, db1) = cpu::dense_backward_weights(&x, &dh1, rows, l.k, l.h1);
-        let dx = cpu::dense_backward_data(&dh1, &w1, None, rows, l.k, l.h1);
-        let mut grad = vec![0.0; l.len];
-        for (at, g) in [
-            (l.w1, &dw1),
-            (l.b1, &db1),
-            (l.w2, &dw2),
-            (l.b2, &db2),
-            (l.w3, &dw3),
-            (l.b3, &vec![db3]),
-        ] {
-            grad[at..at + g.len()].copy_from_slice(g);
-        }
-        cpu::adagrad(&mut p.mlp, &mut self.mlp_acc, &grad, lr, EPSILON);
-        // Retrieval task on the distinct rows, with the embeddings as they were before this step.
-        let (us, ms) = (&b.users, &b.movies);
-        let mut ud = vec![0.0; us.len() * d];
-        let mut md = vec![0.0; ms.len() * d];
-        cpu::embedding_gather(&p.user_emb, &us.table_rows, d, &mut ud, d, 0);
-        cpu::embedding_gather(&p.movie_emb, &ms.table_rows, d, &mut md, d, 0);
-        let w = o.retrieval_weight;
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            d,
-            w,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            d,
-            w,
-        );
-        // Both tables: retrieval gradient of the distinct row plus the MLP input gradient of its rows.
-        cpu::embedding_adagrad(
-            Some(&users.grad_user),
-            Some((&dx, 2 * d, 0)),
-            &us.offsets,
-            &us.rows,
-            &us.table_rows,
-            &mut p.user_emb,
-            &mut self.user_acc,
-            d,
-            lr,
-            EPSILON,
-            0.0,
-        );
-        cpu::embedding_adagrad(
-            Some(&grad_movie),
-            Some((&dx, 2 * d, d)),
-            &ms.offsets,
-            &ms.rows,
-            &ms.table_rows,
-            &mut p.movie_emb,
-            &mut self.movie_acc,
-            d,
-            lr,
-            EPSILON,
-            0.0,
-        );
-        let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
-        let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
-        o.rating_weight as f64 * sq / rows as f64 + w as f64 * ret
     }
 }
 

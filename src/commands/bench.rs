@@ -3,10 +3,11 @@
 use crate::cli::BenchJob;
 use anyhow::Result;
 use wgrec::gpu::{self, AdapterChoice};
+use wgrec::kernels::Choice;
 use wgrec::output::{self, Commit, Output};
 use wgrec::report::bench;
 
-pub fn run(adapter: &AdapterChoice, job: BenchJob) -> Result<()> {
+pub fn run(adapter: &AdapterChoice, kernels: Choice, job: BenchJob) -> Result<()> {
     let BenchJob {
         shapes,
         seed,
@@ -32,18 +33,23 @@ pub fn run(adapter: &AdapterChoice, job: BenchJob) -> Result<()> {
         commit.finish()?;
         return Ok(());
     }
+    let family = kernels.resolve(a);
     println!(
-        "adapter: {} ({}, {}, {}); native sgemm: matrixmultiply on {threads} threads",
-        a.name, a.backend, a.device_type, a.driver_info
+        "adapter: {} ({}, {}, {}); kernels: {}; native sgemm: matrixmultiply on {threads} threads",
+        a.name,
+        a.backend,
+        a.device_type,
+        a.driver_info,
+        family.name()
     );
     let mut results = Vec::new();
     for shape in &shapes {
-        let b = bench::run(&gpu, shape, threads, seed)?;
+        let b = bench::run(&gpu, shape, threads, seed, family)?;
         print!("{}", bench::table(&b));
         results.push(b);
     }
     if let Some(out) = &out {
-        let doc = serde_json::json!({"adapter": a, "sgemm_threads": threads, "shapes": results});
+        let doc = serde_json::json!({"adapter": a, "kernels": family, "sgemm_threads": threads, "shapes": results});
         output::write_json(out, &doc)?;
     }
     Ok(())

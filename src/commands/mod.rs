@@ -7,6 +7,7 @@ pub mod man;
 pub mod predict;
 pub mod recipe;
 pub mod recommend;
+pub mod selftest;
 pub mod serve;
 pub mod sweep;
 

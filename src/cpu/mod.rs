@@ -3,6 +3,7 @@
 //! `gpu_family` composes them into the twins of the GPU family's fused kernels.
 
 pub mod gpu_family;
+pub mod reference;
 
 /// out[i, off..off + D] = table[idx[i]] for an output of row length `out_stride`.
 pub fn embedding_gather(

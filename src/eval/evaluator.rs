@@ -243,7 +243,7 @@ impl<'g> Evaluator<'g> {
                             slice(&user_list, u0, n),
                             whole(&query),
                         ],
-                        &GatherParams {
+                        &EmbeddingGatherParams {
                             n: n as u32,
                             dim4,
                             out_stride4: dim4,
@@ -276,7 +276,7 @@ impl<'g> Evaluator<'g> {
             &k.embedding_gather,
             "embedding_gather (candidates)",
             &[whole(&model.movie_emb), whole(&cand_ids), whole(&cand_emb)],
-            &GatherParams {
+            &EmbeddingGatherParams {
                 n: c as u32,
                 dim4,
                 out_stride4: dim4,

@@ -335,9 +335,12 @@ impl Gpu {
     }
 }
 
-/// A compute pipeline for one WGSL entry point; the entry point, the label and the launcher share a name.
+/// A compute pipeline for one WGSL entry point; the entry point, the label and the launcher share a name,
+/// except for a second pipeline of one entry point (other override constants), which has a name of its
+/// own so that profiles and traces keep the two apart.
 pub struct Kernel {
     pub name: &'static str,
+    pub entry: &'static str,
     pub pipeline: wgpu::ComputePipeline,
     /// D, from the override constant D4 where the kernel has one (0 otherwise); profiling prices with it.
     pub dim: u32,
@@ -358,6 +361,18 @@ impl Kernel {
         constants: &[(&str, f64)],
         cost: CostFn,
     ) -> Result<Self> {
+        Self::variant(gpu, name, name, source, constants, cost)
+    }
+
+    /// A pipeline of entry point `entry` named `name`.
+    pub fn variant(
+        gpu: &Gpu,
+        name: &'static str,
+        entry: &'static str,
+        source: &str,
+        constants: &[(&str, f64)],
+        cost: CostFn,
+    ) -> Result<Self> {
         let device = &gpu.device;
         let scopes = [
             device.push_error_scope(wgpu::ErrorFilter::Validation),
@@ -374,7 +389,7 @@ impl Kernel {
             label: Some(name),
             layout: None,
             module: &module,
-            entry_point: Some(name),
+            entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &constants
                     .iter()
@@ -386,12 +401,16 @@ impl Kernel {
         });
         for scope in scopes.into_iter().rev() {
             if let Some(err) = pollster::block_on(scope.pop()) {
-                bail!("compiling shader {name}: {err}");
+                match entry == name {
+                    true => bail!("compiling shader {name}: {err}"),
+                    false => bail!("compiling shader {entry} (as {name}): {err}"),
+                }
             }
         }
         let dim = constants.get("D4").map_or(0, |d4| 4 * *d4 as u32);
         Ok(Self {
             name,
+            entry,
             pipeline,
             dim,
             cost,

@@ -8,6 +8,7 @@ use crate::eval::Evaluator;
 use crate::gpu::profile::{KernelStat, Profiler, Timing};
 use crate::gpu::Gpu;
 use crate::kernels::windowed::Kernels;
+use crate::kernels::Family;
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::TrainOptions;
@@ -185,10 +186,24 @@ pub struct ShapeBench {
 }
 
 /// Trains one warm-up epoch (pipelines compile on first use), then one profiled epoch and one profiled
-/// evaluation, and prices the matrix kernels against the native sgemm.
-pub fn run(gpu: &Gpu, shape: &Shape, threads: usize, seed: u64) -> Result<ShapeBench> {
+/// evaluation, and prices the matrix kernels against the native sgemm. Training runs on `family`;
+/// evaluation on the windowed family.
+pub fn run(
+    gpu: &Gpu,
+    shape: &Shape,
+    threads: usize,
+    seed: u64,
+    family: Family,
+) -> Result<ShapeBench> {
     crate::kernels::windowed::check_shape(&shape.cfg)?;
     let kernels = Kernels::new(gpu, shape.cfg.embedding_dim)?;
+    let gpu_family = match family {
+        Family::Gpu => Some(crate::kernels::gpu::Kernels::new(
+            gpu,
+            shape.cfg.embedding_dim,
+        )?),
+        Family::Windowed => None,
+    };
     let train = synthetic_ratings(shape.users, shape.movies, shape.train, seed);
     let test = synthetic_ratings(shape.users, shape.movies, shape.test, seed ^ 1);
     let opts = TrainOptions {
@@ -197,7 +212,7 @@ pub fn run(gpu: &Gpu, shape: &Shape, threads: usize, seed: u64) -> Result<ShapeB
         ..TrainOptions::tutorial(1.0, 1.0)
     };
     let model = GpuModel::new(gpu, &shape.cfg, &Params::init(&shape.cfg, seed))?;
-    let mut trainer = Trainer::new(gpu, &kernels, model, &train, &opts)?;
+    let mut trainer = Trainer::on_family(gpu, &kernels, gpu_family.as_ref(), model, &train, &opts)?;
     let epoch_seconds = trainer.epoch(None)?.seconds;
     let profiler = Profiler::new(gpu)?;
     if profiler.timing() == Timing::CpuWallClock {
@@ -298,13 +313,13 @@ pub fn table(b: &ShapeBench) -> String {
         b.shape, b.epoch_seconds, b.eval_seconds
     );
     s.push_str(&format!(
-        "  {:<9}{:<26}{:>7}{:>10}{:>9}{:>8}{:>11}{:>8}\n",
+        "  {:<9}{:<34}{:>7}{:>10}{:>9}{:>8}{:>11}{:>8}\n",
         "phase", "kernel", "calls", "ms", "GFLOP/s", "GB/s", "sgemm GF/s", "ratio"
     ));
     for k in &b.kernels {
         let opt = |x: Option<f64>, p: usize| x.map_or("-".into(), |v| format!("{v:.p$}"));
         s.push_str(&format!(
-            "  {:<9}{:<26}{:>7}{:>10.1}{:>9.1}{:>8.2}{:>11}{:>8}\n",
+            "  {:<9}{:<34}{:>7}{:>10.1}{:>9.1}{:>8.2}{:>11}{:>8}\n",
             k.phase,
             k.kernel,
             k.calls,

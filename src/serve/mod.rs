@@ -214,7 +214,7 @@ impl<'g> BruteForce<'g> {
             &kernels.embedding_gather,
             "embedding_gather (brute_force candidates)",
             &[whole(candidate_table), whole(&cand_list), whole(&cand_emb)],
-            &GatherParams {
+            &EmbeddingGatherParams {
                 n: c as u32,
                 dim4,
                 out_stride4: dim4,

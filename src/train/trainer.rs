@@ -30,6 +30,11 @@ fn batch_rng(seed: u64) -> SplitMix64 {
     SplitMix64::new(seed ^ 0xBA7C_4E55_0000_0000)
 }
 
+/// The order of the `n` training ratings in the first epoch's batches (what a CPU reference replays).
+pub fn batch_order(seed: u64, n: usize) -> Vec<u32> {
+    permutation(n, &mut batch_rng(seed))
+}
+
 /// The step of the kernel family the trainer runs: both read the batch the trainer copies into `ids`.
 enum Step {
     Windowed(WindowedStep),

@@ -15,7 +15,7 @@ use crate::data::batches::Batch;
 use crate::gpu::batches::BatchBuffers;
 use crate::gpu::launch::Launch;
 use crate::gpu::{whole, Gpu, Kernel};
-use crate::kernels::windowed::{AdagradDenseParams, PairRanksParams, SumParams};
+use crate::kernels::windowed::{AdagradDenseParams, PairRanksParams, SumReduceParams};
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -273,7 +273,14 @@ impl Kernels {
             dense_forward: k("dense_forward_gpu", &[("RELU", 1.0)])?,
             rating_loss: k("rating_loss_gpu", &[])?,
             dense_backward_data: k("dense_backward_data_gpu", &[("MASK", 1.0)])?,
-            dense_backward_data_linear: k("dense_backward_data_gpu", &[("MASK", 0.0)])?,
+            dense_backward_data_linear: Kernel::variant(
+                gpu,
+                "dense_backward_data_linear_gpu",
+                "dense_backward_data_gpu",
+                source("dense_backward_data_gpu"),
+                &[("MASK", 0.0)],
+                crate::kernels::cost,
+            )?,
             dense_backward_weights: k("dense_backward_weights_gpu", &[])?,
             dense_gather_backward_weights: k("dense_gather_backward_weights_gpu", &[])?,
             adagrad_dense: k("adagrad_dense", &[])?,
@@ -877,7 +884,7 @@ pub fn sum_reduce(
         kernel,
         label,
         &[whole(x), whole(out)],
-        &SumParams::default(),
+        &SumReduceParams::default(),
     )
 }
 
@@ -963,7 +970,7 @@ pub mod cost {
                 let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
                 c(2.0 * r * k * n, r * k + k * n + n + r * n)
             }
-            "dense_backward_data_gpu" => {
+            "dense_backward_data_gpu" | "dense_backward_data_linear_gpu" => {
                 let p: DenseBackwardDataParams = params(bytes);
                 let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
                 c(2.0 * r * k * n, r * n + k * n + 2.0 * r * k)

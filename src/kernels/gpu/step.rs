@@ -436,8 +436,8 @@ impl GpuStep {
     }
 }
 
-fn sum_params(n: usize, slot: usize) -> SumParams {
-    SumParams {
+fn sum_params(n: usize, slot: usize) -> SumReduceParams {
+    SumReduceParams {
         n: n as u32,
         slot: slot as u32,
         _pad: [0; 2],

@@ -18,19 +18,19 @@ pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
     let d = dim as f64;
     match kernel {
         "embedding_gather" => {
-            let p: GatherParams = params(bytes);
+            let p: EmbeddingGatherParams = params(bytes);
             let (n, w) = (p.n as f64, 4.0 * p.dim4 as f64);
             c(0.0, n * (2.0 * w + 1.0))
         }
-        "dense_forward" | "dense_backward_data" => {
+        "dense_forward" | "dense_backward_data" | "dense_backward_data_linear" => {
             // y = relu(x W + b) over (rows, K) x (K, N); dx = (dy W^T) * mask has the same shape.
-            let p: DenseParams = params(bytes);
+            let p: DenseForwardParams = params(bytes);
             let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
             c(2.0 * r * k * n, r * k + k * n + n + r * n)
         }
         "dense_backward_weights" => {
             // dW += x^T dy and db += sum dy over one split of rows.
-            let p: DenseWeightsParams = params(bytes);
+            let p: DenseBackwardWeightsParams = params(bytes);
             let (r, k, n) = (p.rows as f64, 4.0 * p.k4 as f64, 4.0 * p.n4 as f64);
             c(2.0 * r * k * n + r * n, r * k + r * n + k * n + n)
         }
@@ -41,7 +41,7 @@ pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
         }
         "rating_head_backward" => {
             // dh2 = dy w3 * mask and the w3 / b3 gradient sums.
-            let p: RatingHeadParams = params(bytes);
+            let p: RatingHeadBackwardParams = params(bytes);
             let (r, h) = (p.rows as f64, 4.0 * p.h4 as f64);
             c(4.0 * r * h, 2.0 * r * h + r + h)
         }
@@ -51,12 +51,12 @@ pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
             c(n * (s + 6.0), n * (s + 4.0))
         }
         "sum_reduce" => {
-            let p: SumParams = params(bytes);
+            let p: SumReduceParams = params(bytes);
             c(p.n as f64, p.n as f64 + 1.0)
         }
         "retrieval_softmax_users" | "retrieval_softmax_movies" => {
             // Every (user, movie) pair of the window: a D-long dot product and a D-long weighted sum.
-            let p: RetrievalParams = params(bytes);
+            let p: RetrievalSoftmaxParams = params(bytes);
             let (u, m) = (p.users as f64, p.movies as f64);
             c(4.0 * u * m * d + 4.0 * u * m, (u + m) * (2.0 * d + 2.0))
         }
@@ -73,7 +73,7 @@ pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
             c(2.0 * q * w * d, q * d + w * d)
         }
         "candidate_scores" => {
-            let p: ScoresParams = params(bytes);
+            let p: CandidateScoresParams = params(bytes);
             let (q, w) = (p.queries as f64, p.window as f64);
             c(2.0 * q * w * d, q * d + w * d + q * w)
         }

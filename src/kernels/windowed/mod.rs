@@ -54,16 +54,17 @@ fn source(name: &str) -> &'static str {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct GatherParams {
+pub struct EmbeddingGatherParams {
     pub n: u32,
     pub dim4: u32,
     pub out_stride4: u32,
     pub out_offset4: u32,
 }
 
+/// The uniform of `dense_forward`; `dense_backward_data` reads the same layout (`DenseBackwardDataParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct DenseParams {
+pub struct DenseForwardParams {
     pub rows: u32,
     pub k4: u32,
     pub n4: u32,
@@ -72,7 +73,9 @@ pub struct DenseParams {
     pub _pad: [u32; 3],
 }
 
-impl DenseParams {
+pub type DenseBackwardDataParams = DenseForwardParams;
+
+impl DenseForwardParams {
     /// A layer of K inputs and N outputs applied to `rows` rows starting at `row0`.
     pub fn new(row0: usize, rows: usize, k: usize, n: usize) -> Self {
         let (_, k_lo) = weight_split(k, n);
@@ -137,7 +140,7 @@ pub fn weight_windows(
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct DenseWeightsParams {
+pub struct DenseBackwardWeightsParams {
     pub rows: u32,
     pub k4: u32,
     pub n4: u32,
@@ -188,7 +191,7 @@ pub fn dense_backward_weights_launches(
                 kernel,
                 &format!("{label} [split {s}]"),
                 &b,
-                &DenseWeightsParams::default(),
+                &DenseBackwardWeightsParams::default(),
             )
         })
         .collect()
@@ -207,7 +210,7 @@ pub struct RatingLossParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct RatingHeadParams {
+pub struct RatingHeadBackwardParams {
     pub rows: u32,
     pub h4: u32,
     pub split_rows: u32,
@@ -228,7 +231,7 @@ pub struct AdagradDenseParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct SumParams {
+pub struct SumReduceParams {
     pub n: u32,
     pub slot: u32,
     pub _pad: [u32; 2],
@@ -236,7 +239,7 @@ pub struct SumParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct RetrievalParams {
+pub struct RetrievalSoftmaxParams {
     pub users: u32,
     pub movies: u32,
     pub weight: f32,
@@ -245,7 +248,7 @@ pub struct RetrievalParams {
     pub _pad: [u32; 3],
 }
 
-impl RetrievalParams {
+impl RetrievalSoftmaxParams {
     /// One window of the distinct-rows retrieval kernels; `users` / `movies` count what this window sees.
     pub fn new(users: usize, movies: usize, weight: f32, first: bool, last: bool) -> Self {
         Self {
@@ -277,7 +280,7 @@ pub struct EmbeddingAdagradParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct ScoresParams {
+pub struct CandidateScoresParams {
     pub queries: u32,
     pub candidates: u32,
     pub c0: u32,
@@ -302,7 +305,7 @@ pub fn candidate_scores_launches(
     (0..candidates.div_ceil(per))
         .map(|w| {
             let (c0, n) = (w * per, per.min(candidates - w * per));
-            let p = ScoresParams {
+            let p = CandidateScoresParams {
                 queries: queries as u32,
                 candidates: candidates as u32,
                 c0: c0 as u32,
@@ -468,7 +471,14 @@ impl Kernels {
             embedding_gather: k("embedding_gather", &[])?,
             dense_forward: k("dense_forward", &[("RELU", 1.0)])?,
             dense_backward_data: k("dense_backward_data", &[("MASK", 1.0)])?,
-            dense_backward_data_linear: k("dense_backward_data", &[("MASK", 0.0)])?,
+            dense_backward_data_linear: Kernel::variant(
+                gpu,
+                "dense_backward_data_linear",
+                "dense_backward_data",
+                source("dense_backward_data"),
+                &[("MASK", 0.0)],
+                crate::kernels::cost,
+            )?,
             dense_backward_weights: k("dense_backward_weights", &[])?,
             rating_loss: k("rating_loss", &[])?,
             rating_head_backward: k("rating_head_backward", &[])?,

@@ -70,7 +70,7 @@ impl MlpForward {
         let (cfg, l) = (model.cfg, model.layout);
         let d4 = (cfg.embedding_dim / 4) as u32;
         let gather = |label, table, idx, off| {
-            let p = GatherParams {
+            let p = EmbeddingGatherParams {
                 n: 0,
                 dim4: d4,
                 out_stride4: 2 * d4,
@@ -101,7 +101,7 @@ impl MlpForward {
                 l.k,
                 a.capacity,
                 &dense_bindings(m, l.w1, l.k, l.h1, l.b1, &a.h1),
-                &DenseParams::default(),
+                &DenseForwardParams::default(),
             ),
             layer2: Windowed::new(
                 gpu,
@@ -111,7 +111,7 @@ impl MlpForward {
                 l.h1,
                 a.capacity,
                 &dense_bindings(m, l.w2, l.h1, l.h2, l.b2, &a.h2),
-                &DenseParams::default(),
+                &DenseForwardParams::default(),
             ),
             head: Windowed::new(
                 gpu,
@@ -136,7 +136,7 @@ impl MlpForward {
                 &k.sum_reduce,
                 "sum_reduce (squared error)",
                 &[whole(&a.sq_err), whole(losses)],
-                &SumParams::default(),
+                &SumReduceParams::default(),
             ),
             cfg,
         }
@@ -146,7 +146,7 @@ impl MlpForward {
     pub fn set(&self, gpu: &Gpu, rows: usize, train: bool, rating_weight: f32, slot: usize) {
         let c = &self.cfg;
         let (r, d4) = (rows as u32, (c.embedding_dim / 4) as u32);
-        let gather = GatherParams {
+        let gather = EmbeddingGatherParams {
             n: r,
             dim4: d4,
             out_stride4: 2 * d4,
@@ -155,7 +155,7 @@ impl MlpForward {
         self.gather_user.set(gpu, &gather);
         self.gather_movie.set(
             gpu,
-            &GatherParams {
+            &EmbeddingGatherParams {
                 out_offset4: d4,
                 ..gather
             },
@@ -165,7 +165,7 @@ impl MlpForward {
             (&self.layer2, c.hidden1, c.hidden2),
         ] {
             for (l, row0, rows) in layer.windows(rows) {
-                l.set(gpu, &DenseParams::new(row0, rows, k, n));
+                l.set(gpu, &DenseForwardParams::new(row0, rows, k, n));
             }
         }
         let scale = 2.0 * rating_weight / rows as f32;
@@ -183,7 +183,7 @@ impl MlpForward {
         }
         self.reduce.set(
             gpu,
-            &SumParams {
+            &SumReduceParams {
                 n: r,
                 slot: slot as u32,
                 _pad: [0; 2],

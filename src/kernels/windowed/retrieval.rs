@@ -63,7 +63,7 @@ impl RetrievalForward {
         let d = model.cfg.embedding_dim;
         let dim4 = (d / 4) as u32;
         let gather = |label, table, idx, out| {
-            let p = GatherParams {
+            let p = EmbeddingGatherParams {
                 n: 0,
                 dim4,
                 out_stride4: dim4,
@@ -100,7 +100,7 @@ impl RetrievalForward {
                         whole(&r.loss),
                         whole(&r.grad_user),
                     ],
-                    &RetrievalParams::default(),
+                    &RetrievalSoftmaxParams::default(),
                 )
             })
             .collect();
@@ -124,14 +124,14 @@ impl RetrievalForward {
                 &k.sum_reduce,
                 "sum_reduce (retrieval loss)",
                 &[whole(&r.loss), whole(losses)],
-                &SumParams::default(),
+                &SumReduceParams::default(),
             ),
             dim4,
         }
     }
 
     pub fn set(&self, gpu: &Gpu, b: &BatchShape, weight: f32, slot: usize) {
-        let g = GatherParams {
+        let g = EmbeddingGatherParams {
             n: b.users as u32,
             dim4: self.dim4,
             out_stride4: self.dim4,
@@ -140,18 +140,18 @@ impl RetrievalForward {
         self.gather_users.set(gpu, &g);
         self.gather_movies.set(
             gpu,
-            &GatherParams {
+            &EmbeddingGatherParams {
                 n: b.movies as u32,
                 ..g
             },
         );
         for (l, _, movies, first, last) in window_span(&self.users, self.window_rows, b.movies) {
-            let p = RetrievalParams::new(b.users, movies, weight, first, last);
+            let p = RetrievalSoftmaxParams::new(b.users, movies, weight, first, last);
             l.set(gpu, &p);
         }
         self.reduce.set(
             gpu,
-            &SumParams {
+            &SumReduceParams {
                 n: b.users as u32,
                 slot: slot as u32,
                 _pad: [0; 2],

@@ -73,7 +73,7 @@ impl WindowedStep {
                 &k.rating_head_backward,
                 "rating_head_backward",
                 &[whole(&act.h2), whole(&act.dpred), whole(&grad)],
-                &RatingHeadParams::default(),
+                &RatingHeadBackwardParams::default(),
             ),
             layer2_weights: dense_backward_weights_launches(
                 gpu,
@@ -96,7 +96,7 @@ impl WindowedStep {
                     let [lo, hi] = weight_windows(m, l.w2, l.h1, l.h2);
                     [lo, hi, whole(&act.h1), whole(&dh1)]
                 },
-                &DenseParams::default(),
+                &DenseBackwardDataParams::default(),
             ),
             layer1_weights: dense_backward_weights_launches(
                 gpu,
@@ -120,7 +120,7 @@ impl WindowedStep {
                     let [lo, hi] = weight_windows(m, l.w1, l.k, l.h1);
                     [lo, hi, whole(&act.x), whole(&dx)]
                 },
-                &DenseParams::default(),
+                &DenseBackwardDataParams::default(),
             ),
             adagrad: Launch::new(
                 gpu,
@@ -147,7 +147,7 @@ impl WindowedStep {
                             whole(&ids.users.of_row),
                             whole(&ret.grad_movie),
                         ],
-                        &RetrievalParams::default(),
+                        &RetrievalSoftmaxParams::default(),
                     )
                 })
                 .collect(),
@@ -213,7 +213,7 @@ impl WindowedStep {
                     .enumerate()
                     .take(s.rows.div_ceil(self.split_rows))
                 {
-                    let p = DenseWeightsParams {
+                    let p = DenseBackwardWeightsParams {
                         rows: (s.rows - sp * self.split_rows).min(self.split_rows) as u32,
                         k4: (k / 4) as u32,
                         n4: (n / 4) as u32,
@@ -228,7 +228,7 @@ impl WindowedStep {
             };
             bw.head.set(
                 gpu,
-                &RatingHeadParams {
+                &RatingHeadBackwardParams {
                     rows: r,
                     h4: h24,
                     split_rows: split,
@@ -240,11 +240,11 @@ impl WindowedStep {
             );
             weights(&bw.layer2_weights, l.h1, l.h2, l.w2, l.b2);
             for (launch, row0, rows) in bw.layer2_data.windows(s.rows) {
-                launch.set(gpu, &DenseParams::new(row0, rows, l.h1, l.h2));
+                launch.set(gpu, &DenseBackwardDataParams::new(row0, rows, l.h1, l.h2));
             }
             weights(&bw.layer1_weights, l.k, l.h1, l.w1, l.b1);
             for (launch, row0, rows) in bw.layer1_data.windows(s.rows) {
-                launch.set(gpu, &DenseParams::new(row0, rows, l.k, l.h1));
+                launch.set(gpu, &DenseBackwardDataParams::new(row0, rows, l.k, l.h1));
             }
             bw.adagrad.set(
                 gpu,
@@ -264,7 +264,7 @@ impl WindowedStep {
             {
                 l.set(
                     gpu,
-                    &RetrievalParams::new(users, s.movies, o.retrieval_weight, first, last),
+                    &RetrievalSoftmaxParams::new(users, s.movies, o.retrieval_weight, first, last),
                 );
             }
         }

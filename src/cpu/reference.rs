@@ -1,0 +1,135 @@
+//! The composed CPU reference of one whole training step (llm.c's way: every kernel's twin called in the
+//! order the GPU runs them), on the host copy of the model and its Adagrad state. Tests hold each kernel
+//! family's step against it.
+
+use super::*;
+use crate::data::batches::Batch;
+use crate::model::gpu::{EPSILON, INITIAL_ACCUMULATOR};
+use crate::model::{ModelConfig, Params};
+use crate::options::TrainOptions;
+
+/// The model and Adagrad state on the host, stepped with the CPU twins.
+pub struct CpuModel {
+    pub cfg: ModelConfig,
+    pub params: Params,
+    pub user_acc: Vec<f32>,
+    pub movie_acc: Vec<f32>,
+    pub mlp_acc: Vec<f32>,
+}
+
+impl CpuModel {
+    pub fn new(cfg: ModelConfig, params: Params) -> Self {
+        Self {
+            cfg,
+            user_acc: vec![INITIAL_ACCUMULATOR; params.user_emb.len()],
+            movie_acc: vec![INITIAL_ACCUMULATOR; params.movie_emb.len()],
+            mlp_acc: vec![INITIAL_ACCUMULATOR; params.mlp.len()],
+            params,
+        }
+    }
+
+    /// One training step, kernel by kernel; returns the batch's total loss.
+    pub fn step(&mut self, b: &Batch, o: &TrainOptions) -> f64 {
+        let (c, l) = (self.cfg, self.cfg.layout());
+        let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
+        let p = &mut self.params;
+        // Rating task: forward, backward, Adagrad on the MLP.
+        let mut x = vec![0.0; rows * 2 * d];
+        embedding_gather(&p.user_emb, &b.user, d, &mut x, 2 * d, 0);
+        embedding_gather(&p.movie_emb, &b.movie, d, &mut x, 2 * d, d);
+        let w1 = p.mlp[l.w1..l.w1 + l.k * l.h1].to_vec();
+        let w2 = p.mlp[l.w2..l.w2 + l.h1 * l.h2].to_vec();
+        let h1 = dense_forward(&x, &w1, &p.mlp[l.b1..l.b1 + l.h1], rows, l.k, l.h1, true);
+        let h2 = dense_forward(&h1, &w2, &p.mlp[l.b2..l.b2 + l.h2], rows, l.h1, l.h2, true);
+        let scale = 2.0 * o.rating_weight / rows as f32;
+        let head = rating_loss(
+            &h2,
+            &p.mlp[l.w3..l.w3 + l.h2],
+            p.mlp[l.b3],
+            &b.rating,
+            scale,
+        );
+        let (dw3, db3) = rating_head_backward(&h2, &head.dpred);
+        let (dw2, db2) = dense_backward_weights(&h1, &head.dh2, rows, l.h1, l.h2);
+        let dh1 = dense_backward_data(&head.dh2, &w2, Some(&h1), rows, l.h1, l.h2);
+        let (dw1, db1) = dense_backward_weights(&x, &dh1, rows, l.k, l.h1);
+        let dx = dense_backward_data(&dh1, &w1, None, rows, l.k, l.h1);
+        let mut grad = vec![0.0; l.len];
+        for (at, g) in [
+            (l.w1, &dw1),
+            (l.b1, &db1),
+            (l.w2, &dw2),
+            (l.b2, &db2),
+            (l.w3, &dw3),
+            (l.b3, &vec![db3]),
+        ] {
+            grad[at..at + g.len()].copy_from_slice(g);
+        }
+        adagrad(&mut p.mlp, &mut self.mlp_acc, &grad, lr, EPSILON);
+        // Retrieval task on the distinct rows, with the embeddings as they were before this step.
+        let (us, ms) = (&b.users, &b.movies);
+        let mut ud = vec![0.0; us.len() * d];
+        let mut md = vec![0.0; ms.len() * d];
+        embedding_gather(&p.user_emb, &us.table_rows, d, &mut ud, d, 0);
+        embedding_gather(&p.movie_emb, &ms.table_rows, d, &mut md, d, 0);
+        let w = o.retrieval_weight;
+        let users = retrieval_softmax_users(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            d,
+            w,
+        );
+        let grad_movie = retrieval_softmax_movies(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            d,
+            w,
+        );
+        // Both tables: retrieval gradient of the distinct row plus the MLP input gradient of its rows.
+        let elr = o.tweaks.embedding_learning_rate.unwrap_or(lr);
+        let l2 = o.tweaks.embedding_l2;
+        // --embedding-learning-rate 0 freezes the tables and their accumulators (no update at all).
+        if !o.embeddings_frozen() {
+            embedding_adagrad(
+                Some(&users.grad_user),
+                Some((&dx, 2 * d, 0)),
+                &us.offsets,
+                &us.rows,
+                &us.table_rows,
+                &mut p.user_emb,
+                &mut self.user_acc,
+                d,
+                elr,
+                EPSILON,
+                l2,
+            );
+            embedding_adagrad(
+                Some(&grad_movie),
+                Some((&dx, 2 * d, d)),
+                &ms.offsets,
+                &ms.rows,
+                &ms.table_rows,
+                &mut p.movie_emb,
+                &mut self.movie_acc,
+                d,
+                elr,
+                EPSILON,
+                l2,
+            );
+        }
+        let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
+        let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();
+        o.rating_weight as f64 * sq / rows as f64 + w as f64 * ret
+    }
+}
