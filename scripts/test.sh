@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, shader validation and translation (naga), GPU kernels against their CPU
-# twins, gradient checks and the end-to-end MovieLens bands. Installs the software adapter if needed.
+# twins, gradient checks and the end-to-end MovieLens bands. Installs the software adapter if needed, and
+# Chromium for the serve page's browser test.
 # Ends with the tests that could not run here (no adapter, no data) and why; in CI (CI=true) those fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-adapter.sh
+# The page test (tests/serve_http.rs) drives headless Chromium; install Debian's where apt can.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${WGREC_CHROMIUM:-}" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "chromium not found: installing it for the page test (tests/serve_http.rs)" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    { $SUDO apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+        || echo "warning: could not install chromium; the page test will be skipped (a failure in CI)" >&2
+fi
 if [ -z "${WGREC_DATA_DIR:-}" ] && [ -d ../shared/data/ml-100k ]; then
     export WGREC_DATA_DIR="$(cd ../shared/data && pwd)"
 fi

@@ -200,6 +200,33 @@ pub enum Command {
         #[arg(long, value_name = "TITLE")]
         movie: String,
     },
+    /// Serve recommendations and predictions over HTTP, batching concurrent requests into one GPU pass.
+    ///
+    /// A JSON API under /v1 (recommend, predict, model, seen, users), /healthz, /metrics (Prometheus text)
+    /// and a page at /. POST /v1/admin/reload or SIGHUP loads the model file again (a broken file is
+    /// refused and the old model keeps serving); SIGTERM or ctrl-c stops after the requests in flight.
+    #[command(after_help = examples!(
+        "wgrec serve --model joint.safetensors",
+        "curl 'http://127.0.0.1:8080/v1/recommend?user=42&k=5&exclude_seen=true'",
+        "wgrec serve --model joint.safetensors --addr 0.0.0.0:8080 --max-batch 1",
+    ))]
+    Serve {
+        /// The checkpoint (train --save).
+        #[arg(long, value_name = "FILE.safetensors")]
+        model: PathBuf,
+        /// Address to listen on: loopback unless told otherwise (there is no authentication); port 0
+        /// picks a free port.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Most users ranked in one GPU pass; 1 turns batching off.
+        #[arg(long, value_name = "USERS", default_value_t = 256,
+              value_parser = clap::value_parser!(u64).range(1..=65536))]
+        max_batch: u64,
+        /// How long to wait for more requests after the first of a pass, in microseconds.
+        #[arg(long, value_name = "US", default_value_t = 500,
+              value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+        max_wait_us: u64,
+    },
     /// Train every combination of rating and retrieval weights (and seeds) and chart the trade-off.
     ///
     /// Writes results.csv, results.json, tradeoff.svg (top-100 against RMSE, Pareto front marked) and
@@ -456,6 +483,7 @@ pub enum Job {
     Man(Option<String>),
     Recommend(RecommendJob),
     Predict(PredictJob),
+    Serve(ServeJob),
     Sweep(SweepJob),
     Recipe(RecipeJob),
 }
@@ -526,6 +554,14 @@ pub struct PredictJob {
     pub model: PathBuf,
     pub user: String,
     pub movie: String,
+}
+
+/// `wgrec serve`: the model over HTTP.
+pub struct ServeJob {
+    pub model: PathBuf,
+    pub addr: std::net::SocketAddr,
+    pub max_batch: usize,
+    pub max_wait: std::time::Duration,
 }
 
 pub struct Config {
@@ -769,6 +805,17 @@ impl Cli {
             Command::Predict { model, user, movie } => {
                 Job::Predict(PredictJob { model, user, movie })
             }
+            Command::Serve {
+                model,
+                addr,
+                max_batch,
+                max_wait_us,
+            } => Job::Serve(ServeJob {
+                model,
+                addr,
+                max_batch: max_batch as usize,
+                max_wait: std::time::Duration::from_micros(max_wait_us),
+            }),
         };
         Ok(Config {
             adapter,

@@ -70,5 +70,6 @@ fn run() -> Result<()> {
         Job::Predict(job) => {
             commands::predict::run(adapter, quiet, &job.model, &job.user, &job.movie)
         }
+        Job::Serve(job) => commands::serve::run(adapter, quiet, job),
     }
 }

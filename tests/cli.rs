@@ -247,6 +247,7 @@ fn completions_and_man_pages_cover_every_subcommand() {
         "evaluate",
         "recommend",
         "predict",
+        "serve",
         "sweep",
         "recipe",
         "adapters",

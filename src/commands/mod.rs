@@ -8,6 +8,7 @@ pub mod predict;
 pub mod recipe;
 pub mod recommend;
 pub mod selftest;
+pub mod serve;
 pub mod sweep;
 
 pub mod synth;
@@ -24,13 +25,19 @@ use wgrec::report::{self, plot};
 use wgrec::train::run::{Env, RunResult};
 
 pub fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
+    let gpu = open_gpu(adapter, quiet)?;
+    let kernels = Kernels::new(&gpu, ck.cfg.embedding_dim)?;
+    Ok((gpu, kernels))
+}
+
+/// Opens the adapter, saying which unless quiet.
+pub fn open_gpu(adapter: &AdapterChoice, quiet: bool) -> Result<Gpu> {
     let gpu = Gpu::new(adapter)?;
     if !quiet {
         let a = &gpu.adapter;
         eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
     }
-    let kernels = Kernels::new(&gpu, ck.cfg.embedding_dim)?;
-    Ok((gpu, kernels))
+    Ok(gpu)
 }
 
 /// The vocabulary row of `value`, or the out-of-vocabulary row 0 with a note on stderr (TFRS's

@@ -4,9 +4,9 @@ use anyhow::Result;
 use std::path::Path;
 use wgrec::checkpoint::Checkpoint;
 use wgrec::gpu::AdapterChoice;
-use wgrec::serve::{self};
+use wgrec::serve::recommender::Recommender;
 
-use super::{lookup, start_gpu};
+use super::{lookup, open_gpu};
 
 pub fn run(
     adapter: &AdapterChoice,
@@ -18,9 +18,8 @@ pub fn run(
     let ck = Checkpoint::load(model)?;
     let u = lookup(&ck.users, "user", user);
     let m = lookup(&ck.titles, "title", movie);
-    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
-    let gpu_model = ck.to_gpu(&gpu)?;
-    let p = serve::predict(&gpu, &kernels, &gpu_model, &[u], &[m])?;
+    let gpu = open_gpu(adapter, quiet)?;
+    let p = Recommender::new(&gpu, ck)?.predict(&[u], &[m])?;
     println!("{:.4}", p[0]);
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! Serving a trained model: BruteForce top-k recommendations over all candidates (`brute_force_top_k`
 //! scores and selects in one pass, window by window), and rating predictions through the same MLP forward as evaluation.
+//! `recommender` is a loaded model that `wgrec recommend`, `wgrec predict` and `wgrec serve` answer from.
+
+pub mod recommender;
 
 use crate::gpu::batches::BatchBuffers;
 use crate::gpu::launch::{Launch, Pass};
