@@ -1,9 +1,9 @@
-//! `wgrec serve`: the model over HTTP (the server is the library's `http`).
+//! `wgrec serve`: the model over HTTP (the server is the library's `serve::http`).
 
 use crate::cli::ServeJob;
 use anyhow::Result;
 use wgrec::gpu::AdapterChoice;
-use wgrec::http::{self, ServeOptions};
+use wgrec::serve::http::{self, ServeOptions};
 
 pub fn run(adapter: &AdapterChoice, quiet: bool, job: ServeJob) -> Result<()> {
     http::run(ServeOptions {

@@ -1,7 +1,9 @@
 //! Serving a trained model: BruteForce top-k recommendations over all candidates (`brute_force_top_k`
 //! scores and selects in one pass, window by window), and rating predictions through the same MLP forward as evaluation.
-//! `recommender` is a loaded model that `wgrec recommend`, `wgrec predict` and `wgrec serve` answer from.
+//! `recommender` is a loaded model that `wgrec recommend`, `wgrec predict` and `wgrec serve` answer from;
+//! `http` is the server of `wgrec serve`.
 
+pub mod http;
 pub mod recommender;
 
 use crate::gpu::batches::BatchBuffers;

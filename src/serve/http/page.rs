@@ -3,7 +3,7 @@
 
 use axum::response::Html;
 
-pub const INDEX: &str = include_str!("../../assets/serve/index.html");
+pub const INDEX: &str = include_str!("../../../assets/serve/index.html");
 
 pub async fn index() -> Html<&'static str> {
     Html(INDEX)
