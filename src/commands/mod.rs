@@ -10,7 +10,6 @@ pub mod recommend;
 pub mod selftest;
 pub mod serve;
 pub mod sweep;
-
 pub mod synth;
 pub mod train;
 
@@ -30,12 +29,12 @@ pub fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Resul
     Ok((gpu, kernels))
 }
 
-/// Opens the adapter, saying which unless quiet.
+/// Opens the adapter for a command that evaluates or serves, saying which unless quiet (those run on the
+/// windowed kernels whatever `--kernels` says; the line names them).
 pub fn open_gpu(adapter: &AdapterChoice, quiet: bool) -> Result<Gpu> {
     let gpu = Gpu::new(adapter)?;
     if !quiet {
-        let a = &gpu.adapter;
-        eprintln!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+        eprintln!("{}", adapter_line(&gpu, Family::Windowed));
     }
     Ok(gpu)
 }
