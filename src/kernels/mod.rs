@@ -1,6 +1,7 @@
 //! The kernel families: `windowed`, shaped for software adapters (operands through 64 KiB uniform
 //! windows, one dispatch per window), and `gpu`, shaped for real GPUs (storage buffers, a few large
-//! dispatches per step). Both share the bind-and-launch machinery of `gpu::launch`.
+//! dispatches per step). Both share the bind-and-launch machinery of `gpu::launch`, and the top-k types
+//! that serving reads (`TopK`, `Exclusions`).
 
 pub mod gpu;
 pub mod windowed;
@@ -103,5 +104,41 @@ impl Compiled {
             windowed,
             gpu: gpu_family,
         })
+    }
+}
+
+/// Top-k of many queries: (Q, K) candidate indices (u32::MAX past the eligible candidates) and scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopK {
+    pub k: usize,
+    pub index: Vec<u32>, // (Q, K)
+    pub score: Vec<f32>, // (Q, K)
+}
+
+impl TopK {
+    /// (candidate index, score) of query `a`, best first, without the padding.
+    pub fn row(&self, a: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let r = a * self.k..(a + 1) * self.k;
+        self.index[r.clone()]
+            .iter()
+            .zip(&self.score[r])
+            .filter(|(&i, _)| i != u32::MAX)
+            .map(|(&i, &s)| (i, s))
+    }
+}
+
+/// Candidates to leave out per query (`--exclude-seen`): a CSR of ascending, distinct candidate indices.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exclusions {
+    pub offsets: Vec<u32>, // (Q + 1,)
+    pub items: Vec<u32>,   // (S,)
+}
+
+impl Exclusions {
+    pub fn none(queries: usize) -> Self {
+        Self {
+            offsets: vec![0; queries + 1],
+            items: Vec::new(),
+        }
     }
 }

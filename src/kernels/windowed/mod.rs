@@ -4,9 +4,11 @@
 //! windows, one dispatch per window, within llvmpipe's loop-iteration limits.
 
 pub mod cost;
+pub mod evaluate;
 pub mod ranking;
 pub mod retrieval;
 pub mod step;
+pub mod top_k;
 
 use crate::gpu::launch::Launch;
 use crate::gpu::{Gpu, Kernel};
