@@ -8,7 +8,7 @@ use crate::data::batches::make_batches;
 use crate::data::{Ratings, SplitMix64};
 use crate::eval::{Evaluator, KS};
 use crate::gpu::Gpu;
-use crate::kernels::{gpu as gpu_family, windowed, Family};
+use crate::kernels::{windowed, Compiled, Family};
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
@@ -66,11 +66,10 @@ pub fn synthetic(rng: &mut SplitMix64, n: usize, users: usize, movies: usize) ->
 /// windowed family's (the ones wgrec runs them with).
 pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
     let dim = 16;
-    let windowed = windowed::Kernels::new(gpu, dim)?;
-    let gpu_kernels = match family {
-        Family::Gpu => Some(gpu_family::Kernels::new(gpu, dim)?),
-        Family::Windowed => None,
-    };
+    let Compiled {
+        windowed,
+        gpu: gpu_kernels,
+    } = Compiled::new(gpu, dim, family)?;
     let mut checks = Vec::new();
     // Several windows and weight-gradient splits, a partial last batch, each task alone and together,
     // and frozen embeddings.

@@ -34,7 +34,7 @@ pub fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Resul
 pub fn open_gpu(adapter: &AdapterChoice, quiet: bool) -> Result<Gpu> {
     let gpu = Gpu::new(adapter)?;
     if !quiet {
-        eprintln!("{}", adapter_line(&gpu, Family::Windowed));
+        eprintln!("{}", Family::Windowed.adapter_line(&gpu.adapter));
     }
     Ok(gpu)
 }
@@ -87,22 +87,10 @@ pub fn start(
     let family = kernels.resolve(&gpu.adapter);
     if !quiet {
         eprintln!("data: {}", dataset.description);
-        eprintln!("{}", adapter_line(&gpu, family));
+        eprintln!("{}", family.adapter_line(&gpu.adapter));
     }
     let kernels = Compiled::new(&gpu, embedding_dim, family)?;
     Ok((dataset, gpu, kernels))
-}
-
-/// `adapter: NAME (backend, type); kernels: FAMILY`, the line a training command starts with.
-pub fn adapter_line(gpu: &Gpu, family: Family) -> String {
-    let a = &gpu.adapter;
-    format!(
-        "adapter: {} ({}, {}); kernels: {}",
-        a.name,
-        a.backend,
-        a.device_type,
-        family.name()
-    )
 }
 
 /// The run environment over `kernels` (GPU-family training when it was compiled).

@@ -8,7 +8,7 @@ use wgrec::{progress, selftest};
 pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice) -> Result<()> {
     let gpu = Gpu::new(adapter)?;
     let family = kernels.resolve(&gpu.adapter);
-    println!("{}", super::adapter_line(&gpu, family));
+    println!("{}", family.adapter_line(&gpu.adapter));
     let checks = {
         let _spinner = (!quiet).then(|| progress::spinner("checking the kernels against the CPU"));
         selftest::run(&gpu, family)?

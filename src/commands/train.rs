@@ -91,7 +91,7 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: TrainJob)
             "data: {} (loaded in {load_seconds:.2} s)",
             dataset.description
         );
-        eprintln!("{}", super::adapter_line(&gpu, family));
+        eprintln!("{}", family.adapter_line(&gpu.adapter));
     }
     let kernels = {
         let _span = profile::trace::span("compile the kernels");

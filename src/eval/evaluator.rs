@@ -29,7 +29,7 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        let pass = Evaluation::new(gpu, k, model, test, candidates, eval_batch_size)?;
+        let pass = Evaluation::new(gpu, k, model, test, None, candidates, eval_batch_size)?;
         Ok(Self { pass })
     }
 
@@ -43,12 +43,12 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        let pass = Evaluation::excluding_training(
+        let pass = Evaluation::new(
             gpu,
             k,
             model,
             test,
-            train,
+            Some(train),
             candidates,
             eval_batch_size,
         )?;

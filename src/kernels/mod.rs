@@ -53,6 +53,18 @@ impl Family {
             Self::Gpu => "gpu",
         }
     }
+
+    /// `adapter: NAME (backend, type); kernels: FAMILY`, the line every command that uses the GPU starts
+    /// with.
+    pub fn adapter_line(self, a: &crate::gpu::AdapterSummary) -> String {
+        format!(
+            "adapter: {} ({}, {}); kernels: {}",
+            a.name,
+            a.backend,
+            a.device_type,
+            self.name()
+        )
+    }
 }
 
 /// `--kernels`: a family, or `auto`, which picks by the adapter.
@@ -78,7 +90,6 @@ impl Choice {
 /// The compiled kernels of a run: the windowed family always (evaluation and serving use it), and the
 /// GPU family when training runs on it.
 pub struct Compiled {
-    pub family: Family,
     pub windowed: windowed::Kernels,
     pub gpu: Option<gpu::Kernels>,
 }
@@ -100,7 +111,6 @@ impl Compiled {
             })?),
         };
         Ok(Self {
-            family,
             windowed,
             gpu: gpu_family,
         })

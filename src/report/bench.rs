@@ -8,7 +8,7 @@ use crate::eval::Evaluator;
 use crate::gpu::profile::{KernelStat, Profiler, Timing};
 use crate::gpu::Gpu;
 use crate::kernels::windowed::Kernels;
-use crate::kernels::Family;
+use crate::kernels::{Compiled, Family};
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::TrainOptions;
@@ -196,14 +196,10 @@ pub fn run(
     family: Family,
 ) -> Result<ShapeBench> {
     crate::kernels::windowed::check_shape(&shape.cfg)?;
-    let kernels = Kernels::new(gpu, shape.cfg.embedding_dim)?;
-    let gpu_family = match family {
-        Family::Gpu => Some(crate::kernels::gpu::Kernels::new(
-            gpu,
-            shape.cfg.embedding_dim,
-        )?),
-        Family::Windowed => None,
-    };
+    let Compiled {
+        windowed: kernels,
+        gpu: gpu_family,
+    } = Compiled::new(gpu, shape.cfg.embedding_dim, family)?;
     let train = synthetic_ratings(shape.users, shape.movies, shape.train, seed);
     let test = synthetic_ratings(shape.users, shape.movies, shape.test, seed ^ 1);
     let opts = TrainOptions {

@@ -79,40 +79,10 @@ pub struct Evaluation<'g> {
 }
 
 impl<'g> Evaluation<'g> {
-    /// `candidates`: the movie-table row of every candidate (u.item rows, duplicates kept).
+    /// `candidates`: the movie-table row of every candidate (u.item rows, duplicates kept). With `train`,
+    /// also the ranks among each user's unseen candidates and the predictions (Recall@K, NDCG@K, MAE).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        gpu: &'g Gpu,
-        k: &Kernels,
-        model: &GpuModel,
-        test: &Ratings,
-        candidates: &[u32],
-        eval_batch_size: usize,
-    ) -> Result<Self> {
-        Self::build(gpu, k, model, test, None, candidates, eval_batch_size)
-    }
-
-    /// Like `new`, and also Recall@K / NDCG@K with each user's `train` movies excluded, and MAE.
-    pub fn excluding_training(
-        gpu: &'g Gpu,
-        k: &Kernels,
-        model: &GpuModel,
-        test: &Ratings,
-        train: &Ratings,
-        candidates: &[u32],
-        eval_batch_size: usize,
-    ) -> Result<Self> {
-        Self::build(
-            gpu,
-            k,
-            model,
-            test,
-            Some(train),
-            candidates,
-            eval_batch_size,
-        )
-    }
-
-    fn build(
         gpu: &'g Gpu,
         k: &Kernels,
         model: &GpuModel,

@@ -9,6 +9,7 @@ pub mod page;
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::AdapterChoice;
+use crate::kernels::Family;
 use anyhow::{Context, Result};
 use axum::extract::Request;
 use axum::middleware::{self, Next};
@@ -203,12 +204,8 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         },
         metrics.clone(),
     )?;
-    let a = &batcher.adapter;
     // Serving ranks with the windowed family whatever --kernels says (as evaluation does).
-    eprintln!(
-        "adapter: {} ({}, {}); kernels: windowed",
-        a.name, a.backend, a.device_type
-    );
+    eprintln!("{}", Family::Windowed.adapter_line(&batcher.adapter));
     eprintln!(
         "model: {} ({} users, {} movies, D {dim})",
         opts.model.display(),
