@@ -70,6 +70,9 @@ pub struct SplitInfo {
     /// `--dataset`, when the data came from a named release.
     #[serde(default)]
     pub dataset: Option<String>,
+    /// `--test-fraction` of a stratified split, when given (absent: the default, 0.25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
 }
 
 impl SplitInfo {
@@ -95,6 +98,7 @@ impl SplitInfo {
             seed: data_opts.seed,
             kind: data_opts.split,
             dataset: data_opts.dataset.clone(),
+            test_fraction: data_opts.test_fraction,
         }
     }
 }

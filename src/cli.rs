@@ -288,6 +288,55 @@ pub enum Command {
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
     },
+    /// Cross-validate one configuration: train on each fold's training set, test on its test set.
+    ///
+    /// --folds u1,u2,u3,u4,u5 reads ML-100K's own folds (u1.base / u1.test ...) from the data directory;
+    /// --folds N draws N seeded random folds of any data set. Prints each fold's metrics and their mean
+    /// ± sample sd; the JSON holds `folds`, `mean` and `sd` of every test metric.
+    #[command(after_help = examples!(
+        "wgrec cv --folds u1,u2,u3,u4,u5 --preset joint-plus --metrics-out cv.json",
+        "wgrec cv --folds 5 --dataset sample --rating-weight 1 --retrieval-weight 1 --epochs 1",
+    ))]
+    Cv {
+        #[command(flatten)]
+        data: DataArgs,
+        /// ML-100K fold names, comma-separated (u1,...,u5, ua, ub), or a number N >= 2 of random folds.
+        #[arg(long, value_name = "NAMES|N")]
+        folds: String,
+        /// Train a named preset (see `wgrec recipe`) instead of the training options below.
+        #[arg(long, value_name = "NAME")]
+        preset: Option<String>,
+        /// Weight of the rating (MSE) loss.
+        #[arg(long, required_unless_present = "preset")]
+        rating_weight: Option<f32>,
+        /// Weight of the retrieval (in-batch softmax) loss.
+        #[arg(long, required_unless_present = "preset")]
+        retrieval_weight: Option<f32>,
+        /// Training epochs of each fold [default: 3].
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Training batch size [default: 8192, TFRS's].
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Adagrad learning rate [default: 0.1].
+        #[arg(long)]
+        learning_rate: Option<f32>,
+        /// Width of the user and movie embeddings: 16, 32, 48 or 64 [default: 32, or the preset's].
+        #[arg(long)]
+        embedding_dim: Option<usize>,
+        /// Seed of the initialisation, the batch order and the random folds (--folds N).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Draw new batches every epoch (the tutorial reuses the first epoch's batches).
+        #[arg(long)]
+        reshuffle: bool,
+        #[command(flatten)]
+        tweaks: TweakArgs,
+        /// Write the adapter, every fold's run (options, history, test metrics), and the mean and sd over
+        /// the folds of every test metric as JSON.
+        #[arg(long, value_name = "FILE.json")]
+        metrics_out: Option<PathBuf>,
+    },
     /// List every adapter wgpu sees and mark the one that would be used.
     #[command(after_help = examples!("wgrec adapters", "wgrec --backend gl adapters"))]
     Adapters,
@@ -338,7 +387,8 @@ pub enum Command {
         /// Directory to write into (created if needed).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// ml-100k: u.data + u.item, integer ratings; csv: ratings.csv + movies.csv, half stars.
+        /// ml-100k: u.data + u.item, integer ratings; ml-1m: ratings.dat + movies.dat, integer ratings;
+        /// csv: ratings.csv + movies.csv, half stars.
         #[arg(long, value_enum, default_value_t = SynthFormatArg::Csv)]
         format: SynthFormatArg,
         /// Seed of the latent factors and the ratings drawn.
@@ -370,6 +420,8 @@ pub enum Command {
 pub enum SynthFormatArg {
     #[value(name = "ml-100k")]
     Ml100k,
+    #[value(name = "ml-1m")]
+    Ml1m,
     Csv,
 }
 
@@ -379,6 +431,8 @@ pub enum SplitArg {
     Random,
     /// Per user, the latest 20% of their ratings by timestamp are the test set.
     Temporal,
+    /// Per user, the user's ratings shuffled with the seed, 75% train (Microsoft Recommenders' benchmark).
+    Stratified,
 }
 
 #[derive(Args, Debug)]
@@ -401,10 +455,14 @@ pub struct DataArgs {
     /// Directory with train.data and test.data (u.data format). Default: split by --split.
     #[arg(long, value_name = "DIR", conflicts_with = "split")]
     pub split_dir: Option<PathBuf>,
-    /// How to split without --split-dir: random (TFRS: shuffle with the seed, 80% train) or temporal
-    /// (per user, the latest 20% of their ratings are the test set).
+    /// How to split without --split-dir: random (TFRS: shuffle with the seed, 80% train), temporal
+    /// (per user, the latest 20% of their ratings are the test set) or stratified (per user, a seeded
+    /// 75/25 shuffle, as Microsoft Recommenders' benchmark).
     #[arg(long, value_enum)]
     pub split: Option<SplitArg>,
+    /// Fraction of each user's ratings in the test set of --split stratified [default: 0.25].
+    #[arg(long, value_name = "F")]
+    pub test_fraction: Option<f64>,
     /// Never download: use only the given directories and the cache (also WGREC_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -486,6 +544,51 @@ pub enum Job {
     Serve(ServeJob),
     Sweep(SweepJob),
     Recipe(RecipeJob),
+    Cv(CvJob),
+}
+
+/// `wgrec cv`: one configuration over the folds of a cross-validation.
+pub struct CvJob {
+    /// The data options every fold shares (`fold` is set per fold).
+    pub data: DataOptions,
+    pub folds: Vec<wgrec::data::Fold>,
+    /// The preset's name, or "train options".
+    pub name: String,
+    pub opts: TrainOptions,
+    pub embedding_dim: usize,
+    pub metrics_out: Option<PathBuf>,
+}
+
+/// `--folds`: a number N of random folds, or ML-100K fold names.
+fn parse_folds(text: &str) -> anyhow::Result<Vec<wgrec::data::Fold>> {
+    use wgrec::data::Fold;
+    if let Ok(n) = text.trim().parse::<usize>() {
+        if !(2..=100).contains(&n) {
+            anyhow::bail!("--folds N needs 2 to 100 folds, got {n}");
+        }
+        return Ok((0..n)
+            .map(|index| Fold::Random { folds: n, index })
+            .collect());
+    }
+    let names: Vec<&str> = text.split(',').map(str::trim).collect();
+    for name in &names {
+        // A fold name becomes NAME.base / NAME.test in the data directory: no paths.
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            anyhow::bail!(
+                "--folds: {name:?} is neither a number of folds nor a fold name such as u1 (letters, \
+                 digits, - and _)"
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(**n)) {
+        anyhow::bail!("--folds: {dup} is listed twice");
+    }
+    Ok(names.into_iter().map(|n| Fold::Named(n.into())).collect())
 }
 
 /// `wgrec train` and `wgrec tutorial`: one or more configurations on one data set.
@@ -593,7 +696,10 @@ impl Cli {
             split: match d.split {
                 None | Some(SplitArg::Random) => SplitKind::Random,
                 Some(SplitArg::Temporal) => SplitKind::Temporal,
+                Some(SplitArg::Stratified) => SplitKind::Stratified,
             },
+            test_fraction: d.test_fraction,
+            fold: None,
             dataset: d.dataset,
             cache_dir: d.cache_dir,
             mirror: std::env::var("WGREC_MIRROR").ok().filter(|m| !m.is_empty()),
@@ -631,6 +737,7 @@ impl Cli {
                 out,
                 format: match format {
                     SynthFormatArg::Ml100k => SynthFormat::Ml100k,
+                    SynthFormatArg::Ml1m => SynthFormat::Ml1m,
                     SynthFormatArg::Csv => SynthFormat::Csv,
                 },
                 seed,
@@ -771,6 +878,76 @@ impl Cli {
                     plot,
                 })
             }
+            Command::Cv {
+                data: d,
+                folds,
+                preset,
+                rating_weight,
+                retrieval_weight,
+                epochs,
+                batch_size,
+                learning_rate,
+                embedding_dim,
+                seed,
+                reshuffle,
+                tweaks,
+                metrics_out,
+            } => {
+                if d.split.is_some() || d.split_dir.is_some() || d.test_fraction.is_some() {
+                    anyhow::bail!(
+                        "wgrec cv: --folds replaces --split, --split-dir and --test-fraction"
+                    );
+                }
+                let folds = parse_folds(&folds)?;
+                let tweaks = tweaks.into_tweaks();
+                let (name, opts, embedding_dim) = match preset {
+                    Some(preset) => {
+                        let p = recipe::preset(&preset)?;
+                        let given = [
+                            ("--epochs", epochs.is_some()),
+                            ("--batch-size", batch_size.is_some()),
+                            ("--learning-rate", learning_rate.is_some()),
+                            ("--embedding-dim", embedding_dim.is_some()),
+                            ("--reshuffle", reshuffle),
+                            ("the tweak options", tweaks != Tweaks::default()),
+                        ];
+                        if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+                            anyhow::bail!(
+                                "--preset {preset} sets the training options; leave out {flag}"
+                            );
+                        }
+                        let opts = TrainOptions { seed, ..p.opts };
+                        (p.name.to_string(), opts, p.embedding_dim)
+                    }
+                    None => {
+                        let base = TrainOptions::tutorial(1.0, 1.0);
+                        let opts = TrainOptions {
+                            rating_weight: rating_weight.expect("clap requires it"),
+                            retrieval_weight: retrieval_weight.expect("clap requires it"),
+                            epochs: epochs.unwrap_or(base.epochs),
+                            batch_size: batch_size.unwrap_or(base.batch_size),
+                            learning_rate: learning_rate.unwrap_or(base.learning_rate),
+                            seed,
+                            reshuffle,
+                            tweaks,
+                        };
+                        (
+                            "train options".to_string(),
+                            opts,
+                            embedding_dim.unwrap_or(32),
+                        )
+                    }
+                };
+                opts.validate()?;
+                Job::Cv(CvJob {
+                    data: data(d, seed),
+                    folds,
+                    name,
+                    opts,
+                    embedding_dim,
+                    metrics_out,
+                })
+            }
             Command::Evaluate {
                 model,
                 data: d,
@@ -907,6 +1084,14 @@ mod tests {
             ("out", "bench"),
             ("out", "synth"),
             ("seeds", "recipe"), // default 42,1,2: a recipe reports a mean and spread
+            // cv's training options have no defaults of their own: a preset may set them instead.
+            ("epochs", "cv"),
+            ("batch-size", "cv"),
+            ("learning-rate", "cv"),
+            ("embedding-dim", "cv"),
+            ("seed", "cv"),
+            ("metrics-out", "cv"),
+            ("preset", "cv"), // optional here: without it, the training options
         ];
         let mut first: std::collections::HashMap<String, (String, String)> = Default::default();
         let mut mismatches = Vec::new();

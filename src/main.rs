@@ -44,6 +44,7 @@ fn run() -> Result<()> {
         Job::Runs(job) => commands::train::run(adapter, quiet, kernels, job),
         Job::Sweep(job) => commands::sweep::run(adapter, quiet, kernels, job),
         Job::Recipe(job) => commands::recipe::run(adapter, quiet, kernels, job),
+        Job::Cv(job) => commands::cv::run(adapter, quiet, kernels, job),
         Job::Evaluate(job) => {
             let metrics_out = Output::check_opt("--metrics-out", job.metrics_out.as_deref())?;
             commands::evaluate::run(

@@ -68,8 +68,9 @@ fn synthetic() -> Checkpoint {
             split: SplitInfo {
                 split_dir: None,
                 seed: 42,
-                kind: wgrec::data::SplitKind::Temporal,
+                kind: wgrec::data::SplitKind::Stratified,
                 dataset: None,
+                test_fraction: Some(0.3),
             },
             data: "synthetic".into(),
             adapter: "none".into(),

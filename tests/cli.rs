@@ -331,3 +331,192 @@ fn skips_are_recorded_and_fail_in_ci() {
     assert!(String::from_utf8_lossy(&ci.stdout).contains("CI=true"));
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
 }
+
+/// `wgrec cv --folds 3` on synthetic ML-1M-format files: one line and one JSON entry per fold, the mean and
+/// sd of every test metric (the four top-10 metrics among them); ML-100K's named folds are refused there.
+#[test]
+fn cv_reports_every_fold_with_mean_and_sd_on_ml_1m_files() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let home = scratch("cv");
+    let (data, out) = (home.join("ml-1m"), home.join("cv.json"));
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let (code, _, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "synth",
+            "--users",
+            "120",
+            "--movies",
+            "90",
+            "--ratings",
+            "3000",
+            "--format",
+            "ml-1m",
+            "--out",
+            &s(&data),
+        ],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(data.join("ratings.dat").is_file() && data.join("movies.dat").is_file());
+    let cv = |folds: &str| {
+        run(wgrec(
+            &home,
+            &[
+                "-q",
+                "cv",
+                "--data-dir",
+                &s(&data),
+                "--folds",
+                folds,
+                "--rating-weight",
+                "1",
+                "--retrieval-weight",
+                "1",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "256",
+                "--metrics-out",
+                &s(&out),
+            ],
+        ))
+    };
+    let (code, stdout, err) = cv("3");
+    assert_eq!(code, Some(0), "{err}");
+    for fold in ["1/3", "2/3", "3/3", "mean±sd"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(fold)),
+            "{fold}:\n{stdout}"
+        );
+    }
+    let doc = json(&out);
+    let folds = doc["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    let rmse: Vec<f64> = folds
+        .iter()
+        .map(|f| {
+            f["run"]["test"]["root_mean_squared_error"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let mean = rmse.iter().sum::<f64>() / 3.0;
+    let sd = (rmse.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    assert!((doc["mean"]["root_mean_squared_error"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((doc["sd"]["root_mean_squared_error"].as_f64().unwrap() - sd).abs() < 1e-12);
+    for key in ["map_at_10", "ndcg_at_10", "precision_at_10", "recall_at_10"] {
+        let m = doc["mean"][key].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&m) && doc["sd"][key].is_f64(),
+            "{key}: {m}"
+        );
+    }
+    // The three test sets are disjoint and together hold every rating once.
+    let tests: usize = folds
+        .iter()
+        .map(|f| {
+            let d = f["data"].as_str().unwrap();
+            assert!(d.contains("random fold") && d.contains("ml-1m"), "{d}");
+            let n = d.rsplit(" / ").next().unwrap().trim_end_matches(" test)");
+            n.parse::<usize>().unwrap()
+        })
+        .sum();
+    assert_eq!(tests, 3000);
+
+    std::fs::remove_file(&out).unwrap();
+    let (code, _, err) = cv("u1,u2");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("fold u1 is one of ML-100K's own folds"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a failed cv writes no metrics file");
+}
+
+/// A model trained on a stratified split with its own test fraction evaluates, with no data options, on
+/// the same test set: the checkpoint records the kind and the fraction.
+#[test]
+fn evaluate_rebuilds_the_recorded_stratified_split() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let home = scratch("stratified");
+    let (model, trained, evaluated) = (
+        home.join("m.safetensors"),
+        home.join("train.json"),
+        home.join("eval.json"),
+    );
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let (code, _, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "train",
+            "--dataset",
+            "sample",
+            "--split",
+            "stratified",
+            "--test-fraction",
+            "0.3",
+            "--rating-weight",
+            "1",
+            "--retrieval-weight",
+            "1",
+            "--epochs",
+            "1",
+            "--save",
+            &s(&model),
+            "--metrics-out",
+            &s(&trained),
+        ],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    let t = json(&trained);
+    assert!(
+        t["data"]
+            .as_str()
+            .unwrap()
+            .contains("per-user stratified 70/30 split, seed 42"),
+        "{}",
+        t["data"]
+    );
+    let (code, _, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "evaluate",
+            "--model",
+            &s(&model),
+            "--metrics-out",
+            &s(&evaluated),
+        ],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    let e = json(&evaluated);
+    assert_eq!(e["data"], t["data"]);
+    assert_eq!(e["test"], t["runs"][0]["test"]);
+    // --test-fraction means nothing for the other splits.
+    let (code, _, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "train",
+            "--dataset",
+            "sample",
+            "--test-fraction",
+            "0.3",
+            "--rating-weight",
+            "1",
+            "--retrieval-weight",
+            "1",
+        ],
+    ));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--test-fraction applies to --split stratified only"),
+        "{err}"
+    );
+}

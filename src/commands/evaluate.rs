@@ -26,6 +26,9 @@ pub fn run(
     data_opts.seed = t.split.seed;
     if !split_given {
         data_opts.split = t.split.kind;
+        if data_opts.test_fraction.is_none() {
+            data_opts.test_fraction = t.split.test_fraction;
+        }
     }
     if data_opts.data_dir.is_none() && data_opts.dataset.is_none() {
         data_opts.dataset = t.split.dataset.clone();

@@ -2,6 +2,7 @@
 
 pub mod adapters;
 pub mod bench;
+pub mod cv;
 pub mod evaluate;
 pub mod man;
 pub mod predict;

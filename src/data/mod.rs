@@ -90,7 +90,7 @@ pub struct Dataset {
 }
 
 /// How the ratings are divided into train and test when there is no `--split-dir` (in checkpoints:
-/// "random" or "temporal").
+/// "random", "temporal" or "stratified").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SplitKind {
@@ -99,6 +99,32 @@ pub enum SplitKind {
     Random,
     /// Per user: the latest 20% (rounded down) of each user's ratings by timestamp are the test set.
     Temporal,
+    /// Microsoft Recommenders' benchmark split: per user, the user's ratings shuffled with the seed, 75%
+    /// (`--test-fraction`) to training ([`split::stratified`]).
+    Stratified,
+}
+
+/// The test fraction of [`SplitKind::Stratified`] without `--test-fraction` (Microsoft's ratio 0.75).
+pub const STRATIFIED_TEST_FRACTION: f64 = 0.25;
+
+/// One fold of a cross-validation (`wgrec cv`), replacing `--split` and `--split-dir`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fold {
+    /// One of the folds shipped with ML-100K: `NAME.base` is training, `NAME.test` the test set (u1 .. u5,
+    /// ua, ub), read from the data directory.
+    Named(String),
+    /// Fold `index` (0-based) of `folds` seeded random folds of all ratings ([`split::fold`]).
+    Random { folds: usize, index: usize },
+}
+
+impl Fold {
+    /// "u1", or "2/5" (1-based) for a random fold.
+    pub fn label(&self) -> String {
+        match self {
+            Fold::Named(name) => name.clone(),
+            Fold::Random { folds, index } => format!("{}/{folds}", index + 1),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -120,6 +146,42 @@ pub struct DataOptions {
     pub mirror: Option<String>,
     /// `--offline` / `WGREC_OFFLINE=1`: never download; only the cache and the given directories are used.
     pub offline: bool,
+    /// `--test-fraction` of the stratified split (None: [`STRATIFIED_TEST_FRACTION`]).
+    pub test_fraction: Option<f64>,
+    /// A cross-validation fold: replaces `split` and `split_dir`.
+    pub fold: Option<Fold>,
+}
+
+impl DataOptions {
+    /// The stratified split's test fraction.
+    pub fn stratified_test_fraction(&self) -> f64 {
+        self.test_fraction.unwrap_or(STRATIFIED_TEST_FRACTION)
+    }
+
+    /// Refuses combinations that have no meaning: a test fraction outside (0, 1) or without the stratified
+    /// split, a fold with a split directory.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(f) = self.test_fraction {
+            if !(f.is_finite() && f > 0.0 && f < 1.0) {
+                bail!("--test-fraction must be in (0, 1), got {f}");
+            }
+            if self.split != SplitKind::Stratified
+                || self.split_dir.is_some()
+                || self.fold.is_some()
+            {
+                bail!("--test-fraction applies to --split stratified only");
+            }
+        }
+        if let Some(Fold::Random { folds, index }) = &self.fold {
+            if *folds < 2 || index >= folds {
+                bail!("a cross-validation needs at least 2 folds (fold {index} of {folds})");
+            }
+        }
+        if self.fold.is_some() && self.split_dir.is_some() {
+            bail!("--split-dir does not combine with cross-validation folds");
+        }
+        Ok(())
+    }
 }
 
 /// The built-in synthetic sample (`assets/sample`, made by `wgrec synth`; see assets/README.md).
@@ -135,6 +197,7 @@ const SAMPLE_MOVIES: &[u8] = include_bytes!("../../assets/sample/movies.csv");
 /// [`SplitMix64::new`]`(opts.seed)`[`.shuffle`](SplitMix64::shuffle) and the first 80%
 /// (rounded down: 80,000 of 100,000) become the training set, the rest the test set.
 pub fn load(opts: &DataOptions) -> Result<Dataset> {
+    opts.validate()?;
     let (dir, format) = match opts.dataset.as_deref() {
         Some("sample") => {
             let place = Path::new("<built-in sample>");
@@ -142,6 +205,7 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
             return load_from(
                 Format::Csv,
                 "synthetic sample (built in)".into(),
+                None,
                 (&movies, SAMPLE_MOVIES),
                 (&ratings, SAMPLE_RATINGS, SAMPLE_RATINGS.len() as u64),
                 opts,
@@ -192,6 +256,7 @@ pub fn load(opts: &DataOptions) -> Result<Dataset> {
     load_from(
         format,
         format!("{} at {}", format.name(), dir.display()),
+        Some(&dir),
         (&movies, formats::open(&movies)?),
         (&ratings, formats::open(&ratings)?, size),
         opts,
@@ -223,10 +288,12 @@ fn first_use<'a>(opts: &DataOptions, cache: Option<&'a Path>) -> Option<&'a Path
     (opts.data_dir.is_none() && opts.dataset.is_none() && env.is_none() && empty).then_some(root)
 }
 
-/// Parses the movies and ratings streams, builds the vocabularies and splits.
+/// Parses the movies and ratings streams, builds the vocabularies and splits (`dir`: where they came from,
+/// for ML-100K's named folds; None for the built-in sample).
 fn load_from(
     format: Format,
     place: String,
+    dir: Option<&Path>,
     (movies_path, movies_reader): (&Path, impl BufRead),
     (ratings_path, ratings_reader, size): (&Path, impl BufRead, u64),
     opts: &DataOptions,
@@ -234,7 +301,8 @@ fn load_from(
     let _spinner = crate::progress::spinner(format!("loading {place}"));
     let movies = formats::read_movies(format, movies_path, movies_reader)?;
     let movies_file = file_name(movies_path);
-    let keep_time = opts.split_dir.is_none() && opts.split == SplitKind::Temporal;
+    let keep_time =
+        opts.split_dir.is_none() && opts.fold.is_none() && opts.split == SplitKind::Temporal;
     let mut users = formats::Users::default();
     let mut all = formats::read_ratings(
         format,
@@ -253,51 +321,70 @@ fn load_from(
         *u = remap[*u as usize];
     }
 
-    let (train, test, how) = match (&opts.split_dir, opts.split) {
-        (Some(split), _) => {
+    // A split read from u.data-format files: --split-dir's train.data and test.data, or a named fold's.
+    let read = |path: &Path| -> Result<Ratings> {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut ids = formats::Users::default();
+        let cols = formats::read_ratings(
+            Format::Ml100k,
+            path,
+            formats::open(path)?,
+            size,
+            &movies.movie_of,
+            &movies_file,
+            &mut ids,
+            false,
+        )?;
+        let remap = ids.remap(&vocab);
+        let unknown = remap.iter().filter(|&&r| r == 0).count();
+        if unknown > 0 {
+            let rows = cols
+                .user
+                .iter()
+                .filter(|&&u| remap[u as usize] == 0)
+                .count();
+            eprintln!(
+                "note: {}: {unknown} users ({rows} ratings) are not in {}; they use the \
+                 out-of-vocabulary row, as TFRS's StringLookup does",
+                path.display(),
+                file_name(ratings_path)
+            );
+        }
+        Ok(Ratings {
+            user: cols.user.iter().map(|&u| remap[u as usize]).collect(),
+            movie: cols.movie,
+            rating: cols.rating,
+        })
+    };
+    let (train, test, how) = match (&opts.fold, &opts.split_dir, opts.split) {
+        (Some(Fold::Named(name)), _, _) => {
             drop(all);
-            let read = |name: &str| -> Result<Ratings> {
-                let path = split.join(name);
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                let mut ids = formats::Users::default();
-                let cols = formats::read_ratings(
-                    Format::Ml100k,
-                    &path,
-                    formats::open(&path)?,
-                    size,
-                    &movies.movie_of,
-                    &movies_file,
-                    &mut ids,
-                    false,
-                )?;
-                let remap = ids.remap(&vocab);
-                let unknown = remap.iter().filter(|&&r| r == 0).count();
-                if unknown > 0 {
-                    let rows = cols
-                        .user
-                        .iter()
-                        .filter(|&&u| remap[u as usize] == 0)
-                        .count();
-                    eprintln!(
-                        "note: {}: {unknown} users ({rows} ratings) are not in {}; they use the \
-                         out-of-vocabulary row, as TFRS's StringLookup does",
-                        path.display(),
-                        file_name(ratings_path)
-                    );
-                }
-                Ok(Ratings {
-                    user: cols.user.iter().map(|&u| remap[u as usize]).collect(),
-                    movie: cols.movie,
-                    rating: cols.rating,
-                })
+            let Some(dir) = dir.filter(|_| format == Format::Ml100k) else {
+                bail!(
+                    "fold {name} is one of ML-100K's own folds ({name}.base, {name}.test); {place} has \
+                     none: use random folds (--folds N)"
+                );
             };
+            let (base, test) = (
+                dir.join(format!("{name}.base")),
+                dir.join(format!("{name}.test")),
+            );
+            (read(&base)?, read(&test)?, format!("ML-100K fold {name}"))
+        }
+        (Some(Fold::Random { folds, index }), _, _) => {
+            let (train, test) = split::fold(all, *folds, *index, opts.seed);
+            let how = format!("random fold {} of {folds}, seed {}", index + 1, opts.seed);
+            (train, test, how)
+        }
+        (None, Some(split), _) => {
+            drop(all);
             (
-                read("train.data")?,
-                read("test.data")?,
+                read(&split.join("train.data"))?,
+                read(&split.join("test.data"))?,
                 format!("split from {}", split.display()),
             )
         }
-        (None, SplitKind::Random) => {
+        (None, None, SplitKind::Random) => {
             let mut rng = SplitMix64::new(opts.seed);
             // The same swaps as shuffling whole rows, done column by column in place.
             rng.permute(all.len(), |i, j| {
@@ -322,9 +409,20 @@ fn load_from(
                 format!("random 80/20 split, seed {}", opts.seed),
             )
         }
-        (None, SplitKind::Temporal) => {
+        (None, None, SplitKind::Temporal) => {
             let (train, test) = split::temporal(all, vocab.rows());
             (train, test, "per-user temporal 80/20 split".into())
+        }
+        (None, None, SplitKind::Stratified) => {
+            let f = opts.stratified_test_fraction();
+            let (train, test) = split::stratified(all, vocab.rows(), f, opts.seed);
+            let how = format!(
+                "per-user stratified {}/{} split, seed {}",
+                100.0 - f * 100.0,
+                f * 100.0,
+                opts.seed
+            );
+            (train, test, how)
         }
     };
     let description = format!(
@@ -840,6 +938,47 @@ mod tests {
         assert_ne!(other.train, ds.train);
         let sum = |d: &Dataset| d.train.rating.iter().chain(&d.test.rating).sum::<f32>();
         assert_eq!(sum(&other), sum(&ds));
+
+        // ML-100K's own fold u1 (80,000 / 20,000), and Microsoft's stratified split: every user (each has
+        // at least 20 ratings) keeps round(0.75 n) of their ratings in training.
+        let u1 = load(&DataOptions {
+            data_dir: Some(root.clone()),
+            fold: Some(Fold::Named("u1".into())),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((u1.train.len(), u1.test.len()), (80_000, 20_000));
+        assert_eq!(u1.users, ds.users);
+        let strat = load(&DataOptions {
+            data_dir: Some(root.clone()),
+            split: SplitKind::Stratified,
+            seed: 42,
+            ..Default::default()
+        })
+        .unwrap();
+        let per_user = |r: &Ratings| {
+            let mut n = vec![0usize; ds.users.rows()];
+            r.user.iter().for_each(|&u| n[u as usize] += 1);
+            n
+        };
+        let (tr, te) = (per_user(&strat.train), per_user(&strat.test));
+        for u in 1..ds.users.rows() {
+            let n = tr[u] + te[u];
+            assert!(n >= 20, "user {u}");
+            assert_eq!(
+                tr[u],
+                (0.75 * n as f64).round_ties_even() as usize,
+                "user {u}"
+            );
+        }
+        assert_eq!(strat.train.len() + strat.test.len(), 100_000);
+        assert!(
+            strat
+                .description
+                .contains("per-user stratified 75/25 split, seed 42"),
+            "{}",
+            strat.description
+        );
 
         let split = root.join("ml-100k-split");
         if !split.is_dir() {

@@ -31,6 +31,8 @@ const GENRES: [&str; 6] = [
 pub enum SynthFormat {
     /// `u.data` + `u.item`: integer ratings 1-5.
     Ml100k,
+    /// `ratings.dat` + `movies.dat` (ML-1M's `::`-separated layout): integer ratings 1-5.
+    Ml1m,
     /// `ratings.csv` + `movies.csv` (ml-latest / ML-25M layout): half-star ratings 0.5-5.
     Csv,
 }
@@ -49,6 +51,7 @@ pub struct SynthOptions {
 fn outputs(opts: &SynthOptions) -> Result<[Output; 2]> {
     let (ratings_file, movies_file) = match opts.format {
         SynthFormat::Ml100k => ("u.data", "u.item"),
+        SynthFormat::Ml1m => ("ratings.dat", "movies.dat"),
         SynthFormat::Csv => ("ratings.csv", "movies.csv"),
     };
     Ok([
@@ -112,6 +115,7 @@ fn write_movies(
                     1920 + id % 100
                 )?;
             }
+            SynthFormat::Ml1m => writeln!(w, "{id}::{title}::{genre}")?,
             SynthFormat::Csv => {
                 if title.contains([',', '"']) {
                     writeln!(w, "{id},\"{}\",{genre}", title.replace('"', "\"\""))?;
@@ -226,6 +230,10 @@ fn write_ratings(
             SynthFormat::Ml100k => {
                 let stars = noisy.round().clamp(1.0, 5.0) as u32;
                 writeln!(w, "{user}\t{movie}\t{stars}\t{time}")?;
+            }
+            SynthFormat::Ml1m => {
+                let stars = noisy.round().clamp(1.0, 5.0) as u32;
+                writeln!(w, "{user}::{movie}::{stars}::{time}")?;
             }
             SynthFormat::Csv => {
                 let stars = ((noisy * 2.0).round() / 2.0).clamp(0.5, 5.0);

@@ -84,6 +84,7 @@ fn metrics(t: &Tallies, rating_weight: f32, retrieval_weight: f32) -> TestMetric
     }
     let ranked = t.ranked.as_ref().map(|r| {
         let (recall, ndcg) = recall_ndcg(&r.rank_unseen, r.user_offsets, &RANKED_KS);
+        let (precision, map) = precision_map(&r.rank_unseen, r.user_offsets, &[TOP_N]);
         let abs: f64 = r
             .pred
             .iter()
@@ -93,6 +94,8 @@ fn metrics(t: &Tallies, rating_weight: f32, retrieval_weight: f32) -> TestMetric
         RankedMetrics {
             recall,
             ndcg,
+            precision,
+            map,
             mae: abs / total,
         }
     });

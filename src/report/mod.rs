@@ -1,7 +1,9 @@
 //! Reports: the tutorial-style table and the metrics JSON of finished runs; `plot` draws them, `sweep` and
-//! `recipe` run families of configurations, `bench` times the kernels.
+//! `recipe` run families of configurations, `cv` summarises cross-validation folds, `bench` times the
+//! kernels.
 
 pub mod bench;
+pub mod cv;
 pub mod plot;
 pub mod recipe;
 pub mod sweep;
