@@ -511,6 +511,10 @@ pub struct TweakArgs {
     /// embeddings frozen: fits the MLP to the final embeddings; retrieval metrics do not change.
     #[arg(long, value_name = "EPOCHS", default_value_t = 0)]
     pub fine_tune_rating: usize,
+    /// Divide the retrieval task's training logits by T (TFRS Retrieval's temperature; windowed kernels
+    /// only). The test loss stays untempered.
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
 }
 
 impl TweakArgs {
@@ -524,6 +528,7 @@ impl TweakArgs {
             average_from: self.average_from,
             refit: self.refit,
             fine_tune_rating: self.fine_tune_rating,
+            temperature: self.temperature,
         }
     }
 }

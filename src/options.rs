@@ -10,6 +10,11 @@ use anyhow::{bail, Result};
 /// (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), so batches stay well below that.
 pub const MAX_BATCH: usize = 32768;
 
+/// The range of --temperature: below 0.01 the logits u . m / T of trained embeddings overflow exp's f32 range
+/// in the softmax's stabilised sums far too easily; above 100 every softmax is flat.
+pub const MIN_TEMPERATURE: f32 = 0.01;
+pub const MAX_TEMPERATURE: f32 = 100.0;
+
 /// The largest loss weight accepted (the recipes use up to 4).
 pub const MAX_TASK_WEIGHT: f32 = 10_000.0;
 
@@ -57,6 +62,10 @@ pub struct Tweaks {
     /// embedding tables frozen: the MLP is fitted to the final embeddings, and the retrieval task, which
     /// depends on the embeddings only, keeps exactly its metrics (0: none).
     pub fine_tune_rating: usize,
+    /// TFRS Retrieval's `temperature`: the training logits are u . m / T (None: 1, the tutorial's). The
+    /// windowed family divides the batch's distinct user rows by T (`scale_rows`), so the distinct-rows
+    /// identity holds unchanged; the test loss stays the untempered one, comparable across temperatures.
+    pub temperature: Option<f32>,
 }
 
 impl TrainOptions {
@@ -104,6 +113,13 @@ impl TrainOptions {
                 bail!(
                     "--average-from must be an epoch in 1..={}, got {s}",
                     self.epochs
+                );
+            }
+        }
+        if let Some(t) = self.tweaks.temperature {
+            if !(t.is_finite() && (MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&t)) {
+                bail!(
+                    "--temperature must be a number in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}], got {t}"
                 );
             }
         }

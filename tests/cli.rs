@@ -520,3 +520,53 @@ fn evaluate_rebuilds_the_recorded_stratified_split() {
         "{err}"
     );
 }
+
+/// --temperature trains on the windowed family, is recorded in the run's JSON, and the GPU family refuses
+/// it by name; bad values are refused before anything loads.
+#[test]
+fn temperature_runs_windowed_and_the_gpu_family_refuses_it() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let home = scratch("temperature");
+    let out = home.join("t.json");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "-q",
+            "train",
+            "--dataset",
+            "sample",
+            "--rating-weight",
+            "0",
+            "--retrieval-weight",
+            "1",
+            "--epochs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        run(wgrec(&home, &args))
+    };
+    let (code, _, err) = train(&[
+        "--kernels",
+        "windowed",
+        "--temperature",
+        "0.5",
+        "--metrics-out",
+        &s(&out),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json(&out)["runs"][0]["temperature"], 0.5);
+    let (code, _, err) = train(&["--kernels", "gpu", "--temperature", "0.5"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--temperature is implemented in the windowed kernel family only"),
+        "{err}"
+    );
+    let (code, _, err) = train(&["--temperature", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--temperature must be a number in [0.01, 100]"),
+        "{err}"
+    );
+}

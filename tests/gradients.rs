@@ -515,3 +515,70 @@ fn distinct_rows_retrieval_equals_the_direct_formula() {
         );
     }
 }
+
+/// `--temperature T`: the distinct user rows times 1 / T (`scale_rows`) and the users kernel's weight times
+/// 1 / T give the B x B loss of the logits u m^T / T, and its gradients: by the chain rule on the direct
+/// formula (checked against central differences above), du = du' / T and dm = dm' at u' = u / T.
+#[test]
+fn temperature_by_scaled_user_rows_is_the_tempered_loss() {
+    for (seed, dim, t) in [(45, 6, 0.4f32), (46, 5, 3.0)] {
+        let rb = RepeatedBatch::new(seed, 40, 7, 9, dim, 1.0);
+        let b = &rb.batch;
+        let inv_t = 1.0 / t;
+        let mut u_rows = rb.user_rows();
+        cpu::scale_rows(&mut u_rows, inv_t);
+        let (loss, du_scaled, dm) = cpu::retrieval_loss_direct(&u_rows, &rb.movie_rows(), dim);
+        let du: Vec<f64> = du_scaled.iter().map(|g| g / t as f64).collect();
+
+        let (mut ud, md) = (rb.user_d(), rb.movie_d());
+        cpu::scale_rows(&mut ud, inv_t);
+        let (us, ms) = (&b.users, &b.movies);
+        let users = cpu::retrieval_softmax_users(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            dim,
+            inv_t,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            dim,
+            1.0,
+        );
+        let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
+        let what = |w: &str| format!("{w} (D {dim}, T {t})");
+        assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);
+        let want_du = rb.sum_rows(us, &du);
+        assert_close64(
+            &what("grad_user"),
+            &f64s(&users.grad_user),
+            &want_du,
+            1e-5,
+            1e-5,
+        );
+        assert_close64(
+            &what("grad_movie"),
+            &f64s(&grad_movie),
+            &rb.sum_rows(ms, &dm),
+            1e-5,
+            1e-5,
+        );
+        // T changes the loss: the test would not pass with the untempered kernels.
+        let (plain, ..) = cpu::retrieval_loss_direct(&rb.user_rows(), &rb.movie_rows(), dim);
+        assert!(
+            (plain - loss).abs() > 1e-3 * plain.abs(),
+            "{plain} vs {loss}"
+        );
+    }
+}

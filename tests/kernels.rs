@@ -583,6 +583,35 @@ fn adagrad_dense_hand_computed_step() {
     assert_close("weights", &read_f32(gpu, &pb, 4), &want, 1e-7, 1e-6);
 }
 
+/// scale_rows (--temperature) in place over lengths that span several workgroups and end mid-vec4-row;
+/// the NaN tail past n4 must stay NaN.
+#[test]
+fn scale_rows_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(9);
+    for (n4, scale) in [(1037, 2.5f32), (64, 0.4), (3, 1.0 / 3.0), (0, 7.0)] {
+        let x = uniform(&mut rng, 4 * n4, -1.0, 1.0);
+        let buf = gpu.upload("x", &with_tail(&x));
+        let p = ScaleRowsParams {
+            n4: n4 as u32,
+            scale,
+            _pad: [0; 2],
+        };
+        let l = Launch::new(gpu, &k.scale_rows, "scale_rows", &[whole(&buf)], &p);
+        run(gpu, &[(&l, p.n4)]);
+        let mut want = x.clone();
+        cpu::scale_rows(&mut want, scale);
+        assert_close(
+            &format!("scale_rows n4 {n4} scale {scale}"),
+            &read_f32(gpu, &buf, 4 * n4 + TAIL),
+            &with_tail(&want),
+            0.0,
+            0.0,
+        );
+    }
+}
+
 #[test]
 fn sum_reduce_matches_cpu_into_its_slot() {
     let Some(gpu) = gpu() else { return };
@@ -1064,9 +1093,11 @@ fn training_epoch_matches_cpu_chain() {
     let Some(gpu) = gpu() else { return };
     let dim = 16;
     let k = kernels(gpu, dim);
-    for (users, movies, hidden1, hidden2, n, batch_size, batches) in [
-        (11, 13, 64, 64, 73, 50, 2),
-        (301, 203, 256, 128, 1337, 600, 3),
+    // The last shape trains with --temperature 0.4 (the users scaled by scale_rows).
+    for (users, movies, hidden1, hidden2, n, batch_size, batches, temperature) in [
+        (11, 13, 64, 64, 73, 50, 2, None),
+        (301, 203, 256, 128, 1337, 600, 3, None),
+        (57, 41, 64, 64, 300, 128, 3, Some(0.4)),
     ] {
         let cfg = ModelConfig {
             users,
@@ -1094,7 +1125,10 @@ fn training_epoch_matches_cpu_chain() {
             learning_rate: 0.1,
             seed: 5,
             reshuffle: false,
-            tweaks: Default::default(),
+            tweaks: wgrec::options::Tweaks {
+                temperature,
+                ..Default::default()
+            },
         };
         let init = Params::init(&cfg, opts.seed);
         let model = GpuModel::new(gpu, &cfg, &init).unwrap();
@@ -1119,7 +1153,9 @@ fn training_epoch_matches_cpu_chain() {
             rows += b.rows() as f64;
         }
         let want = &cpu_model.params;
-        let what = |t: &str| format!("{t} (H1 {hidden1}, H2 {hidden2}, batch {batch_size})");
+        let what = |t: &str| {
+            format!("{t} (H1 {hidden1}, H2 {hidden2}, batch {batch_size}, T {temperature:?})")
+        };
         assert_close(&what("user_emb"), &got.user_emb, &want.user_emb, 1e-6, 1e-4);
         assert_close(
             &what("movie_emb"),

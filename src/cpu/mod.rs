@@ -182,6 +182,13 @@ pub struct RetrievalUsers {
     pub grad_user: Vec<f32>, // (NU, D)
 }
 
+/// `x *= scale` in place (shaders/scale_rows.wgsl): the distinct user rows divided by --temperature.
+pub fn scale_rows(x: &mut [f32], scale: f32) {
+    for v in x {
+        *v *= scale;
+    }
+}
+
 /// Distinct-rows retrieval, user side: see shaders/retrieval_softmax_users.wgsl for the formulas.
 #[allow(clippy::too_many_arguments)]
 pub fn retrieval_softmax_users(

@@ -90,6 +90,15 @@ impl CpuModel {
         embedding_gather(&p.user_emb, &us.table_rows, d, &mut ud, d, 0);
         embedding_gather(&p.movie_emb, &ms.table_rows, d, &mut md, d, 0);
         let w = o.retrieval_weight;
+        // --temperature T: u' = u / T, and the user side's weight times 1 / T (see RetrievalForward).
+        let inv_t = o
+            .tweaks
+            .temperature
+            .filter(|&t| t != 1.0)
+            .map_or(1.0, |t| 1.0 / t);
+        if inv_t != 1.0 {
+            scale_rows(&mut ud, inv_t);
+        }
         let users = retrieval_softmax_users(
             &ud,
             &md,
@@ -99,7 +108,7 @@ impl CpuModel {
             &us.rows,
             &ms.of_row,
             d,
-            w,
+            w * inv_t,
         );
         let grad_movie = retrieval_softmax_movies(
             &ud,

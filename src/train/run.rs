@@ -617,7 +617,7 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "kernels": self.kernels,
             "rating_weight": self.opts.rating_weight,
             "retrieval_weight": self.opts.retrieval_weight,
@@ -640,7 +640,12 @@ impl RunResult {
             "eval_seconds": self.eval_seconds,
             "test_per_epoch": self.curve.iter().map(TestMetrics::to_json).collect::<Vec<_>>(),
             "profile": self.profile,
-        })
+        });
+        // Only when given: runs without it keep the keys they always had.
+        if let Some(t) = self.opts.tweaks.temperature {
+            doc["temperature"] = t.into();
+        }
+        doc
     }
 }
 

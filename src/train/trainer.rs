@@ -94,6 +94,10 @@ impl<'g> Trainer<'g> {
             None => Step::Windowed(Box::new(WindowedStep::new(
                 gpu, kernels, &model, &ids, cap, opts, &losses,
             )?)),
+            Some(_) if opts.tweaks.temperature.is_some() => bail!(
+                "--temperature is implemented in the windowed kernel family only; train with \
+                 --kernels windowed"
+            ),
             Some(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
         };
         Ok(Self {

@@ -40,6 +40,11 @@ pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
             let (n, s) = (4.0 * p.len4 as f64, p.splits as f64);
             c(n * (s + 6.0), n * (s + 4.0))
         }
+        "scale_rows" => {
+            let p: ScaleRowsParams = params(bytes);
+            let n = 4.0 * p.n4 as f64;
+            c(n, 2.0 * n)
+        }
         "sum_reduce" => {
             let p: SumReduceParams = params(bytes);
             c(p.n as f64, p.n as f64 + 1.0)

@@ -111,7 +111,8 @@ impl<'g> Evaluation<'g> {
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
         let losses = gpu.buffer("eval losses", 2 * store.batches.len());
         let mlp = MlpForward::new(gpu, k, model, &ids, &act, &losses);
-        let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses);
+        // The test loss is the untempered one, whatever --temperature trained with.
+        let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses, None);
 
         // FactorizedTopK: pairs grouped by user; each user's scores against all candidates computed once.
         let c = candidates.len();

@@ -41,6 +41,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         shader!("retrieval_softmax_movies"),
     ),
     ("embedding_adagrad", shader!("embedding_adagrad")),
+    ("scale_rows", shader!("scale_rows")),
     ("candidate_scores", shader!("candidate_scores")),
     ("pair_ranks", shader!("pair_ranks")),
     ("brute_force_top_k", shader!("brute_force_top_k")),
@@ -61,6 +62,15 @@ pub struct EmbeddingGatherParams {
     pub dim4: u32,
     pub out_stride4: u32,
     pub out_offset4: u32,
+}
+
+/// The uniform of `scale_rows` (--temperature).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ScaleRowsParams {
+    pub n4: u32,
+    pub scale: f32,
+    pub _pad: [u32; 2],
 }
 
 /// The uniform of `dense_forward`; `dense_backward_data` reads the same layout (`DenseBackwardDataParams`).
@@ -456,6 +466,7 @@ pub struct Kernels {
     pub retrieval_softmax_users: Kernel,
     pub retrieval_softmax_movies: Kernel,
     pub embedding_adagrad: Kernel,
+    pub scale_rows: Kernel,
     pub candidate_scores: Kernel,
     pub pair_ranks: Kernel,
     pub brute_force_top_k: Kernel,
@@ -489,6 +500,7 @@ impl Kernels {
             retrieval_softmax_users: k("retrieval_softmax_users", &d4)?,
             retrieval_softmax_movies: k("retrieval_softmax_movies", &d4)?,
             embedding_adagrad: k("embedding_adagrad", &[])?,
+            scale_rows: k("scale_rows", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
             pair_ranks: k("pair_ranks", &[])?,
             brute_force_top_k: k("brute_force_top_k", &d4)?,

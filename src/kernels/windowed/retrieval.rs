@@ -42,8 +42,16 @@ pub fn retrieval_window_rows(embedding_dim: usize) -> usize {
 
 /// Retrieval task forward (and the user half of its backward): gathers the distinct rows, runs
 /// retrieval_softmax_users once per window of movies, and sums the per-user losses into `losses[slot]`.
+///
+/// With a temperature T the gathered user rows u' = u / T make every logit u' . m = u . m / T, so the
+/// kernels compute the tempered loss and dL/dM = sum (p - y) u' exactly; the user side's gradient is
+/// dL/du = dL/du' / T, which the users kernel gets as its weight times 1 / T.
 pub struct RetrievalForward {
     gather_users: Launch,
+    /// With --temperature T: the distinct user rows times 1 / T, right after their gather.
+    scale_users: Option<Launch>,
+    /// 1 / T (1 without --temperature).
+    inv_temperature: f32,
     gather_movies: Launch,
     users: Vec<Launch>, // one per window of distinct movies
     window_rows: usize,
@@ -59,6 +67,7 @@ impl RetrievalForward {
         ids: &BatchBuffers,
         r: &RetrievalBuffers,
         losses: &wgpu::Buffer,
+        temperature: Option<f32>,
     ) -> Self {
         let d = model.cfg.embedding_dim;
         let dim4 = (d / 4) as u32;
@@ -104,6 +113,16 @@ impl RetrievalForward {
                 )
             })
             .collect();
+        let t = temperature.filter(|&t| t != 1.0);
+        let scale_users = t.map(|_| {
+            Launch::new(
+                gpu,
+                &k.scale_rows,
+                "scale_rows (distinct users / temperature)",
+                &[whole(&r.user_d)],
+                &ScaleRowsParams::default(),
+            )
+        });
         Self {
             gather_users: gather(
                 "embedding_gather (distinct users)",
@@ -111,6 +130,8 @@ impl RetrievalForward {
                 &u.table_rows,
                 &r.user_d,
             ),
+            scale_users,
+            inv_temperature: t.map_or(1.0, |t| 1.0 / t),
             gather_movies: gather(
                 "embedding_gather (distinct movies)",
                 &model.movie_emb,
@@ -145,8 +166,18 @@ impl RetrievalForward {
                 ..g
             },
         );
+        if let Some(l) = &self.scale_users {
+            let p = ScaleRowsParams {
+                n4: b.users as u32 * self.dim4,
+                scale: self.inv_temperature,
+                _pad: [0; 2],
+            };
+            l.set(gpu, &p);
+        }
+        // dL/du = dL/du' / T (exactly `weight` without a temperature: times 1.0).
+        let user_weight = weight * self.inv_temperature;
         for (l, _, movies, first, last) in window_span(&self.users, self.window_rows, b.movies) {
-            let p = RetrievalSoftmaxParams::new(b.users, movies, weight, first, last);
+            let p = RetrievalSoftmaxParams::new(b.users, movies, user_weight, first, last);
             l.set(gpu, &p);
         }
         self.reduce.set(
@@ -161,6 +192,9 @@ impl RetrievalForward {
 
     pub fn encode(&self, pass: &mut Pass, b: &BatchShape) {
         self.gather_users.run(pass, b.users as u32 * self.dim4);
+        if let Some(l) = &self.scale_users {
+            l.run(pass, b.users as u32 * self.dim4);
+        }
         self.gather_movies.run(pass, b.movies as u32 * self.dim4);
         for (l, ..) in window_span(&self.users, self.window_rows, b.movies) {
             l.run(pass, b.users as u32);

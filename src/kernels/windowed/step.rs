@@ -63,7 +63,8 @@ impl WindowedStep {
         let dh1 = gpu.windowed_buffer("dh1", cap * cfg.hidden1);
         let dx = gpu.buffer("dx", cap * 2 * cfg.embedding_dim);
         let mlp = MlpForward::new(gpu, kernels, model, ids, &act, losses);
-        let retrieval = RetrievalForward::new(gpu, kernels, model, ids, &ret, losses);
+        let temperature = opts.tweaks.temperature;
+        let retrieval = RetrievalForward::new(gpu, kernels, model, ids, &ret, losses, temperature);
         let m = &model.mlp;
         let k = kernels;
         let window_rows_ret = retrieval_window_rows(cfg.embedding_dim);
