@@ -3,6 +3,9 @@
 // with softmax_ac = exp(U_a . M_c - lse_a), lse from retrieval_softmax_users. One invocation per movie.
 // The users are read through 64 KiB uniform windows, one dispatch per window; the running sum over users
 // is carried between dispatches in grad_movie, which holds the gradient after the last window.
+// With remove_hits user_stat holds (-log sum_i exp(-L_i), 1) per user, which keeps the sum over users exact,
+// and the rows j of movie c, whose other m_c - 1 columns of c were removed, give back their share:
+//   dM_c -= w w_c (1 - 1/m_c) sum_{rows j of c} exp(U_a(j) . M_c - L_j) U_a(j)
 
 override D4: u32 = 8u; // D / 4, at most 16
 
@@ -12,7 +15,7 @@ struct Params {
     weight: f32, // retrieval_weight
     first: u32,  // 1: first window (start the sum)
     last: u32,   // 1: last window (finish the gradient)
-    _pad0: u32,
+    remove_hits: u32, // 1: --remove-accidental-hits
     _pad1: u32,
     _pad2: u32,
 }
@@ -25,8 +28,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read> movie_offsets: array<u32>;         // (NM + 1,) CSR into movie_rows
 @group(0) @binding(6) var<storage, read> movie_rows: array<u32>;            // (B,) batch rows grouped by movie
 @group(0) @binding(7) var<storage, read> row_user: array<u32>;              // (B,) distinct user of each row
-@group(0) @binding(8) var<storage, read_write> grad_movie: array<vec4<f32>>; // (NM, D)
-@group(0) @binding(9) var<uniform> p: Params;
+@group(0) @binding(8) var<storage, read> row_lse: array<f32>;               // (B,) L_j, with remove_hits
+@group(0) @binding(9) var<storage, read_write> grad_movie: array<vec4<f32>>; // (NM, D)
+@group(0) @binding(10) var<uniform> p: Params;
 
 fn zero_past_d(k: u32, m: mat4x4<f32>) -> mat4x4<f32> {
     let z = vec4<f32>(0.0);
@@ -127,6 +131,24 @@ fn retrieval_softmax_movies(@builtin(global_invocation_id) gid: vec3<u32>, @buil
         pos3 += label_block(a, 3u);
     }
     let m = movie_count[c];
+    if p.remove_hits != 0u {
+        let rows = movie_offsets[c + 1u] - movie_offsets[c];
+        let share = m - m / f32(rows); // w_c (1 - 1/m_c)
+        for (var r = movie_offsets[c]; r < movie_offsets[c + 1u]; r++) {
+            let row = movie_rows[r];
+            let a = row_user[row];
+            let b0 = label_block(a, 0u);
+            let b1 = label_block(a, 1u);
+            let b2 = label_block(a, 2u);
+            let b3 = label_block(a, 3u);
+            let s = hsum(mdot(b0, k0) + mdot(b1, k1) + mdot(b2, k2) + mdot(b3, k3));
+            let f = share * exp(s - row_lse[row]);
+            pos0 += b0 * f;
+            pos1 += b1 * f;
+            pos2 += b2 * f;
+            pos3 += b3 * f;
+        }
+    }
     store_block(c, 0u, (acc0 * m - pos0) * p.weight);
     store_block(c, 1u, (acc1 * m - pos1) * p.weight);
     store_block(c, 2u, (acc2 * m - pos2) * p.weight);

@@ -8,6 +8,16 @@
 // ~15x slower than uniform loads on CPU adapters): the host dispatches once per window of movies and the
 // online-softmax state (max, sum, weighted movie sum) is carried between dispatches in `state`. Vectors
 // of up to 64 floats live in registers as four mat4x4 blocks; blocks past D are constant-folded away.
+//
+// With remove_hits (TFRS's remove_accidental_hits) a batch column holding row i's own movie c is not a
+// negative of row i, except row i's own column: row i sees movie c with weight w_c / m_c (m_c rows of movie c
+// in the batch, w_c its column weight: m_c, or 1 with the logQ correction) and every other movie c' with w_c'.
+// Its normaliser is S_i = S_a - w_c (1 - 1 / m_c) exp(U_a . M_c), so each row has its own log-normaliser
+// L_i (written to row_lse for the movie side), and
+//   loss_a = sum_i L_i - U_a . sum_i M_c(i)
+//   dU_a   = w (acc_a sum_i 1/S_i - sum_i w_c(i) (1 - 1/m_c(i)) exp(U_a . M_c(i)) / S_i M_c(i) - sum_i M_c(i))
+// with acc_a = sum_c w_c exp(U_a . M_c) M_c; user_stat gets (-log sum_i exp(-L_i), 1), which makes the movie
+// side's sum over users exact unchanged (see retrieval_softmax_movies).
 
 override D4: u32 = 8u; // D / 4, at most 16
 
@@ -17,7 +27,7 @@ struct Params {
     weight: f32, // retrieval_weight
     first: u32,  // 1: this is the first window (start the state)
     last: u32,   // 1: this is the last window (finish: lse, loss, gradient)
-    _pad0: u32,
+    remove_hits: u32, // 1: --remove-accidental-hits
     _pad1: u32,
     _pad2: u32,
 }
@@ -30,11 +40,14 @@ struct Params {
 @group(0) @binding(5) var<storage, read> user_offsets: array<u32>;        // (NU + 1,) CSR into user_rows
 @group(0) @binding(6) var<storage, read> user_rows: array<u32>;           // (B,) batch rows grouped by user
 @group(0) @binding(7) var<storage, read> row_movie: array<u32>;           // (B,) distinct movie of each row
-@group(0) @binding(8) var<storage, read_write> state: array<vec4<f32>>;   // (NU, 1 + D4): (max, sum), acc
-@group(0) @binding(9) var<storage, read_write> user_stat: array<vec4<f32>>; // (NU,): (lse, n_a, 0, 0)
-@group(0) @binding(10) var<storage, read_write> loss: array<f32>;         // (NU,)
-@group(0) @binding(11) var<storage, read_write> grad_user: array<vec4<f32>>; // (NU, D)
-@group(0) @binding(12) var<uniform> p: Params;
+@group(0) @binding(8) var<storage, read> movie_offsets: array<u32>;       // (NM + 1,) CSR: m_c = rows of c
+@group(0) @binding(9) var<storage, read> movie_count: array<f32>;         // (NM,) column weights w_c
+@group(0) @binding(10) var<storage, read_write> state: array<vec4<f32>>;  // (NU, 1 + D4): (max, sum), acc
+@group(0) @binding(11) var<storage, read_write> user_stat: array<vec4<f32>>; // (NU,): (lse, n_a, 0, 0)
+@group(0) @binding(12) var<storage, read_write> loss: array<f32>;         // (NU,)
+@group(0) @binding(13) var<storage, read_write> grad_user: array<vec4<f32>>; // (NU, D)
+@group(0) @binding(14) var<storage, read_write> row_lse: array<f32>;      // (B,) L_i, with remove_hits
+@group(0) @binding(15) var<uniform> p: Params;
 
 fn zero_past_d(k: u32, m: mat4x4<f32>) -> mat4x4<f32> {
     let z = vec4<f32>(0.0);
@@ -149,6 +162,10 @@ fn retrieval_softmax_users(@builtin(global_invocation_id) gid: vec3<u32>, @built
         return;
     }
     let l = m + log(sum);
+    if p.remove_hits != 0u {
+        finish_without_hits(a, m, sum, q0, q1, q2, q3, acc0, acc1, acc2, acc3);
+        return;
+    }
 
     // The labels: the diagonal of the batch logit matrix, for every row of this user.
     var pos0 = mat4x4<f32>();
@@ -171,4 +188,58 @@ fn retrieval_softmax_users(@builtin(global_invocation_id) gid: vec3<u32>, @built
     store_grad(a, 1u, (acc1 * f - pos1) * p.weight);
     store_grad(a, 2u, (acc2 * f - pos2) * p.weight);
     store_grad(a, 3u, (acc3 * f - pos3) * p.weight);
+}
+
+// The last window's work with remove_hits: every row of user a gets its own normaliser (see the top).
+fn finish_without_hits(
+    a: u32, m: f32, sum: f32,
+    q0: mat4x4<f32>, q1: mat4x4<f32>, q2: mat4x4<f32>, q3: mat4x4<f32>,
+    acc0: mat4x4<f32>, acc1: mat4x4<f32>, acc2: mat4x4<f32>, acc3: mat4x4<f32>,
+) {
+    var pos0 = mat4x4<f32>();
+    var pos1 = mat4x4<f32>();
+    var pos2 = mat4x4<f32>();
+    var pos3 = mat4x4<f32>();
+    var cor0 = mat4x4<f32>();
+    var cor1 = mat4x4<f32>();
+    var cor2 = mat4x4<f32>();
+    var cor3 = mat4x4<f32>();
+    var inv_total = 0.0;
+    var lse_total = 0.0;
+    for (var r = user_offsets[a]; r < user_offsets[a + 1u]; r++) {
+        let row = user_rows[r];
+        let c = row_movie[row];
+        let b0 = label_block(c, 0u);
+        let b1 = label_block(c, 1u);
+        let b2 = label_block(c, 2u);
+        let b3 = label_block(c, 3u);
+        pos0 += b0;
+        pos1 += b1;
+        pos2 += b2;
+        pos3 += b3;
+        let e = exp(hsum(mdot(q0, b0) + mdot(q1, b1) + mdot(q2, b2) + mdot(q3, b3)) - m);
+        let mc = f32(movie_offsets[c + 1u] - movie_offsets[c]);
+        let wc = movie_count[c];
+        let own = wc / mc * e; // the one column of movie c that row i keeps
+        let g = wc * e - own;  // the other m_c - 1 columns, removed
+        // S_i >= own in exact arithmetic; the max keeps cancellation from going below it.
+        let s_i = max(sum - g, own);
+        let inv = 1.0 / s_i;
+        inv_total += inv;
+        let l_i = m + log(s_i);
+        lse_total += l_i;
+        row_lse[row] = l_i;
+        let f = g * inv;
+        cor0 += b0 * f;
+        cor1 += b1 * f;
+        cor2 += b2 * f;
+        cor3 += b3 * f;
+    }
+    user_stat[a] = vec4<f32>(m - log(inv_total), 1.0, 0.0, 0.0);
+    let diag = hsum(mdot(q0, pos0) + mdot(q1, pos1) + mdot(q2, pos2) + mdot(q3, pos3));
+    loss[a] = lse_total - diag;
+    store_grad(a, 0u, (acc0 * inv_total - cor0 - pos0) * p.weight);
+    store_grad(a, 1u, (acc1 * inv_total - cor1 - pos1) * p.weight);
+    store_grad(a, 2u, (acc2 * inv_total - cor2 - pos2) * p.weight);
+    store_grad(a, 3u, (acc3 * inv_total - cor3 - pos3) * p.weight);
 }

@@ -515,6 +515,10 @@ pub struct TweakArgs {
     /// only). The test loss stays untempered.
     #[arg(long, value_name = "T")]
     pub temperature: Option<f32>,
+    /// A batch column holding a row's own movie is not a negative of that row (TFRS Retrieval's
+    /// remove_accidental_hits; windowed kernels only). The test loss stays the plain one.
+    #[arg(long)]
+    pub remove_accidental_hits: bool,
 }
 
 impl TweakArgs {
@@ -529,6 +533,7 @@ impl TweakArgs {
             refit: self.refit,
             fine_tune_rating: self.fine_tune_rating,
             temperature: self.temperature,
+            remove_accidental_hits: self.remove_accidental_hits,
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct Tweaks {
     /// windowed family divides the batch's distinct user rows by T (`scale_rows`), so the distinct-rows
     /// identity holds unchanged; the test loss stays the untempered one, comparable across temperatures.
     pub temperature: Option<f32>,
+    /// TFRS Retrieval's `remove_accidental_hits`: a batch column holding a row's own movie is not a
+    /// negative of that row (only the row's own column stays). In the distinct-rows kernels each row then
+    /// has its own normaliser (`retrieval_softmax_users` writes them); the test loss stays TFRS's plain one.
+    pub remove_accidental_hits: bool,
 }
 
 impl TrainOptions {

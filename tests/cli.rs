@@ -521,10 +521,10 @@ fn evaluate_rebuilds_the_recorded_stratified_split() {
     );
 }
 
-/// --temperature trains on the windowed family, is recorded in the run's JSON, and the GPU family refuses
-/// it by name; bad values are refused before anything loads.
+/// --temperature and --remove-accidental-hits train on the windowed family, are recorded in the run's JSON,
+/// and the GPU family refuses them by name; bad temperatures are refused before anything loads.
 #[test]
-fn temperature_runs_windowed_and_the_gpu_family_refuses_it() {
+fn retrieval_options_run_windowed_and_the_gpu_family_refuses_them() {
     if common::gpu().is_none() {
         return;
     }
@@ -561,6 +561,21 @@ fn temperature_runs_windowed_and_the_gpu_family_refuses_it() {
     assert_eq!(code, Some(2));
     assert!(
         err.contains("--temperature is implemented in the windowed kernel family only"),
+        "{err}"
+    );
+    let (code, _, err) = train(&[
+        "--kernels",
+        "windowed",
+        "--remove-accidental-hits",
+        "--metrics-out",
+        &s(&out),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json(&out)["runs"][0]["remove_accidental_hits"], true);
+    let (code, _, err) = train(&["--kernels", "gpu", "--remove-accidental-hits"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--remove-accidental-hits is implemented in the windowed kernel family only"),
         "{err}"
     );
     let (code, _, err) = train(&["--temperature", "0"]);

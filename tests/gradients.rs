@@ -582,3 +582,106 @@ fn temperature_by_scaled_user_rows_is_the_tempered_loss() {
         );
     }
 }
+
+/// `--remove-accidental-hits` straight from TFRS's definition on the B x B batch: column j of row i is
+/// masked when j != i holds the same movie. Returns (loss, du (B, D), dm (B, D)), with unit column weights
+/// when `log_q` subtracts log(m_j / B) from every logit of column j (the logQ correction).
+fn direct_without_hits(rb: &RepeatedBatch, log_q: bool) -> (f64, Vec<f64>, Vec<f64>) {
+    let (u, m, d) = (f64s(&rb.user_rows()), f64s(&rb.movie_rows()), rb.dim);
+    let movie = &rb.batch.movie;
+    let b = movie.len();
+    let count = |j: usize| movie.iter().filter(|&&x| x == movie[j]).count() as f64;
+    let (mut loss, mut du, mut dm) = (0.0, vec![0.0; b * d], vec![0.0; b * d]);
+    for i in 0..b {
+        let kept: Vec<usize> = (0..b).filter(|&j| j == i || movie[j] != movie[i]).collect();
+        let s: Vec<f64> = kept
+            .iter()
+            .map(|&j| {
+                let q = if log_q {
+                    (count(j) / b as f64).ln()
+                } else {
+                    0.0
+                };
+                (0..d).map(|k| u[i * d + k] * m[j * d + k]).sum::<f64>() - q
+            })
+            .collect();
+        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
+        let own = kept.iter().position(|&j| j == i).unwrap();
+        loss += lse - s[own];
+        for (n, &j) in kept.iter().enumerate() {
+            let g = (s[n] - lse).exp() - if j == i { 1.0 } else { 0.0 };
+            for k in 0..d {
+                du[i * d + k] += g * m[j * d + k];
+                dm[j * d + k] += g * u[i * d + k];
+            }
+        }
+    }
+    (loss, du, dm)
+}
+
+/// The twins of --remove-accidental-hits against the masked B x B loss, with the tutorial's column weights
+/// (m_c) and with the logQ correction's unit weights (the loss then differs by the constant log q terms of
+/// the labels, so only the gradients are compared there).
+#[test]
+fn removing_accidental_hits_equals_the_masked_batch_formula() {
+    for (seed, dim, log_q) in [(47, 6, false), (48, 5, true)] {
+        let rb = RepeatedBatch::new(seed, 40, 7, 9, dim, 1.0);
+        let b = &rb.batch;
+        let (us, ms) = (&b.users, &b.movies);
+        let weights = if log_q {
+            vec![1.0; ms.count.len()]
+        } else {
+            ms.count.clone()
+        };
+        let (ud, md) = (rb.user_d(), rb.movie_d());
+        let (users, row_lse) = cpu::retrieval_softmax_users_without_hits(
+            &ud,
+            &md,
+            &weights,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            &ms.offsets,
+            dim,
+            1.0,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies_without_hits(
+            &ud,
+            &md,
+            &weights,
+            &row_lse,
+            &us.of_row,
+            &ms.of_row,
+            &ms.offsets,
+            dim,
+            1.0,
+        );
+        let (loss, du, dm) = direct_without_hits(&rb, log_q);
+        let what = |t: &str| format!("{t} (D {dim}, logQ {log_q})");
+        if !log_q {
+            let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
+            assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);
+            let (plain, ..) = cpu::retrieval_loss_direct(&rb.user_rows(), &rb.movie_rows(), dim);
+            assert!(
+                plain - loss > 1e-3,
+                "removing hits lowers the loss: {plain} vs {loss}"
+            );
+        }
+        let want_du = rb.sum_rows(us, &du);
+        assert_close64(
+            &what("grad_user"),
+            &f64s(&users.grad_user),
+            &want_du,
+            1e-5,
+            1e-5,
+        );
+        assert_close64(
+            &what("grad_movie"),
+            &f64s(&grad_movie),
+            &rb.sum_rows(ms, &dm),
+            1e-5,
+            1e-5,
+        );
+    }
+}

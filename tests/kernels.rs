@@ -649,6 +649,8 @@ fn sum_reduce_matches_cpu_into_its_slot() {
 /// The retrieval kernels' outputs on the GPU for one batch (D from `rb.dim`).
 struct GpuRetrieval {
     lse: Vec<f32>,
+    /// (B,) each row's log-normaliser: written with remove_hits only (NaN otherwise).
+    row_lse: Vec<f32>,
     loss: Vec<f32>,
     grad_user: Vec<f32>,
     grad_movie: Vec<f32>,
@@ -667,6 +669,16 @@ fn retrieval_windows(n: usize, per: usize) -> Vec<(usize, usize, bool, bool)> {
 /// between windows, and grad_movie (which the movie kernel adds to), start as NaN: the first window must
 /// not read them.
 fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetrieval {
+    gpu_retrieval_hits(gpu, rb, weight, false)
+}
+
+/// `gpu_retrieval`, with --remove-accidental-hits when `remove_hits`.
+fn gpu_retrieval_hits(
+    gpu: &'static Gpu,
+    rb: &RepeatedBatch,
+    weight: f32,
+    remove_hits: bool,
+) -> GpuRetrieval {
     let k = kernels(gpu, rb.dim);
     let (b, d) = (&rb.batch, rb.dim);
     let (nu, nm) = (b.users.len(), b.movies.len());
@@ -697,6 +709,9 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
     let loss = nans(gpu, "loss", nu + TAIL);
     let grad_user = nans(gpu, "grad_user", nu * d + TAIL);
     let grad_movie = nans(gpu, "grad_movie", nm * d + TAIL);
+    let row_lse = nans(gpu, "row_lse", b.rows() + TAIL);
+    // The movie kernel reads the column weights as storage too.
+    let mcount_plain = gpu.upload("movie_count (storage)", &b.movies.count);
     let users: Vec<(Launch, u32)> = retrieval_windows(nm, per)
         .into_iter()
         .map(|(c0, movies, first, last)| {
@@ -713,12 +728,16 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
                     whole(&uoff),
                     whole(&urows),
                     whole(&mof),
+                    whole(&moff),
+                    whole(&mcount_plain),
                     whole(&state),
                     whole(&user_stat),
                     whole(&loss),
                     whole(&grad_user),
+                    whole(&row_lse),
                 ],
-                &RetrievalSoftmaxParams::new(nu, movies, weight, first, last),
+                &RetrievalSoftmaxParams::new(nu, movies, weight, first, last)
+                    .removing_hits(remove_hits),
             );
             (l, nu as u32)
         })
@@ -739,9 +758,11 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
                     whole(&moff),
                     whole(&mrows),
                     whole(&uof),
+                    whole(&row_lse),
                     whole(&grad_movie),
                 ],
-                &RetrievalSoftmaxParams::new(users, nm, weight, first, last),
+                &RetrievalSoftmaxParams::new(users, nm, weight, first, last)
+                    .removing_hits(remove_hits),
             );
             (l, nm as u32)
         })
@@ -754,15 +775,22 @@ fn gpu_retrieval(gpu: &'static Gpu, rb: &RepeatedBatch, weight: f32) -> GpuRetri
         loss: read_f32(gpu, &loss, nu + TAIL),
         grad_user: read_f32(gpu, &grad_user, nu * d + TAIL),
         grad_movie: read_f32(gpu, &grad_movie, nm * d + TAIL),
+        row_lse: read_f32(gpu, &row_lse, b.rows() + TAIL),
     };
-    // user_stat holds (lse, n_a, 0, 0) for the movie kernel.
+    // user_stat holds (lse, n_a, 0, 0) for the movie kernel; (-log sum_i exp(-L_i), 1, 0, 0) without hits.
     for a in 0..nu {
+        let n = if remove_hits { 1.0 } else { b.users.count[a] };
         assert_eq!(
             &stat[a * 4 + 1..a * 4 + 4],
-            &[b.users.count[a], 0.0, 0.0],
+            &[n, 0.0, 0.0],
             "user_stat of distinct user {a}"
         );
     }
+    let written = if remove_hits { b.rows() } else { 0 };
+    assert!(
+        out.row_lse[written..].iter().all(|v| v.is_nan()),
+        "row_lse past what is written"
+    );
     // Nothing past the distinct rows is written.
     for (name, v, n) in [
         ("user_stat", &stat, nu * 4),
@@ -901,6 +929,61 @@ fn retrieval_softmax_matches_cpu() {
 
 /// The GPU's distinct-rows retrieval against TFRS's B x B definition (`cpu::retrieval_loss_direct`) on a
 /// batch with repeated users and movies: the loss, and the per-row gradients summed into distinct rows.
+/// --remove-accidental-hits on the GPU against the twins written from the definition, on the shapes of
+/// `retrieval_softmax_matches_cpu` that span several windows of users and movies, with the tutorial's column
+/// weights and with unit ones (logQ).
+#[test]
+fn retrieval_softmax_without_accidental_hits_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    for (seed, rows, nu, nm, dim, scale, unit, atol) in [
+        (9, 300, 37, 53, 12, 0.5, false, 1e-4),
+        (11, 1037, 70, 90, 12, 3.0, true, 2e-3),
+        (14, 2000, 600, 700, largest_dim(), 0.1, false, 1e-4),
+        (12, 8197, 300, 520, 32, 0.2, true, 2e-3),
+    ] {
+        let mut rb = RepeatedBatch::new(seed, rows, nu, nm, dim, scale);
+        if unit {
+            rb.batch = rb.batch.clone().with_unit_movie_counts(true);
+        }
+        let b = &rb.batch;
+        let weight = 0.8;
+        let got = gpu_retrieval_hits(gpu, &rb, weight, true);
+        let (ud, md) = (rb.user_d(), rb.movie_d());
+        let (us, ms) = (&b.users, &b.movies);
+        let (users, row_lse) = cpu::retrieval_softmax_users_without_hits(
+            &ud,
+            &md,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            &ms.offsets,
+            dim,
+            weight,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies_without_hits(
+            &ud,
+            &md,
+            &ms.count,
+            &row_lse,
+            &us.of_row,
+            &ms.of_row,
+            &ms.offsets,
+            dim,
+            weight,
+        );
+        let what = |t: &str| format!("{t}: B {rows}, {nu} x {nm}, D {dim}, unit weights {unit}");
+        let (nu, nm) = (nu as usize, nm as usize);
+        assert_close(&what("row_lse"), &got.row_lse[..rows], &row_lse, atol, 1e-5);
+        assert_close(&what("lse"), &got.lse[..nu], &users.lse, atol, 1e-5);
+        assert_close(&what("loss"), &got.loss[..nu], &users.loss, atol, 1e-4);
+        let gu = &got.grad_user[..nu * dim];
+        assert_close(&what("grad_user"), gu, &users.grad_user, atol, 1e-4);
+        let gm = &got.grad_movie[..nm * dim];
+        assert_close(&what("grad_movie"), gm, &grad_movie, atol, 1e-4);
+    }
+}
+
 #[test]
 fn retrieval_softmax_matches_the_direct_batch_formula() {
     let Some(gpu) = gpu() else { return };
@@ -1093,11 +1176,14 @@ fn training_epoch_matches_cpu_chain() {
     let Some(gpu) = gpu() else { return };
     let dim = 16;
     let k = kernels(gpu, dim);
-    // The last shape trains with --temperature 0.4 (the users scaled by scale_rows).
-    for (users, movies, hidden1, hidden2, n, batch_size, batches, temperature) in [
-        (11, 13, 64, 64, 73, 50, 2, None),
-        (301, 203, 256, 128, 1337, 600, 3, None),
-        (57, 41, 64, 64, 300, 128, 3, Some(0.4)),
+    // The last shapes train with --temperature 0.4 (the users scaled by scale_rows), and without
+    // accidental hits (with and without the logQ correction's unit weights).
+    for (users, movies, hidden1, hidden2, n, batch_size, batches, temperature, hits) in [
+        (11, 13, 64, 64, 73, 50, 2, None, None),
+        (301, 203, 256, 128, 1337, 600, 3, None, None),
+        (57, 41, 64, 64, 300, 128, 3, Some(0.4), None),
+        (57, 41, 64, 64, 300, 128, 3, None, Some(false)),
+        (57, 41, 64, 64, 300, 128, 3, Some(2.0), Some(true)),
     ] {
         let cfg = ModelConfig {
             users,
@@ -1127,6 +1213,8 @@ fn training_epoch_matches_cpu_chain() {
             reshuffle: false,
             tweaks: wgrec::options::Tweaks {
                 temperature,
+                remove_accidental_hits: hits.is_some(),
+                logq_correction: hits == Some(true),
                 ..Default::default()
             },
         };
@@ -1144,7 +1232,8 @@ fn training_epoch_matches_cpu_chain() {
             n,
             &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000),
         );
-        let cpu_batches = wgrec::data::batches::make_batches(&train, &perm, opts.batch_size);
+        // With the options' column weights (unit ones with the logQ correction).
+        let cpu_batches = opts.make_batches(&train, &perm);
         assert_eq!(cpu_batches.len(), batches);
         let (mut weighted, mut rows) = (0.0, 0.0);
         for b in &cpu_batches {
@@ -1154,7 +1243,10 @@ fn training_epoch_matches_cpu_chain() {
         }
         let want = &cpu_model.params;
         let what = |t: &str| {
-            format!("{t} (H1 {hidden1}, H2 {hidden2}, batch {batch_size}, T {temperature:?})")
+            format!(
+                "{t} (H1 {hidden1}, H2 {hidden2}, batch {batch_size}, T {temperature:?}, no hits / \
+                 logQ {hits:?})"
+            )
         };
         assert_close(&what("user_emb"), &got.user_emb, &want.user_emb, 1e-6, 1e-4);
         assert_close(

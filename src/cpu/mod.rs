@@ -239,6 +239,102 @@ pub fn retrieval_softmax_users(
     out
 }
 
+/// Distinct-rows retrieval with TFRS's remove_accidental_hits, user side, straight from the definition: row
+/// i (user a, movie c) sees movie c with weight w_c / m_c (the one column of c it keeps; m_c = rows of c in
+/// the batch, from `movie_offsets`) and every other movie c' with its column weight w_c'. Returns the user
+/// side's outputs, `lse` being -log sum_i exp(-L_i) per user as the kernel's user_stat holds it, and each
+/// batch row's log-normaliser L_i (B,).
+#[allow(clippy::too_many_arguments)]
+pub fn retrieval_softmax_users_without_hits(
+    user_emb: &[f32],
+    movie_emb: &[f32],
+    movie_count: &[f32],
+    user_offsets: &[u32],
+    user_rows: &[u32],
+    row_movie: &[u32],
+    movie_offsets: &[u32],
+    dim: usize,
+    weight: f32,
+) -> (RetrievalUsers, Vec<f32>) {
+    let (nu, nm) = (user_offsets.len() - 1, movie_count.len());
+    let mut out = RetrievalUsers {
+        lse: vec![0.0; nu],
+        loss: vec![0.0; nu],
+        grad_user: vec![0.0; nu * dim],
+    };
+    let mut row_lse = vec![0.0f32; row_movie.len()];
+    for a in 0..nu {
+        let q = &user_emb[a * dim..][..dim];
+        let s: Vec<f64> = (0..nm)
+            .map(|c| dot(q, &movie_emb[c * dim..][..dim]))
+            .collect();
+        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (mut loss, mut neg_l) = (0.0, Vec::new());
+        let mut grad = vec![0.0f64; dim];
+        for &r in &user_rows[user_offsets[a] as usize..user_offsets[a + 1] as usize] {
+            let own = row_movie[r as usize] as usize;
+            let m_own = (movie_offsets[own + 1] - movie_offsets[own]) as f64;
+            let w = |c: usize| movie_count[c] as f64 / if c == own { m_own } else { 1.0 };
+            let l = mx + (0..nm).map(|c| w(c) * (s[c] - mx).exp()).sum::<f64>().ln();
+            row_lse[r as usize] = l as f32;
+            neg_l.push(-l);
+            loss += l - s[own];
+            for c in 0..nm {
+                let p = w(c) * (s[c] - l).exp();
+                for d in 0..dim {
+                    grad[d] += p * movie_emb[c * dim + d] as f64;
+                }
+            }
+            for d in 0..dim {
+                grad[d] -= movie_emb[own * dim + d] as f64;
+            }
+        }
+        let top = neg_l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log_z = top + neg_l.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
+        out.lse[a] = -log_z as f32;
+        out.loss[a] = loss as f32;
+        for (o, g) in out.grad_user[a * dim..][..dim].iter_mut().zip(&grad) {
+            *o = (weight as f64 * g) as f32;
+        }
+    }
+    (out, row_lse)
+}
+
+/// Distinct-rows retrieval with remove_accidental_hits, movie side, straight from the definition: every
+/// batch row i (user a, movie c_i, log-normaliser L_i) pushes each movie c' by its softmax probability
+/// w_c' exp(U_a . M_c' - L_i) (w_c' / m_c' for c' = c_i) times U_a, and its own movie by -U_a.
+#[allow(clippy::too_many_arguments)]
+pub fn retrieval_softmax_movies_without_hits(
+    user_emb: &[f32],
+    movie_emb: &[f32],
+    movie_count: &[f32],
+    row_lse: &[f32],
+    row_user: &[u32],
+    row_movie: &[u32],
+    movie_offsets: &[u32],
+    dim: usize,
+    weight: f32,
+) -> Vec<f32> {
+    let nm = movie_count.len();
+    let mut grad = vec![0.0f64; nm * dim];
+    for i in 0..row_user.len() {
+        let (a, own) = (row_user[i] as usize, row_movie[i] as usize);
+        let u = &user_emb[a * dim..][..dim];
+        for c in 0..nm {
+            let m_c = (movie_offsets[c + 1] - movie_offsets[c]) as f64;
+            let w = movie_count[c] as f64 / if c == own { m_c } else { 1.0 };
+            let p = w * (dot(u, &movie_emb[c * dim..][..dim]) - row_lse[i] as f64).exp();
+            for d in 0..dim {
+                grad[c * dim + d] += p * u[d] as f64;
+            }
+        }
+        for d in 0..dim {
+            grad[own * dim + d] -= u[d] as f64;
+        }
+    }
+    grad.iter().map(|&g| (weight as f64 * g) as f32).collect()
+}
+
 /// Distinct-rows retrieval, movie side: see shaders/retrieval_softmax_movies.wgsl.
 #[allow(clippy::too_many_arguments)]
 pub fn retrieval_softmax_movies(

@@ -99,29 +99,56 @@ impl CpuModel {
         if inv_t != 1.0 {
             scale_rows(&mut ud, inv_t);
         }
-        let users = retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            d,
-            w * inv_t,
-        );
-        let grad_movie = retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            d,
-            w,
-        );
+        let (users, grad_movie) = if o.tweaks.remove_accidental_hits {
+            let (users, row_lse) = retrieval_softmax_users_without_hits(
+                &ud,
+                &md,
+                &ms.count,
+                &us.offsets,
+                &us.rows,
+                &ms.of_row,
+                &ms.offsets,
+                d,
+                w * inv_t,
+            );
+            let grad_movie = retrieval_softmax_movies_without_hits(
+                &ud,
+                &md,
+                &ms.count,
+                &row_lse,
+                &us.of_row,
+                &ms.of_row,
+                &ms.offsets,
+                d,
+                w,
+            );
+            (users, grad_movie)
+        } else {
+            let users = retrieval_softmax_users(
+                &ud,
+                &md,
+                &us.count,
+                &ms.count,
+                &us.offsets,
+                &us.rows,
+                &ms.of_row,
+                d,
+                w * inv_t,
+            );
+            let grad_movie = retrieval_softmax_movies(
+                &ud,
+                &md,
+                &us.count,
+                &ms.count,
+                &users.lse,
+                &ms.offsets,
+                &ms.rows,
+                &us.of_row,
+                d,
+                w,
+            );
+            (users, grad_movie)
+        };
         // Both tables: retrieval gradient of the distinct row plus the MLP input gradient of its rows.
         let elr = o.tweaks.embedding_learning_rate.unwrap_or(lr);
         let l2 = o.tweaks.embedding_l2;

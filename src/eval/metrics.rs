@@ -101,7 +101,8 @@ pub fn recall_ndcg(rank: &[u32], user_offsets: &[u32], ks: &[u32]) -> (AtK, AtK)
 /// - Precision@k of a user = (hits in the top k) / k, hits being the user's test movies at positions < k;
 /// - AP@k of a user = (sum over the hits, in position order, of (hits so far, this one included) / (its
 ///   position + 1)) / (the user's number of test movies): the precision at each hit, divided by all the
-///   relevant movies, not by min(k, relevant) (their `map_at_k`);
+///   relevant movies. That is their `map` with k = 10, the MAP of their benchmark table (Spark MLlib's
+///   definition); their newer `map_at_k` divides by min(relevant, k) instead, which gives larger values;
 /// - both averaged over the users with test movies.
 ///
 /// Two test movies tied on score share a rank; ties of f32 dot products are rare enough not to be broken.

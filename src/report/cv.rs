@@ -62,13 +62,13 @@ pub fn table(folds: &[FoldResult]) -> String {
     let cols = columns();
     let mut s = format!("{:<8}", "fold");
     for (name, _) in &cols {
-        s += &format!("{name:>16}");
+        s += &format!("{name:>18}");
     }
     s.push('\n');
     for f in folds {
         s += &format!("{:<8}", f.fold);
         for (_, value) in &cols {
-            s += &format!("{:>16.4}", value(&f.run));
+            s += &format!("{:>18.4}", value(&f.run));
         }
         s.push('\n');
     }
@@ -76,7 +76,7 @@ pub fn table(folds: &[FoldResult]) -> String {
     for (_, value) in &cols {
         let v: Vec<f64> = folds.iter().map(|f| value(&f.run)).collect();
         let (mean, sd) = mean_sd(&v);
-        s += &format!("{:>16}", format!("{mean:.4}±{sd:.4}"));
+        s += &format!("{:>18}", format!("{mean:.4}±{sd:.4}"));
     }
     s.push('\n');
     s

@@ -98,6 +98,10 @@ pub fn summary(name: &str, runs: &[RunResult]) -> String {
         &ranked(|m| m.ndcg_at(10)),
     );
     s += &line("MAE", &ranked(|m| m.mae));
+    // Microsoft Recommenders' table (top 10 among movies unrated in training).
+    s += &line("MAP@10", &ranked(|m| m.map_at(10)));
+    s += &line("Precision@10", &ranked(|m| m.precision_at(10)));
+    s += &line("Recall@10", &ranked(|m| m.recall_at(10)));
     s
 }
 

@@ -645,6 +645,9 @@ impl RunResult {
         if let Some(t) = self.opts.tweaks.temperature {
             doc["temperature"] = t.into();
         }
+        if self.opts.tweaks.remove_accidental_hits {
+            doc["remove_accidental_hits"] = true.into();
+        }
         doc
     }
 }

@@ -98,6 +98,10 @@ impl<'g> Trainer<'g> {
                 "--temperature is implemented in the windowed kernel family only; train with \
                  --kernels windowed"
             ),
+            Some(_) if opts.tweaks.remove_accidental_hits => bail!(
+                "--remove-accidental-hits is implemented in the windowed kernel family only; train \
+                 with --kernels windowed"
+            ),
             Some(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
         };
         Ok(Self {

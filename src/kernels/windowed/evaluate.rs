@@ -111,8 +111,9 @@ impl<'g> Evaluation<'g> {
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
         let losses = gpu.buffer("eval losses", 2 * store.batches.len());
         let mlp = MlpForward::new(gpu, k, model, &ids, &act, &losses);
-        // The test loss is the untempered one, whatever --temperature trained with.
-        let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses, None);
+        // The test loss is TFRS's plain in-batch softmax, whatever --temperature or
+        // --remove-accidental-hits trained with.
+        let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses, None, false);
 
         // FactorizedTopK: pairs grouped by user; each user's scores against all candidates computed once.
         let c = candidates.len();

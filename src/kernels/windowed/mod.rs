@@ -257,7 +257,8 @@ pub struct RetrievalSoftmaxParams {
     pub weight: f32,
     pub first: u32,
     pub last: u32,
-    pub _pad: [u32; 3],
+    pub remove_hits: u32,
+    pub _pad: [u32; 2],
 }
 
 impl RetrievalSoftmaxParams {
@@ -269,7 +270,16 @@ impl RetrievalSoftmaxParams {
             weight,
             first: first as u32,
             last: last as u32,
-            _pad: [0; 3],
+            remove_hits: 0,
+            _pad: [0; 2],
+        }
+    }
+
+    /// The same window with --remove-accidental-hits on or off.
+    pub fn removing_hits(self, on: bool) -> Self {
+        Self {
+            remove_hits: on as u32,
+            ..self
         }
     }
 }

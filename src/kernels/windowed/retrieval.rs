@@ -17,6 +17,7 @@ pub struct RetrievalBuffers {
     pub loss: wgpu::Buffer,       // (NU,)
     pub grad_user: wgpu::Buffer,  // (NU, D)
     pub grad_movie: wgpu::Buffer, // (NM, D)
+    pub row_lse: wgpu::Buffer,    // (B,) each row's log-normaliser, with --remove-accidental-hits
 }
 
 impl RetrievalBuffers {
@@ -30,6 +31,7 @@ impl RetrievalBuffers {
             loss: gpu.buffer("retrieval_loss", b),
             grad_user: gpu.buffer("grad_user", b * d),
             grad_movie: gpu.buffer("grad_movie", b * d),
+            row_lse: gpu.buffer("row_lse", b),
         }
     }
 }
@@ -52,6 +54,8 @@ pub struct RetrievalForward {
     scale_users: Option<Launch>,
     /// 1 / T (1 without --temperature).
     inv_temperature: f32,
+    /// --remove-accidental-hits.
+    remove_hits: bool,
     gather_movies: Launch,
     users: Vec<Launch>, // one per window of distinct movies
     window_rows: usize,
@@ -60,6 +64,7 @@ pub struct RetrievalForward {
 }
 
 impl RetrievalForward {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
         k: &Kernels,
@@ -68,6 +73,7 @@ impl RetrievalForward {
         r: &RetrievalBuffers,
         losses: &wgpu::Buffer,
         temperature: Option<f32>,
+        remove_hits: bool,
     ) -> Self {
         let d = model.cfg.embedding_dim;
         let dim4 = (d / 4) as u32;
@@ -104,10 +110,13 @@ impl RetrievalForward {
                         whole(&u.offsets),
                         whole(&u.rows),
                         whole(&m.of_row),
+                        whole(&m.offsets),
+                        whole(&m.count),
                         whole(&r.state),
                         whole(&r.user_stat),
                         whole(&r.loss),
                         whole(&r.grad_user),
+                        whole(&r.row_lse),
                     ],
                     &RetrievalSoftmaxParams::default(),
                 )
@@ -132,6 +141,7 @@ impl RetrievalForward {
             ),
             scale_users,
             inv_temperature: t.map_or(1.0, |t| 1.0 / t),
+            remove_hits,
             gather_movies: gather(
                 "embedding_gather (distinct movies)",
                 &model.movie_emb,
@@ -177,7 +187,8 @@ impl RetrievalForward {
         // dL/du = dL/du' / T (exactly `weight` without a temperature: times 1.0).
         let user_weight = weight * self.inv_temperature;
         for (l, _, movies, first, last) in window_span(&self.users, self.window_rows, b.movies) {
-            let p = RetrievalSoftmaxParams::new(b.users, movies, user_weight, first, last);
+            let p = RetrievalSoftmaxParams::new(b.users, movies, user_weight, first, last)
+                .removing_hits(self.remove_hits);
             l.set(gpu, &p);
         }
         self.reduce.set(

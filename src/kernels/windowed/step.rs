@@ -64,7 +64,17 @@ impl WindowedStep {
         let dx = gpu.buffer("dx", cap * 2 * cfg.embedding_dim);
         let mlp = MlpForward::new(gpu, kernels, model, ids, &act, losses);
         let temperature = opts.tweaks.temperature;
-        let retrieval = RetrievalForward::new(gpu, kernels, model, ids, &ret, losses, temperature);
+        let remove_hits = opts.tweaks.remove_accidental_hits;
+        let retrieval = RetrievalForward::new(
+            gpu,
+            kernels,
+            model,
+            ids,
+            &ret,
+            losses,
+            temperature,
+            remove_hits,
+        );
         let m = &model.mlp;
         let k = kernels;
         let window_rows_ret = retrieval_window_rows(cfg.embedding_dim);
@@ -146,6 +156,7 @@ impl WindowedStep {
                             whole(&ids.movies.offsets),
                             whole(&ids.movies.rows),
                             whole(&ids.users.of_row),
+                            whole(&ret.row_lse),
                             whole(&ret.grad_movie),
                         ],
                         &RetrievalSoftmaxParams::default(),
@@ -265,7 +276,8 @@ impl WindowedStep {
             {
                 l.set(
                     gpu,
-                    &RetrievalSoftmaxParams::new(users, s.movies, o.retrieval_weight, first, last),
+                    &RetrievalSoftmaxParams::new(users, s.movies, o.retrieval_weight, first, last)
+                        .removing_hits(o.tweaks.remove_accidental_hits),
                 );
             }
         }
