@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod download;
+pub mod features;
 pub mod formats;
 pub mod split;
 pub mod synth;
@@ -938,6 +939,40 @@ mod tests {
         assert_ne!(other.train, ds.train);
         let sum = |d: &Dataset| d.train.rating.iter().chain(&d.test.rating).sum::<f32>();
         assert_eq!(sum(&other), sum(&ds));
+
+        // Side features: every user has its four fields, every title but "unknown" a decade, 19 genres.
+        let dir = root.join("ml-100k");
+        let open = |f: &str| formats::open(&dir.join(f)).unwrap();
+        let users = features::read_users(
+            Format::Ml100k,
+            &dir.join("u.user"),
+            open("u.user"),
+            &ds.users,
+        )
+        .unwrap();
+        for field in &users.fields {
+            assert!(
+                (1..ds.users.rows()).all(|u| field.tokens(u).len() == 1),
+                "{}",
+                field.name
+            );
+        }
+        assert_eq!(users.field("gender").unwrap().vocab.tokens, ["F", "M"]);
+        assert_eq!(users.field("occupation").unwrap().vocab.tokens.len(), 21);
+        let movies = features::read_movies(
+            Format::Ml100k,
+            &dir.join("u.item"),
+            open("u.item"),
+            &ds.titles,
+        )
+        .unwrap();
+        assert_eq!(movies.field("genres").unwrap().vocab.tokens.len(), 19);
+        let decade = movies.field("decade").unwrap();
+        let undated: Vec<&str> = (1..ds.titles.rows())
+            .filter(|&t| decade.tokens(t).is_empty())
+            .map(|t| ds.titles.token(t as u32).unwrap())
+            .collect();
+        assert_eq!(undated, ["unknown"]);
 
         // ML-100K's own fold u1 (80,000 / 20,000), and Microsoft's stratified split: every user (each has
         // at least 20 ratings) keeps round(0.75 n) of their ratings in training.
