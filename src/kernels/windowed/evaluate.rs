@@ -224,11 +224,11 @@ impl<'g> Evaluation<'g> {
                         gpu,
                         &k.embedding_gather,
                         "embedding_gather (eval users)",
-                        &[
-                            whole(&model.user_emb),
-                            slice(&user_list, u0, n),
-                            whole(&query),
-                        ],
+                        EmbeddingGatherBindings {
+                            table: whole(&model.user_emb),
+                            idx: slice(&user_list, u0, n),
+                            out: whole(&query),
+                        },
                         &EmbeddingGatherParams {
                             n: n as u32,
                             dim4,
@@ -261,7 +261,11 @@ impl<'g> Evaluation<'g> {
             gpu,
             &k.embedding_gather,
             "embedding_gather (candidates)",
-            &[whole(&model.movie_emb), whole(&cand_ids), whole(&cand_emb)],
+            EmbeddingGatherBindings {
+                table: whole(&model.movie_emb),
+                idx: whole(&cand_ids),
+                out: whole(&cand_emb),
+            },
             &EmbeddingGatherParams {
                 n: c as u32,
                 dim4,

@@ -175,7 +175,11 @@ impl<'g> BruteForce<'g> {
             gpu,
             &kernels.embedding_gather,
             "embedding_gather (brute_force candidates)",
-            &[whole(candidate_table), whole(&cand_list), whole(&cand_emb)],
+            EmbeddingGatherBindings {
+                table: whole(candidate_table),
+                idx: whole(&cand_list),
+                out: whole(&cand_emb),
+            },
             &EmbeddingGatherParams {
                 n: c as u32,
                 dim4,
@@ -198,23 +202,23 @@ impl<'g> BruteForce<'g> {
                             gpu,
                             &kernels.brute_force_top_k,
                             &format!("brute_force_top_k [candidates {c0}..]"),
-                            &[
-                                whole(query_table),
-                                whole(&query_list),
-                                crate::gpu::window(
+                            BruteForceTopKBindings {
+                                query_table: whole(query_table),
+                                query_rows: whole(&query_list),
+                                candidate_win: crate::gpu::window(
                                     &cand_emb,
                                     c0.min((windows - 1) * per_window) * dim,
                                 ),
-                                whole(&seen_offsets),
-                                whole(&seen),
-                                whole(&heap),
-                                slice(&out_index, q0 * k, n * k),
-                                slice(&out_score, q0 * k, n * k),
-                                crate::gpu::window(
+                                seen_offsets: whole(&seen_offsets),
+                                seen: whole(&seen),
+                                heap: whole(&heap),
+                                out_index: slice(&out_index, q0 * k, n * k),
+                                out_score: slice(&out_score, q0 * k, n * k),
+                                meta_win: crate::gpu::window(
                                     &cand_meta,
                                     2 * c0.min((windows - 1) * per_window),
                                 ),
-                            ],
+                            },
                             &BruteForceTopKParams {
                                 queries: n as u32,
                                 k: k as u32,
