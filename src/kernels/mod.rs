@@ -3,6 +3,7 @@
 //! dispatches per step). Both share the bind-and-launch machinery of `gpu::launch`, and the top-k types
 //! that serving reads (`TopK`, `Exclusions`).
 
+pub mod evaluate;
 pub mod gpu;
 pub mod windowed;
 

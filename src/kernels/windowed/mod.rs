@@ -10,6 +10,8 @@ pub mod retrieval;
 pub mod step;
 pub mod top_k;
 
+pub use crate::kernels::evaluate::{pair_groups, PAIRS_PER_GROUP};
+
 use crate::gpu::launch::Launch;
 use crate::gpu::shader::Shader;
 use crate::gpu::{Gpu, Kernel};
@@ -397,31 +399,11 @@ impl PairRanksParams {
     }
 }
 
-/// Pairs per pair_ranks invocation (they share one user's row of scores).
-pub const PAIRS_PER_GROUP: usize = 8;
-
 /// Candidates per pair_ranks dispatch. Mesa 22.3's llvmpipe (Debian 12) stops every loop of an invocation once it has run 65,535
 /// iterations in all (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS, shared by all loops of a shader), silently:
 /// a 62k-candidate row in one invocation left most ranks unwritten or short at ML-25M size. A chunk
 /// costs one loop iteration per candidate plus one per 32.
 pub const RANK_CHUNK: usize = 16384;
-
-/// pair_ranks' groups for pairs sorted by their user's tile row: (tile row, first pair, pairs) with at most
-/// PAIRS_PER_GROUP pairs each; `first` counts from `pair0`, the tile's first pair.
-pub fn pair_groups(pair_query: &[u32], pair0: usize) -> Vec<[u32; 4]> {
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < pair_query.len() {
-        let q = pair_query[i];
-        let mut n = 1;
-        while i + n < pair_query.len() && pair_query[i + n] == q && n < PAIRS_PER_GROUP {
-            n += 1;
-        }
-        groups.push([q, (pair0 + i) as u32, n as u32, 0]);
-        i += n;
-    }
-    groups
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
