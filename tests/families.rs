@@ -1,6 +1,7 @@
 //! Both kernel families train the same model to the same metrics: the windowed family and the GPU family
 //! sum in different orders, so losses and errors agree to a relative 1e-4 and top-k accuracies (where a
-//! near-tie may flip one test rating's rank) to 0.002; the family is recorded in the run JSON.
+//! near-tie may flip one test rating's rank) to 0.002; the family is recorded in the run JSON. One model
+//! evaluated and served by both families gives the same metrics, top-k lists and predictions.
 
 mod common;
 
@@ -33,6 +34,20 @@ fn same_metrics(w: &RunResult, g: &RunResult) {
         close(&format!("loss of epoch {}", a.epoch), a.loss, b.loss, 1e-4);
     }
     close("RMSE", w.test.rmse, g.test.rmse, 1e-4);
+    let (wr, gr) = (w.test.ranked.as_ref(), g.test.ranked.as_ref());
+    let (wr, gr) = (wr.expect("ranked metrics"), gr.expect("ranked metrics"));
+    for ((k, a), (_, b)) in wr
+        .recall
+        .iter()
+        .chain(&wr.ndcg)
+        .zip(gr.recall.iter().chain(&gr.ndcg))
+    {
+        assert!(
+            (a - b).abs() <= 0.002,
+            "recall/NDCG@{k}: windowed {a} vs gpu {b}"
+        );
+    }
+    close("MAE", wr.mae, gr.mae, 1e-4);
     close("test loss", w.test.loss, g.test.loss, 1e-4);
     for k in wgrec::eval::KS {
         let (a, b) = (w.test.top(k), g.test.top(k));
@@ -75,5 +90,108 @@ fn both_families_train_the_joint_model_alike() {
         let w = run.execute(&env(None)).unwrap().result;
         let g = run.execute(&env(Some(&gpu_family))).unwrap().result;
         same_metrics(&w, &g);
+    }
+}
+
+/// One model (initial parameters, so no training differences) evaluated by both families' passes, with
+/// and without the training split, and served by both families' BruteForce and predictions.
+#[test]
+fn both_families_evaluate_and_serve_one_model_alike() {
+    use wgrec::eval::Evaluator;
+    use wgrec::kernels::{gpu, windowed, Exclusions};
+    use wgrec::model::{gpu::GpuModel, ModelConfig, Params};
+    let Some(g) = common::gpu() else { return };
+    let data = sample();
+    let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), 32);
+    let model = GpuModel::new(g, &cfg, &Params::init(&cfg, 5)).unwrap();
+    let (wk, gk) = (common::kernels(g, 32), GpuKernels::new(g, 32).unwrap());
+    for train in [None, Some(&data.train)] {
+        let eval = |family| {
+            Evaluator::on_family(
+                g,
+                wk,
+                family,
+                &model,
+                &data.test,
+                train,
+                &data.candidates,
+                300,
+            )
+            .unwrap()
+            .run(1.0, 1.0)
+            .unwrap()
+        };
+        let (w, m) = (eval(None), eval(Some(&gk)));
+        close("RMSE", w.rmse, m.rmse, 1e-5);
+        close("test loss", w.loss, m.loss, 1e-5);
+        for ((k, a), (_, b)) in w.top_k.iter().zip(&m.top_k) {
+            assert!((a - b).abs() <= 0.002, "top-{k}: windowed {a} vs gpu {b}");
+        }
+        assert_eq!(w.ranked.is_some(), train.is_some());
+        if let (Some(a), Some(b)) = (&w.ranked, &m.ranked) {
+            for ((k, x), (_, y)) in a
+                .recall
+                .iter()
+                .chain(&a.ndcg)
+                .zip(b.recall.iter().chain(&b.ndcg))
+            {
+                assert!(
+                    (x - y).abs() <= 0.002,
+                    "recall/NDCG@{k}: windowed {x} vs gpu {y}"
+                );
+            }
+            close("MAE", a.mae, b.mae, 1e-5);
+        }
+    }
+    // Top 20 of every user, each leaving out the movies they rated in training (as --exclude-seen).
+    let candidates: Vec<u32> = (1..cfg.movies as u32).collect();
+    let queries: Vec<u32> = (0..cfg.users as u32).collect();
+    let mut seen = vec![Vec::new(); cfg.users];
+    for (&u, &m) in data.train.user.iter().zip(&data.train.movie) {
+        if m > 0 {
+            seen[u as usize].push(m - 1);
+        }
+    }
+    let mut exclude = Exclusions::none(0);
+    for run in &mut seen {
+        run.sort_unstable();
+        run.dedup();
+        exclude.items.extend(run.iter());
+        exclude.offsets.push(exclude.items.len() as u32);
+    }
+    let (users, movies) = (
+        (&model.user_emb, &queries[..]),
+        (&model.movie_emb, &candidates[..]),
+    );
+    let top = 20;
+    let w = windowed::top_k::BruteForce::new(g, wk, users, movies, 32, &exclude, top)
+        .unwrap()
+        .run()
+        .unwrap();
+    let m = gpu::top_k::BruteForce::new(g, &gk, users, movies, 32, &exclude, top)
+        .unwrap()
+        .run()
+        .unwrap();
+    for i in 0..queries.len() * top {
+        let (a, b) = (w.score[i], m.score[i]);
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+            "score {i}: {a} vs {b}"
+        );
+        // Indices may differ only where two candidates tie to rounding.
+        if w.index[i] != m.index[i] {
+            assert!(
+                (a - b).abs() <= 1e-5,
+                "top-{top} slot {i}: {} vs {}",
+                w.index[i],
+                m.index[i]
+            );
+        }
+    }
+    let (pu, pm) = (&data.test.user[..500], &data.test.movie[..500]);
+    let a = windowed::top_k::predict(g, wk, &model, pu, pm).unwrap();
+    let b = gpu::top_k::predict(g, &gk, &model, pu, pm).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        close("prediction", *x as f64, *y as f64, 1e-4);
     }
 }

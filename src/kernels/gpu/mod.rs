@@ -9,7 +9,9 @@
 //! windowed family's kernels of the same maths. `adagrad_dense`, `sum_reduce` and `pair_ranks` already
 //! read storage buffers only; the family reuses them as they are.
 
+pub mod evaluate;
 pub mod step;
+pub mod top_k;
 
 use crate::data::batches::Batch;
 use crate::gpu::batches::BatchBuffers;

@@ -75,21 +75,8 @@ impl<'g> BruteForce<'g> {
         k: usize,
         per_tile: usize,
     ) -> Result<Self> {
-        if !(1..=MAX_K).contains(&k) {
-            bail!("k must be between 1 and {MAX_K}, got {k}");
-        }
         let (q, c) = (queries.len(), candidates.len());
-        if q == 0 || c == 0 {
-            bail!("nothing to rank: {q} queries, {c} candidates");
-        }
-        if exclude.offsets.len() != q + 1
-            || *exclude.offsets.last().unwrap() as usize > exclude.items.len()
-        {
-            bail!("the exclusion lists do not match the {q} queries");
-        }
-        if let Some(&bad) = exclude.items.iter().find(|&&i| i as usize >= c) {
-            bail!("an exclusion names candidate {bad}, but there are {c} candidates");
-        }
+        exclude.check(k, MAX_K, q, c)?;
         if per_tile == 0 || !per_tile.is_multiple_of(64) {
             bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
         }
