@@ -6,6 +6,7 @@
 mod common;
 
 use wgrec::data::{DataOptions, Dataset};
+use wgrec::eval::TestMetrics;
 use wgrec::kernels::gpu::Kernels as GpuKernels;
 use wgrec::kernels::Family;
 use wgrec::options::{TrainOptions, Tweaks};
@@ -27,32 +28,37 @@ fn close(what: &str, a: f64, b: f64, rel: f64) {
     );
 }
 
+/// Errors and losses to a relative `rel`; top-k, Recall and NDCG (where a near-tie may flip one rank) to 0.002.
+fn same_test_metrics(w: &TestMetrics, g: &TestMetrics, rel: f64) {
+    close("RMSE", w.rmse, g.rmse, rel);
+    close("test loss", w.loss, g.loss, rel);
+    for ((k, a), (_, b)) in w.top_k.iter().zip(&g.top_k) {
+        assert!((a - b).abs() <= 0.002, "top-{k}: windowed {a} vs gpu {b}");
+    }
+    assert_eq!(w.ranked.is_some(), g.ranked.is_some());
+    if let (Some(a), Some(b)) = (&w.ranked, &g.ranked) {
+        let (wa, ga) = (
+            a.recall.iter().chain(&a.ndcg),
+            b.recall.iter().chain(&b.ndcg),
+        );
+        for ((k, x), (_, y)) in wa.zip(ga) {
+            assert!(
+                (x - y).abs() <= 0.002,
+                "recall/NDCG@{k}: windowed {x} vs gpu {y}"
+            );
+        }
+        close("MAE", a.mae, b.mae, rel);
+    }
+}
+
 fn same_metrics(w: &RunResult, g: &RunResult) {
     assert_eq!((w.kernels, g.kernels), (Family::Windowed, Family::Gpu));
     assert_eq!(w.history.len(), g.history.len());
     for (a, b) in w.history.iter().zip(&g.history) {
         close(&format!("loss of epoch {}", a.epoch), a.loss, b.loss, 1e-4);
     }
-    close("RMSE", w.test.rmse, g.test.rmse, 1e-4);
-    let (wr, gr) = (w.test.ranked.as_ref(), g.test.ranked.as_ref());
-    let (wr, gr) = (wr.expect("ranked metrics"), gr.expect("ranked metrics"));
-    for ((k, a), (_, b)) in wr
-        .recall
-        .iter()
-        .chain(&wr.ndcg)
-        .zip(gr.recall.iter().chain(&gr.ndcg))
-    {
-        assert!(
-            (a - b).abs() <= 0.002,
-            "recall/NDCG@{k}: windowed {a} vs gpu {b}"
-        );
-    }
-    close("MAE", wr.mae, gr.mae, 1e-4);
-    close("test loss", w.test.loss, g.test.loss, 1e-4);
-    for k in wgrec::eval::KS {
-        let (a, b) = (w.test.top(k), g.test.top(k));
-        assert!((a - b).abs() <= 0.002, "top-{k}: windowed {a} vs gpu {b}");
-    }
+    same_test_metrics(&w.test, &g.test, 1e-4);
+    assert!(w.test.ranked.is_some(), "ranked metrics");
     let json = g.to_json();
     assert_eq!(json["kernels"], "gpu", "{json}");
 }
@@ -122,26 +128,8 @@ fn both_families_evaluate_and_serve_one_model_alike() {
             .unwrap()
         };
         let (w, m) = (eval(None), eval(Some(&gk)));
-        close("RMSE", w.rmse, m.rmse, 1e-5);
-        close("test loss", w.loss, m.loss, 1e-5);
-        for ((k, a), (_, b)) in w.top_k.iter().zip(&m.top_k) {
-            assert!((a - b).abs() <= 0.002, "top-{k}: windowed {a} vs gpu {b}");
-        }
         assert_eq!(w.ranked.is_some(), train.is_some());
-        if let (Some(a), Some(b)) = (&w.ranked, &m.ranked) {
-            for ((k, x), (_, y)) in a
-                .recall
-                .iter()
-                .chain(&a.ndcg)
-                .zip(b.recall.iter().chain(&b.ndcg))
-            {
-                assert!(
-                    (x - y).abs() <= 0.002,
-                    "recall/NDCG@{k}: windowed {x} vs gpu {y}"
-                );
-            }
-            close("MAE", a.mae, b.mae, 1e-5);
-        }
+        same_test_metrics(&w, &m, 1e-5);
     }
     // Top 20 of every user, each leaving out the movies they rated in training (as --exclude-seen).
     let candidates: Vec<u32> = (1..cfg.movies as u32).collect();

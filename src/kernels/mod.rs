@@ -127,6 +127,22 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Reads the (Q, K) results of a top-k pass back from its two output buffers.
+    pub fn read(
+        gpu: &crate::gpu::Gpu,
+        k: usize,
+        queries: usize,
+        (index, score): (&wgpu::Buffer, &wgpu::Buffer),
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let n = queries * k;
+        Ok(Self {
+            k,
+            index: gpu.read(index, 0, n).context("reading the top-k indices")?,
+            score: gpu.read(score, 0, n).context("reading the top-k scores")?,
+        })
+    }
+
     /// (candidate index, score) of query `a`, best first, without the padding.
     pub fn row(&self, a: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
         let r = a * self.k..(a + 1) * self.k;

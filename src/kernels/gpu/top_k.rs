@@ -148,16 +148,8 @@ impl<'g> BruteForce<'g> {
             }
         }
         gpu.queue.submit([enc.finish()]);
-        let n = self.queries * self.k;
-        Ok(TopK {
-            k: self.k,
-            index: gpu
-                .read(&self.out_index, 0, n)
-                .context("reading the top-k indices")?,
-            score: gpu
-                .read(&self.out_score, 0, n)
-                .context("reading the top-k scores")?,
-        })
+        let out = (&self.out_index, &self.out_score);
+        TopK::read(gpu, self.k, self.queries, out)
     }
 }
 
