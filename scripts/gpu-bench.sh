@@ -76,6 +76,9 @@ for family in gpu windowed; do
     step "tutorial-$family" 120 "$WGREC" --quiet --kernels "$family" tutorial \
         --data-dir "$DATA/ml-100k" --split-dir "$DATA/ml-100k-split" --metrics-out "$OUT/tutorial-$family.json"
 done
+# The PyTorch twin on CUDA right after the tutorials, so the side-by-side survives a tight budget.
+step torch-cuda 150 python3 "$REF" --data "$DATA" --seeds 0 --epochs-list 3 --configs 1,0 0,1 1,1 \
+    --check-seed -1 --no-parts --device cuda --out "$OUT/torch-cuda.json"
 # Serving: the joint model's top 100 for every user, training movies left out, with both families.
 step save-joint 60 "$WGREC" --quiet --kernels gpu train --data-dir "$DATA/ml-100k" \
     --split-dir "$DATA/ml-100k-split" --rating-weight 1 --retrieval-weight 1 --save "$OUT/joint.safetensors"
@@ -90,8 +93,6 @@ if [ ! -e "$synth/ratings.csv" ]; then
 fi
 step epoch-25m 150 "$WGREC" --quiet --kernels gpu train --data-dir "$synth" --rating-weight 1 \
     --retrieval-weight 1 --epochs 1 --metrics-out "$OUT/epoch-25m.json"
-step torch-cuda 150 python3 "$REF" --data "$DATA" --seeds 0 --epochs-list 3 --configs 1,0 0,1 1,1 \
-    --check-seed -1 --no-parts --device cuda --out "$OUT/torch-cuda.json"
 
 python3 - "$OUT" <<'PY' | tee "$OUT/table.txt"
 import json, os, sys
