@@ -28,8 +28,8 @@ pub struct Cli {
     /// Print only results and errors: no progress bars, spinners or progress notes.
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// Kernel family of training: windowed (shaped for CPU adapters), gpu (for real GPUs), or auto: windowed
-    /// on CPU adapters, gpu on every other. Evaluation and serving use the windowed family.
+    /// Kernel family that trains, evaluates and serves: windowed (shaped for CPU adapters), gpu (for real
+    /// GPUs), or auto: windowed on CPU adapters, gpu on every other.
     #[arg(long, global = true, value_enum, default_value_t = Choice::Auto)]
     pub kernels: Choice,
     #[command(subcommand)]

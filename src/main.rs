@@ -50,6 +50,7 @@ fn run() -> Result<()> {
             commands::evaluate::run(
                 adapter,
                 quiet,
+                kernels,
                 &job.model,
                 job.data,
                 job.split_given,
@@ -58,19 +59,11 @@ fn run() -> Result<()> {
         }
         Job::Recommend(job) => {
             let out = Output::check_opt("--out", job.out.as_deref())?;
-            commands::recommend::run(
-                adapter,
-                quiet,
-                &job.model,
-                job.user.as_deref(),
-                out.as_ref(),
-                job.k,
-                job.exclude_seen,
-            )
+            commands::recommend::run(adapter, quiet, kernels, &job, out.as_ref())
         }
         Job::Predict(job) => {
-            commands::predict::run(adapter, quiet, &job.model, &job.user, &job.movie)
+            commands::predict::run(adapter, quiet, kernels, &job.model, &job.user, &job.movie)
         }
-        Job::Serve(job) => commands::serve::run(adapter, quiet, job),
+        Job::Serve(job) => commands::serve::run(adapter, quiet, kernels, job),
     }
 }

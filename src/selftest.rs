@@ -8,11 +8,11 @@ use crate::data::batches::make_batches;
 use crate::data::{Ratings, SplitMix64};
 use crate::eval::{Evaluator, KS};
 use crate::gpu::Gpu;
-use crate::kernels::{windowed, Compiled, Family};
+use crate::kernels::Exclusions;
+use crate::kernels::{gpu as gpu_family, windowed, Compiled, Family};
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
-use crate::serve::{BruteForce, Exclusions};
 use crate::train::trainer::{batch_order, Trainer};
 use anyhow::Result;
 
@@ -192,12 +192,18 @@ pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
             1e-5,
         ));
     }
-    checks.extend(evaluation(gpu, &windowed, dim)?);
+    checks.extend(evaluation(gpu, &windowed, gpu_kernels.as_ref(), dim)?);
     Ok(checks)
 }
 
-/// FactorizedTopK accuracy and RMSE of the evaluator, and BruteForce top-k, against the CPU twins.
-fn evaluation(gpu: &Gpu, k: &windowed::Kernels, dim: usize) -> Result<Vec<Check>> {
+/// FactorizedTopK accuracy and RMSE of the evaluator, BruteForce top-k with exclusions and rating
+/// predictions, against the CPU twins, on the GPU family's kernels when `g` is given.
+fn evaluation(
+    gpu: &Gpu,
+    k: &windowed::Kernels,
+    g: Option<&gpu_family::Kernels>,
+    dim: usize,
+) -> Result<Vec<Check>> {
     let cfg = ModelConfig {
         users: 300,
         movies: 500,
@@ -211,7 +217,20 @@ fn evaluation(gpu: &Gpu, k: &windowed::Kernels, dim: usize) -> Result<Vec<Check>
     let test = synthetic(&mut rng, n, cfg.users, cfg.movies);
     let candidates: Vec<u32> = (1..cfg.movies as u32).collect();
     let model = GpuModel::new(gpu, &cfg, &params)?;
-    let got = Evaluator::new(gpu, k, &model, &test, &candidates, 700)?.run(1.0, 1.0)?;
+    let got =
+        Evaluator::on_family(gpu, k, g, &model, &test, None, &candidates, 700)?.run(1.0, 1.0)?;
+    let (scores_with, top_k_with, predict_with) = match g {
+        None => (
+            "candidate_scores, pair_ranks",
+            "brute_force_top_k",
+            "dense_forward, rating_loss",
+        ),
+        Some(_) => (
+            "candidate_scores_gpu, pair_ranks",
+            "brute_force_top_k_gpu",
+            "dense_gather_forward_gpu, dense_forward_gpu, rating_loss_gpu",
+        ),
+    };
     let p = &params;
     let mut movie_d = vec![0.0; candidates.len() * dim];
     cpu::embedding_gather(&p.movie_emb, &candidates, dim, &mut movie_d, dim, 0);
@@ -224,7 +243,7 @@ fn evaluation(gpu: &Gpu, k: &windowed::Kernels, dim: usize) -> Result<Vec<Check>
         let want = ranks.iter().filter(|(all, _)| *all < k_).count() as f64 / n as f64;
         let err = (acc - want).abs() * n as f64;
         checks.push(Check {
-            name: format!("evaluate: FactorizedTopK top-{k_} accuracy ({n} ratings)"),
+            name: format!("evaluate ({scores_with}): FactorizedTopK top-{k_} ({n} ratings)"),
             max_error: err,
             tolerance: "1 rating".into(),
             ok: err <= 1.0,
@@ -238,35 +257,67 @@ fn evaluation(gpu: &Gpu, k: &windowed::Kernels, dim: usize) -> Result<Vec<Check>
     }
     let rmse = (sq / n as f64).sqrt();
     checks.push(compare(
-        "evaluate: RMSE".into(),
+        format!("evaluate ({predict_with}): RMSE"),
         &[got.rmse as f32],
         &[rmse as f32],
         1e-6,
         1e-5,
     ));
-    // BruteForce: the top 10 of 40 users over every candidate, as indices into `candidates`.
+    // Predictions of 300 test pairs, one batch.
+    let (pu, pm) = (&test.user[..300], &test.movie[..300]);
+    let pred = match g {
+        None => windowed::top_k::predict(gpu, k, &model, pu, pm)?,
+        Some(g) => gpu_family::top_k::predict(gpu, g, &model, pu, pm)?,
+    };
+    let b = crate::data::batches::Batch::new(pu.to_vec(), pm.to_vec(), vec![0.0; 300]);
+    let want = cpu::reference::rating_forward(&cfg, p, &b, 0.0).head.pred;
+    checks.push(compare(
+        format!("serve ({predict_with}): 300 predictions"),
+        &pred,
+        &want,
+        1e-5,
+        1e-4,
+    ));
+    // BruteForce: the top 10 of 40 users over every candidate, each user leaving out a few candidates
+    // (as --exclude-seen does), as indices into `candidates`.
     let (queries, top) = ((1..41).collect::<Vec<u32>>(), 10);
-    let plan = BruteForce::new(
-        gpu,
-        k,
-        (&model.user_emb, &queries),
-        (&model.movie_emb, &candidates),
-        dim,
-        &Exclusions::none(queries.len()),
-        top,
-    )?;
-    let result = plan.run()?;
+    let mut exclude = Exclusions::none(0);
+    for _ in &queries {
+        let mut run: Vec<u32> = (0..rng.below(12))
+            .map(|_| rng.below(candidates.len() as u64) as u32)
+            .collect();
+        run.sort_unstable();
+        run.dedup();
+        exclude.items.extend(run);
+        exclude.offsets.push(exclude.items.len() as u32);
+    }
+    let users = (&model.user_emb, &queries[..]);
+    let movies = (&model.movie_emb, &candidates[..]);
+    let result = match g {
+        None => {
+            windowed::top_k::BruteForce::new(gpu, k, users, movies, dim, &exclude, top)?.run()?
+        }
+        Some(g) => {
+            gpu_family::top_k::BruteForce::new(gpu, g, users, movies, dim, &exclude, top)?.run()?
+        }
+    };
     let mut mismatched = 0;
     for (a, &q) in queries.iter().enumerate() {
         let row = &scores[q as usize * candidates.len()..(q as usize + 1) * candidates.len()];
-        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        let skip = &exclude.items[exclude.offsets[a] as usize..exclude.offsets[a + 1] as usize];
+        let mut order: Vec<usize> = (0..candidates.len())
+            .filter(|i| !skip.contains(&(*i as u32)))
+            .collect();
         order.sort_by(|&i, &j| row[j].total_cmp(&row[i]).then(i.cmp(&j)));
         let got: Vec<u32> = result.row(a).map(|(i, _)| i).collect();
         let want: Vec<u32> = order[..top].iter().map(|&i| i as u32).collect();
         mismatched += (got != want) as usize;
     }
     checks.push(Check {
-        name: format!("serve: BruteForce top-{top} of {} users", queries.len()),
+        name: format!(
+            "serve ({top_k_with}): top-{top} of {} users, with exclusions",
+            queries.len()
+        ),
         max_error: mismatched as f64,
         tolerance: "0 users differ".into(),
         ok: mismatched == 0,

@@ -56,7 +56,11 @@ fn embedding_gather_matches_cpu() {
             gpu,
             &k.embedding_gather,
             "embedding_gather",
-            &[whole(&t), whole(&i), whole(&out)],
+            EmbeddingGatherBindings {
+                table: whole(&t),
+                idx: whole(&i),
+                out: whole(&out),
+            },
             &p,
         );
         run(gpu, &[(&l, p.n * p.dim4)]);
@@ -95,7 +99,11 @@ fn two_dimensional_grid_covers_every_element() {
         gpu,
         &k.embedding_gather,
         "embedding_gather (2-D grid)",
-        &[whole(&t), whole(&i), whole(&out)],
+        EmbeddingGatherBindings {
+            table: whole(&t),
+            idx: whole(&i),
+            out: whole(&out),
+        },
         &p,
     );
     run(gpu, &[(&l, rows as u32)]);
@@ -183,7 +191,13 @@ fn dense_forward_matches_cpu() {
             &xb,
             kk,
             cap,
-            &[lo, hi, bias, whole(&y)],
+            |x_win| DenseForwardBindings {
+                x_win,
+                w_lo: lo.clone(),
+                w_hi: hi.clone(),
+                b: bias.clone(),
+                y: whole(&y),
+            },
             &DenseForwardParams::default(),
         );
         assert_eq!(fwd.rows_per_window, wgrec::gpu::window_rows(kk));
@@ -237,7 +251,13 @@ fn dense_backward_data_matches_cpu_with_and_without_mask() {
                 &dyb,
                 n,
                 cap,
-                &[lo, hi, whole(hbind), whole(&dx)],
+                |dy_win| DenseBackwardDataBindings {
+                    dy_win,
+                    w_lo: lo.clone(),
+                    w_hi: hi.clone(),
+                    h: whole(hbind),
+                    dx: whole(&dx),
+                },
                 &DenseForwardParams::default(),
             );
             assert_eq!(bwd.rows_per_window, wgrec::gpu::window_rows(n));
@@ -392,15 +412,16 @@ fn rating_loss_matches_cpu_in_training_and_evaluation() {
                 &h2b,
                 hd,
                 rows,
-                &[
-                    whole(&w3b),
-                    whole(&b3b),
-                    whole(&rb),
-                    whole(&pred),
-                    whole(&sq),
-                    whole(&dpred),
-                    whole(&dh2),
-                ],
+                |h2_win| RatingLossBindings {
+                    h2_win,
+                    w3: whole(&w3b),
+                    b3: whole(&b3b),
+                    rating: whole(&rb),
+                    pred: whole(&pred),
+                    sq_err: whole(&sq),
+                    dpred: whole(&dpred),
+                    dh2: whole(&dh2),
+                },
                 &RatingLossParams::default(),
             );
             let mut launches = vec![];
@@ -474,7 +495,11 @@ fn rating_head_backward_writes_one_partial_per_split() {
             gpu,
             &k.rating_head_backward,
             "rating_head_backward",
-            &[whole(&h2b), whole(&db), whole(&grad)],
+            RatingHeadBackwardBindings {
+                h2: whole(&h2b),
+                dpred: whole(&db),
+                grad: whole(&grad),
+            },
             &p,
         );
         let t = threads::rating_head_backward(rows as u32, hd as u32, split as u32);
@@ -523,7 +548,11 @@ fn adagrad_dense_matches_cpu() {
             gpu,
             &k.adagrad_dense,
             "adagrad_dense",
-            &[whole(&gb), whole(&pb), whole(&ab)],
+            AdagradDenseBindings {
+                grad: whole(&gb),
+                param: whole(&pb),
+                accum: whole(&ab),
+            },
             &p,
         );
         run(gpu, &[(&l, p.len4)]);
@@ -567,7 +596,11 @@ fn adagrad_dense_hand_computed_step() {
         gpu,
         &k.adagrad_dense,
         "adagrad_dense",
-        &[whole(&gb), whole(&pb), whole(&ab)],
+        AdagradDenseBindings {
+            grad: whole(&gb),
+            param: whole(&pb),
+            accum: whole(&ab),
+        },
         &p,
     );
     run(gpu, &[(&l, 1)]);
@@ -598,7 +631,13 @@ fn scale_rows_matches_cpu() {
             scale,
             _pad: [0; 2],
         };
-        let l = Launch::new(gpu, &k.scale_rows, "scale_rows", &[whole(&buf)], &p);
+        let l = Launch::new(
+            gpu,
+            &k.scale_rows,
+            "scale_rows",
+            ScaleRowsBindings { x: whole(&buf) },
+            &p,
+        );
         run(gpu, &[(&l, p.n4)]);
         let mut want = x.clone();
         cpu::scale_rows(&mut want, scale);
@@ -630,7 +669,10 @@ fn sum_reduce_matches_cpu_into_its_slot() {
             gpu,
             &k.sum_reduce,
             "sum_reduce",
-            &[whole(&xb), whole(&out)],
+            SumReduceBindings {
+                x: whole(&xb),
+                out: whole(&out),
+            },
             &p,
         );
         submit(gpu, |pass| l.run_one_group(pass));
@@ -719,23 +761,23 @@ fn gpu_retrieval_hits(
                 gpu,
                 &k.retrieval_softmax_users,
                 "retrieval_softmax_users",
-                &[
-                    whole(&user_d),
-                    window(&movie_d, c0 * d),
-                    window(&mcount, c0),
-                    whole(&movie_d),
-                    whole(&ucount),
-                    whole(&uoff),
-                    whole(&urows),
-                    whole(&mof),
-                    whole(&moff),
-                    whole(&mcount_plain),
-                    whole(&state),
-                    whole(&user_stat),
-                    whole(&loss),
-                    whole(&grad_user),
-                    whole(&row_lse),
-                ],
+                RetrievalSoftmaxUsersBindings {
+                    user_emb: whole(&user_d),
+                    movie_win: window(&movie_d, c0 * d),
+                    movie_count_win: window(&mcount, c0),
+                    movie_emb: whole(&movie_d),
+                    user_count: whole(&ucount),
+                    user_offsets: whole(&uoff),
+                    user_rows: whole(&urows),
+                    row_movie: whole(&mof),
+                    movie_offsets: whole(&moff),
+                    movie_count: whole(&mcount_plain),
+                    state: whole(&state),
+                    user_stat: whole(&user_stat),
+                    loss: whole(&loss),
+                    grad_user: whole(&grad_user),
+                    row_lse: whole(&row_lse),
+                },
                 &RetrievalSoftmaxParams::new(nu, movies, weight, first, last)
                     .removing_hits(remove_hits),
             );
@@ -749,18 +791,18 @@ fn gpu_retrieval_hits(
                 gpu,
                 &k.retrieval_softmax_movies,
                 "retrieval_softmax_movies",
-                &[
-                    whole(&movie_d),
-                    window(&user_d, a0 * d),
-                    window(&user_stat, a0 * 4),
-                    whole(&user_d),
-                    whole(&mcount),
-                    whole(&moff),
-                    whole(&mrows),
-                    whole(&uof),
-                    whole(&row_lse),
-                    whole(&grad_movie),
-                ],
+                RetrievalSoftmaxMoviesBindings {
+                    movie_emb: whole(&movie_d),
+                    user_win: window(&user_d, a0 * d),
+                    user_stat_win: window(&user_stat, a0 * 4),
+                    user_emb: whole(&user_d),
+                    movie_count: whole(&mcount),
+                    movie_offsets: whole(&moff),
+                    movie_rows: whole(&mrows),
+                    row_user: whole(&uof),
+                    row_lse: whole(&row_lse),
+                    grad_movie: whole(&grad_movie),
+                },
                 &RetrievalSoftmaxParams::new(users, nm, weight, first, last)
                     .removing_hits(remove_hits),
             );
@@ -1070,15 +1112,15 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
             gpu,
             &k.embedding_adagrad,
             "embedding_adagrad",
-            &[
-                whole(if use_dense { &gdb } else { &nan_dense }),
-                whole(if use_rows { &dxb } else { &nan_dx }),
-                whole(&offb),
-                whole(&rowsb),
-                whole(&trb),
-                whole(&tb),
-                whole(&ab),
-            ],
+            EmbeddingAdagradBindings {
+                grad_dense: whole(if use_dense { &gdb } else { &nan_dense }),
+                dx: whole(if use_rows { &dxb } else { &nan_dx }),
+                offsets: whole(&offb),
+                rows: whole(&rowsb),
+                table_rows: whole(&trb),
+                table: whole(&tb),
+                accum: whole(&ab),
+            },
             &p,
         );
         run(gpu, &[(&l, p.n * p.dim4)]);

@@ -13,6 +13,19 @@ fn every_check_passes_with_both_families() {
         assert!(checks.len() >= 40, "{family:?}: {} checks", checks.len());
         let failed: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
         assert!(failed.is_empty(), "{family:?}: {failed:?}");
-        assert!(checks.iter().any(|c| c.name.starts_with("serve:")));
+        // The evaluation and serving rows name the family's kernels they ran.
+        let serve_kernel = match family {
+            Family::Windowed => "serve (brute_force_top_k)",
+            Family::Gpu => "serve (brute_force_top_k_gpu)",
+        };
+        assert!(
+            checks.iter().any(|c| c.name.starts_with(serve_kernel)),
+            "{family:?}: no {serve_kernel} row"
+        );
+        let eval_kernel = match family {
+            Family::Windowed => "evaluate (candidate_scores,",
+            Family::Gpu => "evaluate (candidate_scores_gpu,",
+        };
+        assert!(checks.iter().any(|c| c.name.starts_with(eval_kernel)));
     }
 }

@@ -7,8 +7,8 @@ use naga::back::pipeline_constants::process_overrides;
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 use naga::{Module, ShaderStage};
-use wgrec::kernels::gpu::SHADERS as GPU_SHADERS;
-use wgrec::kernels::windowed::SHADERS;
+use wgrec::kernels::gpu::{INTERFACES as GPU_INTERFACES, SHADERS as GPU_SHADERS};
+use wgrec::kernels::windowed::{INTERFACES, SHADERS};
 
 fn parse(name: &str, source: &str) -> Module {
     naga::front::wgsl::parse_str(source)
@@ -218,6 +218,62 @@ fn every_wgsl_file_is_listed_in_shaders() {
             let on_disk = std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).unwrap();
             assert_eq!(on_disk, source, "{what}[{name}] is not {name}.wgsl");
         }
+    }
+}
+
+/// The typed bindings (`shaders!` in each family) name every shader once, with its bindings in the
+/// shader's order and by its names, and a uniform the size of the shader's `p`: a binding added to a
+/// shader without its struct field (or the other way round) fails here, and a launch missing the field
+/// does not compile.
+#[test]
+fn typed_bindings_match_every_shader() {
+    let interfaces: Vec<_> = INTERFACES.iter().chain(GPU_INTERFACES).collect();
+    let mut declared: Vec<&str> = interfaces.iter().map(|i| i.name).collect();
+    let mut shaders: Vec<&str> = SHADERS.iter().chain(GPU_SHADERS).map(|(n, _)| *n).collect();
+    declared.sort();
+    shaders.sort();
+    assert_eq!(declared, shaders, "shaders and typed interfaces differ");
+    for i in interfaces {
+        let (_, source) = SHADERS
+            .iter()
+            .chain(GPU_SHADERS)
+            .find(|(n, _)| *n == i.name)
+            .unwrap();
+        let module = parse(i.name, source);
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let mut found: Vec<(u32, String, bool, u32)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| {
+                let b = g.binding?;
+                assert_eq!(b.group, 0, "{}: only group 0 is bound", i.name);
+                let uniform = g.space == naga::AddressSpace::Uniform;
+                let name = g.name.clone().unwrap_or_default();
+                Some((b.binding, name, uniform, layouter[g.ty].size))
+            })
+            .collect();
+        found.sort();
+        let (uniform, rest) = found.split_last().expect("a shader with bindings");
+        let indices: Vec<u32> = found.iter().map(|f| f.0).collect();
+        assert_eq!(
+            indices,
+            (0..found.len() as u32).collect::<Vec<_>>(),
+            "{}: bindings are not 0..n",
+            i.name
+        );
+        assert!(
+            uniform.1 == "p" && uniform.2,
+            "{}: the last binding is the uniform p",
+            i.name
+        );
+        let names: Vec<&str> = rest.iter().map(|f| f.1.as_str()).collect();
+        assert_eq!(names, i.bindings, "{}: binding names", i.name);
+        assert_eq!(
+            i.params_size, uniform.3 as usize,
+            "{}: the Rust uniform and the shader's Params differ in size",
+            i.name
+        );
     }
 }
 

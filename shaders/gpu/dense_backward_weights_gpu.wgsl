@@ -12,7 +12,12 @@ struct Params {
     grad_len4: u32,  // L / 4: one split's slice of grad holds every MLP parameter
     w_offset4: u32,  // where this layer's W starts in a slice, / 4
     b_offset4: u32,  // and its b
-    _pad: u32,
+    // The rest of the uniform it shares with dense_gather_backward_weights_gpu (unused here).
+    _user_at: u32,
+    _movie_at: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;          // (B, K)

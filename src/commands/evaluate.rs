@@ -7,6 +7,7 @@ use wgrec::checkpoint::Checkpoint;
 use wgrec::data::{self, DataOptions};
 use wgrec::eval::Evaluator;
 use wgrec::gpu::AdapterChoice;
+use wgrec::kernels::Choice;
 use wgrec::output::Output;
 use wgrec::progress;
 
@@ -15,6 +16,7 @@ use super::start_gpu;
 pub fn run(
     adapter: &AdapterChoice,
     quiet: bool,
+    kernels: Choice,
     model: &Path,
     mut data_opts: DataOptions,
     split_given: bool,
@@ -49,15 +51,16 @@ pub fn run(
     }
     let data = data::load(&data_opts)?;
     ck.check_vocabularies(model, &data)?;
-    let (gpu, kernels) = start_gpu(adapter, quiet, &ck)?;
+    let (gpu, kernels) = start_gpu(adapter, quiet, kernels, &ck)?;
     let gpu_model = ck.to_gpu(&gpu)?;
     // As in training: Recall@K and NDCG@K rank the movies each user did not rate in training.
-    let evaluator = Evaluator::excluding_training(
+    let evaluator = Evaluator::on_family(
         &gpu,
-        &kernels,
+        &kernels.windowed,
+        kernels.gpu.as_ref(),
         &gpu_model,
         &data.test,
-        &data.train,
+        Some(&data.train),
         &data.candidates,
         t.eval_batch_size,
     )?;

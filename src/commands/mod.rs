@@ -18,26 +18,32 @@ use anyhow::Result;
 use wgrec::checkpoint::Checkpoint;
 use wgrec::data::{self, Vocabulary};
 use wgrec::gpu::{self, AdapterChoice, Gpu};
-use wgrec::kernels::windowed::Kernels;
 use wgrec::kernels::{Choice, Compiled, Family};
 use wgrec::output::{Commit, Output};
 use wgrec::report::{self, plot};
 use wgrec::train::run::{Env, RunResult};
 
-pub fn start_gpu(adapter: &AdapterChoice, quiet: bool, ck: &Checkpoint) -> Result<(Gpu, Kernels)> {
-    let gpu = open_gpu(adapter, quiet)?;
-    let kernels = Kernels::new(&gpu, ck.cfg.embedding_dim)?;
+/// Opens the adapter and compiles the chosen family's kernels for the checkpoint's D.
+pub fn start_gpu(
+    adapter: &AdapterChoice,
+    quiet: bool,
+    kernels: Choice,
+    ck: &Checkpoint,
+) -> Result<(Gpu, Compiled)> {
+    let (gpu, family) = open_gpu(adapter, quiet, kernels)?;
+    let kernels = Compiled::new(&gpu, ck.cfg.embedding_dim, family)?;
     Ok((gpu, kernels))
 }
 
-/// Opens the adapter for a command that evaluates or serves, saying which unless quiet (those run on the
-/// windowed kernels whatever `--kernels` says; the line names them).
-pub fn open_gpu(adapter: &AdapterChoice, quiet: bool) -> Result<Gpu> {
+/// Opens the adapter for a command that evaluates or serves and resolves `--kernels` on it, saying both
+/// unless quiet.
+pub fn open_gpu(adapter: &AdapterChoice, quiet: bool, kernels: Choice) -> Result<(Gpu, Family)> {
     let gpu = Gpu::new(adapter)?;
+    let family = kernels.resolve(&gpu.adapter);
     if !quiet {
-        eprintln!("{}", Family::Windowed.adapter_line(&gpu.adapter));
+        eprintln!("{}", family.adapter_line(&gpu.adapter));
     }
-    Ok(gpu)
+    Ok((gpu, family))
 }
 
 /// The vocabulary row of `value`, or the out-of-vocabulary row 0 with a note on stderr (TFRS's

@@ -1,10 +1,11 @@
 //! `wgrec recommend`: BruteForce top-k movies of one user, or of every user into a CSV file.
 
+use crate::cli::RecommendJob;
 use anyhow::Result;
-use std::path::Path;
 use std::time::Instant;
 use wgrec::checkpoint::Checkpoint;
 use wgrec::gpu::AdapterChoice;
+use wgrec::kernels::Choice;
 use wgrec::output::Output;
 use wgrec::progress;
 use wgrec::serve::recommender::{Query, Recommender};
@@ -20,16 +21,16 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// `out`: the job's `--out`, already checked.
 pub fn run(
     adapter: &AdapterChoice,
     quiet: bool,
-    model: &Path,
-    user: Option<&str>,
+    kernels: Choice,
+    job: &RecommendJob,
     out: Option<&Output>,
-    k: usize,
-    exclude_seen: bool,
 ) -> Result<()> {
-    let ck = Checkpoint::load(model)?;
+    let (user, k, exclude_seen) = (job.user.as_deref(), job.k, job.exclude_seen);
+    let ck = Checkpoint::load(&job.model)?;
     // Queries: one user, or every user of the vocabulary (rows 1..U).
     let (rows, names): (Vec<u32>, Vec<String>) = match user {
         Some(id) => (vec![lookup(&ck.users, "user", id)], vec![id.to_string()]),
@@ -41,8 +42,8 @@ pub fn run(
         .iter()
         .map(|&row| Query { row, exclude_seen })
         .collect();
-    let gpu = open_gpu(adapter, quiet)?;
-    let rec = Recommender::new(&gpu, ck)?;
+    let (gpu, family) = open_gpu(adapter, quiet, kernels)?;
+    let rec = Recommender::new(&gpu, ck, family)?;
     let plan = rec.plan(&queries, k)?;
     let candidates = rec.candidates();
     let t0 = Instant::now();

@@ -2,25 +2,34 @@
 //! against one candidate per u.item row, RMSE of the rating head, and the weighted total loss. With the
 //! training split at hand (`Evaluator::excluding_training`) also the usual offline metrics of
 //! recommender libraries: Recall@K and NDCG@K per user with the user's training movies excluded, and MAE.
-//! The GPU pass is the kernel family's (`kernels::windowed::evaluate`); the metrics are computed here.
+//! The GPU pass is the kernel family's (`kernels::windowed::evaluate`, `kernels::gpu::evaluate`); the
+//! metrics are computed here from what it reads back.
 
 use super::metrics::*;
 use crate::data::Ratings;
 use crate::gpu::profile::Profiler;
 use crate::gpu::Gpu;
-use crate::kernels::windowed::evaluate::{Evaluation, Tallies};
+use crate::kernels::evaluate::Tallies;
 use crate::kernels::windowed::Kernels;
+use crate::kernels::{gpu, windowed};
 use crate::model::gpu::GpuModel;
 use anyhow::Result;
 use std::time::Instant;
 
 /// Evaluation of one model on one test split, planned once and run after every epoch or at the end.
 pub struct Evaluator<'g> {
-    pass: Evaluation<'g>,
+    pass: Pass<'g>,
+}
+
+/// The evaluation pass of the family the evaluator runs on.
+enum Pass<'g> {
+    Windowed(Box<windowed::evaluate::Evaluation<'g>>),
+    Gpu(Box<gpu::evaluate::Evaluation<'g>>),
 }
 
 impl<'g> Evaluator<'g> {
-    /// `candidates`: the movie-table row of every candidate (u.item rows, duplicates kept).
+    /// `candidates`: the movie-table row of every candidate (u.item rows, duplicates kept). Runs on the
+    /// windowed family.
     pub fn new(
         gpu: &'g Gpu,
         k: &Kernels,
@@ -29,8 +38,7 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        let pass = Evaluation::new(gpu, k, model, test, None, candidates, eval_batch_size)?;
-        Ok(Self { pass })
+        Self::on_family(gpu, k, None, model, test, None, candidates, eval_batch_size)
     }
 
     /// Like `new`, and also Recall@K / NDCG@K with each user's `train` movies excluded, and MAE.
@@ -43,26 +51,49 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        let pass = Evaluation::new(
-            gpu,
-            k,
-            model,
-            test,
-            Some(train),
-            candidates,
-            eval_batch_size,
-        )?;
+        let b = eval_batch_size;
+        Self::on_family(gpu, k, None, model, test, Some(train), candidates, b)
+    }
+
+    /// An evaluator on the GPU family when `gpu_family` is given, else on the windowed kernels; with
+    /// `train`, also Recall@K / NDCG@K with each user's training movies excluded, and MAE.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_family(
+        gpu: &'g Gpu,
+        k: &Kernels,
+        gpu_family: Option<&gpu::Kernels>,
+        model: &GpuModel,
+        test: &Ratings,
+        train: Option<&Ratings>,
+        candidates: &[u32],
+        eval_batch_size: usize,
+    ) -> Result<Self> {
+        let b = eval_batch_size;
+        let pass = match gpu_family {
+            None => Pass::Windowed(Box::new(windowed::evaluate::Evaluation::new(
+                gpu, k, model, test, train, candidates, b,
+            )?)),
+            Some(g) => Pass::Gpu(Box::new(gpu::evaluate::Evaluation::new(
+                gpu, g, model, test, train, candidates, b,
+            )?)),
+        };
         Ok(Self { pass })
     }
 
     /// Times every dispatch of the following evaluations with `profiler`.
     pub fn profile(&mut self, profiler: &'g Profiler) {
-        self.pass.profile(profiler);
+        match &mut self.pass {
+            Pass::Windowed(p) => p.profile(profiler),
+            Pass::Gpu(p) => p.profile(profiler),
+        }
     }
 
     pub fn run(&self, rating_weight: f32, retrieval_weight: f32) -> Result<TestMetrics> {
         let t0 = Instant::now();
-        let tallies = self.pass.run(rating_weight, retrieval_weight)?;
+        let tallies = match &self.pass {
+            Pass::Windowed(p) => p.run(rating_weight, retrieval_weight)?,
+            Pass::Gpu(p) => p.run(retrieval_weight)?,
+        };
         let mut m = metrics(&tallies, rating_weight, retrieval_weight);
         m.seconds = t0.elapsed().as_secs_f64();
         Ok(m)

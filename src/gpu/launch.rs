@@ -2,8 +2,10 @@
 //! per dispatch when a profiler is attached.
 
 use crate::gpu::profile::{Cost, Profiler};
+use crate::gpu::shader::{Resources, Shader};
 use crate::gpu::{Gpu, Kernel};
 use bytemuck::Pod;
+use std::any::TypeId;
 use std::cell::RefCell;
 
 /// One dispatch site: a pipeline, its bind group and its uniform, built once and encoded many times.
@@ -14,29 +16,44 @@ pub struct Launch {
     params: wgpu::Buffer,
     /// The last parameters written, kept so that a profiler can price each dispatch (`cost::of`).
     last_params: RefCell<Vec<u8>>,
+    /// The shader's uniform type; `set` checks it, since a launch no longer carries its shader's type.
+    params_type: TypeId,
     dim: u32,
     cost: CostFn,
 }
 
 impl Launch {
-    /// `buffers` are the kernel's bindings in order, without the uniform, which is appended last.
-    pub fn new<P: Pod>(
+    /// The uniform is created here and bound after the shader's `bindings`.
+    pub fn new<S: Shader>(
         gpu: &Gpu,
-        kernel: &Kernel,
+        kernel: &Kernel<S>,
         label: &str,
-        buffers: &[wgpu::BindingResource],
-        params: &P,
+        bindings: S::Bindings<'_>,
+        params: &S::Params,
     ) -> Self {
         let uniform = gpu.uniform(label, params);
-        let mut all = buffers.to_vec();
-        all.push(uniform.as_entire_binding());
-        let group = kernel.bind(gpu, label, &all);
+        let mut resources = bindings.resources();
+        resources.push(uniform.as_entire_binding());
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
+        let group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &kernel.pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
         Self {
             name: kernel.name,
             pipeline_kernel: kernel.pipeline.clone(),
             group,
             params: uniform,
             last_params: RefCell::new(bytemuck::bytes_of(params).to_vec()),
+            params_type: TypeId::of::<S::Params>(),
             dim: kernel.dim,
             cost: kernel.cost,
         }
@@ -46,6 +63,11 @@ impl Launch {
     /// to the last ones written are not written again: most steps repeat them, and every queue write costs a
     /// staging allocation (which dominated epochs of thousands of steps).
     pub fn set<P: Pod>(&self, gpu: &Gpu, params: &P) {
+        assert!(
+            TypeId::of::<P>() == self.params_type,
+            "{}: parameters of another shader",
+            self.name
+        );
         let bytes = bytemuck::bytes_of(params);
         let mut last = self.last_params.borrow_mut();
         if last.as_slice() == bytes {

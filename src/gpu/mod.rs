@@ -9,8 +9,11 @@ use wgpu::util::DeviceExt;
 pub mod batches;
 pub mod launch;
 pub mod profile;
+pub mod shader;
 
 use launch::CostFn;
+use shader::Shader;
+use std::marker::PhantomData;
 
 /// Which adapter to use: `--backend` and `--adapter` on the command line.
 #[derive(Clone, Debug, Default)]
@@ -338,7 +341,7 @@ impl Gpu {
 /// A compute pipeline for one WGSL entry point; the entry point, the label and the launcher share a name,
 /// except for a second pipeline of one entry point (other override constants), which has a name of its
 /// own so that profiles and traces keep the two apart.
-pub struct Kernel {
+pub struct Kernel<S> {
     pub name: &'static str,
     pub entry: &'static str,
     pub pipeline: wgpu::ComputePipeline,
@@ -346,33 +349,28 @@ pub struct Kernel {
     pub dim: u32,
     /// The kernel family's price list, so that the profiler can report FLOPs and bytes per dispatch.
     pub cost: CostFn,
+    shader: PhantomData<fn() -> S>,
 }
 
 /// Threads per workgroup in every 1-D kernel of `shaders/` (they all use @workgroup_size(64)).
 pub const WORKGROUP: u32 = 64;
 
-impl Kernel {
-    /// Compiles `source` and builds the pipeline for entry point `name`, with override constants.
+impl<S: Shader> Kernel<S> {
+    /// Compiles `source` and builds the pipeline for the shader's entry point, with override constants.
     /// Shader and pipeline errors come back as errors (not the default panicking handler).
-    pub fn new(
-        gpu: &Gpu,
-        name: &'static str,
-        source: &str,
-        constants: &[(&str, f64)],
-        cost: CostFn,
-    ) -> Result<Self> {
-        Self::variant(gpu, name, name, source, constants, cost)
+    pub fn new(gpu: &Gpu, source: &str, constants: &[(&str, f64)], cost: CostFn) -> Result<Self> {
+        Self::variant(gpu, S::NAME, source, constants, cost)
     }
 
-    /// A pipeline of entry point `entry` named `name`.
+    /// A second pipeline of the shader's entry point (other constants), named `name`.
     pub fn variant(
         gpu: &Gpu,
         name: &'static str,
-        entry: &'static str,
         source: &str,
         constants: &[(&str, f64)],
         cost: CostFn,
     ) -> Result<Self> {
+        let entry = S::NAME;
         let device = &gpu.device;
         let scopes = [
             device.push_error_scope(wgpu::ErrorFilter::Validation),
@@ -414,28 +412,7 @@ impl Kernel {
             pipeline,
             dim,
             cost,
-        })
-    }
-
-    /// A bind group whose entries are `buffers` in binding order (inputs, outputs, uniform last).
-    pub fn bind(
-        &self,
-        gpu: &Gpu,
-        label: &str,
-        buffers: &[wgpu::BindingResource],
-    ) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: r.clone(),
-            })
-            .collect();
-        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &entries,
+            shader: PhantomData,
         })
     }
 }

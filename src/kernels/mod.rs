@@ -3,6 +3,7 @@
 //! dispatches per step). Both share the bind-and-launch machinery of `gpu::launch`, and the top-k types
 //! that serving reads (`TopK`, `Exclusions`).
 
+pub mod evaluate;
 pub mod gpu;
 pub mod windowed;
 
@@ -126,6 +127,22 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Reads the (Q, K) results of a top-k pass back from its two output buffers.
+    pub fn read(
+        gpu: &crate::gpu::Gpu,
+        k: usize,
+        queries: usize,
+        (index, score): (&wgpu::Buffer, &wgpu::Buffer),
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let n = queries * k;
+        Ok(Self {
+            k,
+            index: gpu.read(index, 0, n).context("reading the top-k indices")?,
+            score: gpu.read(score, 0, n).context("reading the top-k scores")?,
+        })
+    }
+
     /// (candidate index, score) of query `a`, best first, without the padding.
     pub fn row(&self, a: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
         let r = a * self.k..(a + 1) * self.k;
@@ -150,5 +167,48 @@ impl Exclusions {
             offsets: vec![0; queries + 1],
             items: Vec::new(),
         }
+    }
+
+    /// Whether a top-`k` request of `queries` queries over `candidates` candidates with these exclusions
+    /// can be planned (both families check the same rules, in the same order).
+    pub fn check(
+        &self,
+        k: usize,
+        max_k: usize,
+        queries: usize,
+        candidates: usize,
+    ) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if !(1..=max_k).contains(&k) {
+            bail!("k must be between 1 and {max_k}, got {k}");
+        }
+        let (q, c) = (queries, candidates);
+        if q == 0 || c == 0 {
+            bail!("nothing to rank: {q} queries, {c} candidates");
+        }
+        if self.offsets.len() != q + 1 || *self.offsets.last().unwrap() as usize > self.items.len()
+        {
+            bail!("the exclusion lists do not match the {q} queries");
+        }
+        if let Some(&bad) = self.items.iter().find(|&&i| i as usize >= c) {
+            bail!("an exclusion names candidate {bad}, but there are {c} candidates");
+        }
+        Ok(())
+    }
+
+    /// Each query's run sorted and without repeats, as the kernels read them.
+    pub fn normalized(&self) -> Self {
+        let mut out = Self {
+            offsets: vec![0],
+            items: Vec::with_capacity(self.items.len()),
+        };
+        for w in self.offsets.windows(2) {
+            let mut run = self.items[w[0] as usize..w[1] as usize].to_vec();
+            run.sort_unstable();
+            run.dedup();
+            out.items.extend(run);
+            out.offsets.push(out.items.len() as u32);
+        }
+        out
     }
 }

@@ -217,7 +217,16 @@ pub fn run(
     trainer.profile(&profiler);
     trainer.epoch(None)?;
     let candidates: Vec<u32> = (1..=shape.movies as u32).collect();
-    let mut evaluator = Evaluator::new(gpu, &kernels, &trainer.model, &test, &candidates, 4096)?;
+    let mut evaluator = Evaluator::on_family(
+        gpu,
+        &kernels,
+        gpu_family.as_ref(),
+        &trainer.model,
+        &test,
+        None,
+        &candidates,
+        4096,
+    )?;
     let eval_seconds = evaluator.run(1.0, 1.0)?.seconds;
     profiler.set_phase("evaluate");
     evaluator.profile(&profiler);

@@ -1,5 +1,5 @@
 //! Serving a trained model: BruteForce top-k recommendations over all candidates and rating predictions,
-//! on the kernels of `kernels::windowed::top_k`. `recommender` is a loaded model that `wgrec recommend`,
+//! on either family's kernels (`kernels::windowed::top_k`, `kernels::gpu::top_k`). `recommender` is a loaded model that `wgrec recommend`,
 //! `wgrec predict` and `wgrec serve` answer from; `http` is the server of `wgrec serve`.
 
 pub mod http;

@@ -3,9 +3,9 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
-use crate::kernels::windowed::Kernels;
+use crate::kernels::{gpu, windowed, Compiled, Family};
 use crate::model::gpu::GpuModel;
-use crate::serve::{self, BruteForce, Exclusions, TopK};
+use crate::serve::{Exclusions, TopK};
 use anyhow::Result;
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ pub struct Query {
 
 pub struct Recommender<'g> {
     gpu: &'g Gpu,
-    kernels: Kernels,
+    family: Family,
+    kernels: Compiled,
     model: GpuModel,
     /// Every title row but the OOV row 0 (which is not a movie): candidate i is title row i + 1.
     candidates: Vec<u32>,
@@ -27,13 +28,14 @@ pub struct Recommender<'g> {
 }
 
 impl<'g> Recommender<'g> {
-    /// Compiles the kernels for the checkpoint's D and uploads its tables.
-    pub fn new(gpu: &'g Gpu, ck: impl Into<Arc<Checkpoint>>) -> Result<Self> {
+    /// Compiles `family`'s kernels for the checkpoint's D and uploads its tables.
+    pub fn new(gpu: &'g Gpu, ck: impl Into<Arc<Checkpoint>>, family: Family) -> Result<Self> {
         let ck = ck.into();
-        let kernels = Kernels::new(gpu, ck.cfg.embedding_dim)?;
+        let kernels = Compiled::new(gpu, ck.cfg.embedding_dim, family)?;
         let model = ck.to_gpu(gpu)?;
         Ok(Self {
             gpu,
+            family,
             kernels,
             model,
             candidates: (1..ck.cfg.movies as u32).collect(),
@@ -48,7 +50,7 @@ impl<'g> Recommender<'g> {
         let kernels = if ck.cfg.embedding_dim == self.ck.cfg.embedding_dim {
             None
         } else {
-            Some(Kernels::new(self.gpu, ck.cfg.embedding_dim)?)
+            Some(Compiled::new(self.gpu, ck.cfg.embedding_dim, self.family)?)
         };
         self.model = ck.to_gpu(self.gpu)?;
         if let Some(k) = kernels {
@@ -61,6 +63,11 @@ impl<'g> Recommender<'g> {
 
     pub fn gpu(&self) -> &'g Gpu {
         self.gpu
+    }
+
+    /// The kernel family that ranks and predicts.
+    pub fn family(&self) -> Family {
+        self.family
     }
 
     /// How many movies can be recommended: every title but the OOV row.
@@ -87,7 +94,7 @@ impl<'g> Recommender<'g> {
     }
 
     /// The BruteForce plan for `queries` at `k`, each query with its own exclusions.
-    pub fn plan(&self, queries: &[Query], k: usize) -> Result<BruteForce<'g>> {
+    pub fn plan(&self, queries: &[Query], k: usize) -> Result<Plan<'g>> {
         let mut exclude = Exclusions {
             offsets: vec![0],
             items: Vec::new(),
@@ -99,15 +106,25 @@ impl<'g> Recommender<'g> {
             exclude.offsets.push(exclude.items.len() as u32);
         }
         let rows: Vec<u32> = queries.iter().map(|q| q.row).collect();
-        BruteForce::new(
-            self.gpu,
-            &self.kernels,
-            (&self.model.user_emb, &rows),
-            (&self.model.movie_emb, &self.candidates),
-            self.ck.cfg.embedding_dim,
-            &exclude,
-            k,
-        )
+        let (users, movies) = (
+            (&self.model.user_emb, &rows[..]),
+            (&self.model.movie_emb, &self.candidates[..]),
+        );
+        let d = self.ck.cfg.embedding_dim;
+        Ok(match &self.kernels.gpu {
+            None => Plan::Windowed(windowed::top_k::BruteForce::new(
+                self.gpu,
+                &self.kernels.windowed,
+                users,
+                movies,
+                d,
+                &exclude,
+                k,
+            )?),
+            Some(g) => Plan::Gpu(gpu::top_k::BruteForce::new(
+                self.gpu, g, users, movies, d, &exclude, k,
+            )?),
+        })
     }
 
     /// The top `k` candidates of each query, best first, ties to the lower candidate index.
@@ -117,6 +134,31 @@ impl<'g> Recommender<'g> {
 
     /// Predicted ratings of (user row, title row) pairs.
     pub fn predict(&self, users: &[u32], movies: &[u32]) -> Result<Vec<f32>> {
-        serve::predict(self.gpu, &self.kernels, &self.model, users, movies)
+        match &self.kernels.gpu {
+            None => windowed::top_k::predict(
+                self.gpu,
+                &self.kernels.windowed,
+                &self.model,
+                users,
+                movies,
+            ),
+            Some(g) => gpu::top_k::predict(self.gpu, g, &self.model, users, movies),
+        }
+    }
+}
+
+/// A BruteForce plan on the recommender's kernel family.
+pub enum Plan<'g> {
+    Windowed(windowed::top_k::BruteForce<'g>),
+    Gpu(gpu::top_k::BruteForce<'g>),
+}
+
+impl Plan<'_> {
+    /// The top k of every query, best first, ties to the lower candidate index.
+    pub fn run(&self) -> Result<TopK> {
+        match self {
+            Plan::Windowed(p) => p.run(),
+            Plan::Gpu(p) => p.run(),
+        }
     }
 }

@@ -306,21 +306,24 @@ impl<'a> Run<'a> {
             p.set_phase("train");
             trainer.profile(p);
         }
-        let evaluator = Evaluator::excluding_training(
+        let evaluator = Evaluator::on_family(
             gpu,
             env.kernels,
+            env.gpu_family,
             &trainer.model,
             &data.test,
-            &data.train,
+            Some(&data.train),
             &data.candidates,
             self.eval_batch_size,
         )?;
         let validator = match &validation {
-            Some(val) => Some(Evaluator::new(
+            Some(val) => Some(Evaluator::on_family(
                 gpu,
                 env.kernels,
+                env.gpu_family,
                 &trainer.model,
                 val,
+                None,
                 &data.candidates,
                 self.eval_batch_size,
             )?),

@@ -9,13 +9,19 @@
 //! windowed family's kernels of the same maths. `adagrad_dense`, `sum_reduce` and `pair_ranks` already
 //! read storage buffers only; the family reuses them as they are.
 
+pub mod evaluate;
 pub mod step;
+pub mod top_k;
 
 use crate::data::batches::Batch;
 use crate::gpu::batches::BatchBuffers;
 use crate::gpu::launch::Launch;
+use crate::gpu::shader::Shader;
 use crate::gpu::{whole, Gpu, Kernel};
-use crate::kernels::windowed::{AdagradDenseParams, PairRanksParams, SumReduceParams};
+use crate::kernels::windowed::{
+    AdagradDense, AdagradDenseBindings, AdagradDenseParams, PairRanks, PairRanksParams, SumReduce,
+    SumReduceBindings, SumReduceParams,
+};
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -243,21 +249,26 @@ impl PackedBatch {
 
 /// Every compiled pipeline of the family. D is baked into the retrieval kernels as an override constant.
 pub struct Kernels {
-    pub dense_gather_forward: Kernel,
-    pub dense_forward: Kernel,
-    pub rating_loss: Kernel,
-    pub dense_backward_data: Kernel,
-    pub dense_backward_data_linear: Kernel,
-    pub dense_backward_weights: Kernel,
-    pub dense_gather_backward_weights: Kernel,
-    pub adagrad_dense: Kernel,
-    pub sum_reduce: Kernel,
-    pub retrieval_lse: Kernel,
-    pub retrieval_grads: Kernel,
-    pub embedding_adagrad: Kernel,
-    pub candidate_scores: Kernel,
-    pub pair_ranks: Kernel,
-    pub brute_force_top_k: Kernel,
+    pub dense_gather_forward: Kernel<DenseGatherForward>,
+    pub dense_forward: Kernel<DenseForward>,
+    pub rating_loss: Kernel<RatingLoss>,
+    pub dense_backward_data: Kernel<DenseBackwardData>,
+    pub dense_backward_data_linear: Kernel<DenseBackwardData>,
+    pub dense_backward_weights: Kernel<DenseBackwardWeights>,
+    pub dense_gather_backward_weights: Kernel<DenseGatherBackwardWeights>,
+    pub adagrad_dense: Kernel<AdagradDense>,
+    pub sum_reduce: Kernel<SumReduce>,
+    pub retrieval_lse: Kernel<RetrievalLse>,
+    pub retrieval_grads: Kernel<RetrievalGrads>,
+    pub embedding_adagrad: Kernel<EmbeddingAdagrad>,
+    pub candidate_scores: Kernel<CandidateScores>,
+    pub pair_ranks: Kernel<PairRanks>,
+    pub brute_force_top_k: Kernel<BruteForceTopK>,
+}
+
+/// The shader's pipeline with override constants; the shared kernels' sources are the windowed family's.
+fn compile<S: Shader>(gpu: &Gpu, constants: &[(&str, f64)]) -> Result<Kernel<S>> {
+    Kernel::new(gpu, source(S::NAME), constants, crate::kernels::cost)
 }
 
 impl Kernels {
@@ -265,32 +276,28 @@ impl Kernels {
         check_limits(gpu)?;
         check_dim(embedding_dim)?;
         let d4 = [("D4", (embedding_dim / 4) as f64)];
-        let k = |name: &'static str, constants: &[(&str, f64)]| {
-            Kernel::new(gpu, name, source(name), constants, crate::kernels::cost)
-        };
         Ok(Self {
-            dense_gather_forward: k("dense_gather_forward_gpu", &[("RELU", 1.0)])?,
-            dense_forward: k("dense_forward_gpu", &[("RELU", 1.0)])?,
-            rating_loss: k("rating_loss_gpu", &[])?,
-            dense_backward_data: k("dense_backward_data_gpu", &[("MASK", 1.0)])?,
+            dense_gather_forward: compile(gpu, &[("RELU", 1.0)])?,
+            dense_forward: compile(gpu, &[("RELU", 1.0)])?,
+            rating_loss: compile(gpu, &[])?,
+            dense_backward_data: compile(gpu, &[("MASK", 1.0)])?,
             dense_backward_data_linear: Kernel::variant(
                 gpu,
                 "dense_backward_data_linear_gpu",
-                "dense_backward_data_gpu",
-                source("dense_backward_data_gpu"),
+                source(DenseBackwardData::NAME),
                 &[("MASK", 0.0)],
                 crate::kernels::cost,
             )?,
-            dense_backward_weights: k("dense_backward_weights_gpu", &[])?,
-            dense_gather_backward_weights: k("dense_gather_backward_weights_gpu", &[])?,
-            adagrad_dense: k("adagrad_dense", &[])?,
-            sum_reduce: k("sum_reduce", &[])?,
-            retrieval_lse: k("retrieval_lse_gpu", &d4)?,
-            retrieval_grads: k("retrieval_grads_gpu", &d4)?,
-            embedding_adagrad: k("embedding_adagrad_gpu", &[])?,
-            candidate_scores: k("candidate_scores_gpu", &[])?,
-            pair_ranks: k("pair_ranks", &[])?,
-            brute_force_top_k: k("brute_force_top_k_gpu", &d4)?,
+            dense_backward_weights: compile(gpu, &[])?,
+            dense_gather_backward_weights: compile(gpu, &[])?,
+            adagrad_dense: compile(gpu, &[])?,
+            sum_reduce: compile(gpu, &[])?,
+            retrieval_lse: compile(gpu, &d4)?,
+            retrieval_grads: compile(gpu, &d4)?,
+            embedding_adagrad: compile(gpu, &[])?,
+            candidate_scores: compile(gpu, &[])?,
+            pair_ranks: compile(gpu, &[])?,
+            brute_force_top_k: compile(gpu, &d4)?,
         })
     }
 }
@@ -663,100 +670,139 @@ pub struct BruteForceTopKParams {
     pub first: u32,
 }
 
-// Launchers: one per kernel, its bindings in the shader's order as typed arguments; the parameters are
-// set later (`Launch::set`) and the grid comes from `groups`.
+crate::gpu::shader::shaders! {
+    /// y (B, N) = act(x (B, K) W + b), W and b in `mlp`.
+    DenseForward = "dense_forward_gpu" (DenseForwardParams) DenseForwardBindings { x, mlp, y }
+    /// y (B, N) = act(concat(user_emb[user], movie_emb[movie]) W + b).
+    DenseGatherForward = "dense_gather_forward_gpu" (DenseForwardParams)
+        DenseGatherForwardBindings { user_emb, movie_emb, batch, mlp, y }
+    /// The head, its squared error, dh2 and the head's partial gradients.
+    RatingLoss = "rating_loss_gpu" (RatingLossParams)
+        RatingLossBindings { h2, mlp, batch, pred, sq_err, dh2, grad }
+    /// dx (B, K) = (dy (B, N) W^T) * (h > 0).
+    DenseBackwardData = "dense_backward_data_gpu" (DenseBackwardDataParams)
+        DenseBackwardDataBindings { dy, mlp, h, dx }
+    /// Split partials of (x^T dy, sum dy).
+    DenseBackwardWeights = "dense_backward_weights_gpu" (DenseBackwardWeightsParams)
+        DenseBackwardWeightsBindings { x, dy, grad }
+    /// As dense_backward_weights with x gathered from the tables.
+    DenseGatherBackwardWeights = "dense_gather_backward_weights_gpu" (DenseBackwardWeightsParams)
+        DenseGatherBackwardWeightsBindings { user_emb, movie_emb, batch, dy, grad }
+    /// The parts' online-softmax states of every distinct user.
+    RetrievalLse = "retrieval_lse_gpu" (RetrievalLseParams)
+        RetrievalLseBindings { user_emb, movie_emb, batch, part }
+    /// Per-user losses and both sides' partial gradients.
+    RetrievalGrads = "retrieval_grads_gpu" (RetrievalGradsParams)
+        RetrievalGradsBindings { user_emb, movie_emb, batch, lse_part, grad_user, grad_movie, loss }
+    /// One table's gradient scatter and sparse Adagrad.
+    EmbeddingAdagrad = "embedding_adagrad_gpu" (EmbeddingAdagradParams)
+        EmbeddingAdagradBindings { grad_part, dx, batch, table, accum }
+    /// Scores (Q, C) of listed queries against listed candidates.
+    CandidateScores = "candidate_scores_gpu" (CandidateScoresParams)
+        CandidateScoresBindings { user_emb, query_rows, movie_emb, candidate_rows, scores }
+    /// The top K of listed queries among listed candidates, skipping each query's seen run.
+    BruteForceTopK = "brute_force_top_k_gpu" (BruteForceTopKParams)
+        BruteForceTopKBindings {
+            query_table, query_rows, candidate_table, candidate_rows, seen_offsets, seen, out_index,
+            out_score,
+        }
+}
+
+// Launchers: one per kernel, its bindings as typed arguments; the parameters are set later
+// (`Launch::set`) and the grid comes from `groups`.
 
 /// dense_forward_gpu: y (B, N) = act(x (B, K) W + b), W and b in `mlp`.
 pub fn dense_forward(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<DenseForward>,
     label: &str,
     x: &wgpu::Buffer,
     mlp: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Launch {
-    let b = [whole(x), whole(mlp), whole(y)];
-    Launch::new(gpu, kernel, label, &b, &DenseForwardParams::default())
+    let b = DenseForwardBindings {
+        x: whole(x),
+        mlp: whole(mlp),
+        y: whole(y),
+    };
+    Launch::new(gpu, kernel, label, b, &DenseForwardParams::default())
 }
 
 /// dense_gather_forward_gpu: y (B, N) = act(concat(user_emb[user], movie_emb[movie]) W + b).
 pub fn dense_gather_forward(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<DenseGatherForward>,
     label: &str,
     (user_emb, movie_emb): (&wgpu::Buffer, &wgpu::Buffer),
     batch: &PackedBatch,
     mlp: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Launch {
-    let b = [
-        whole(user_emb),
-        whole(movie_emb),
-        whole(&batch.buffer),
-        whole(mlp),
-        whole(y),
-    ];
-    Launch::new(gpu, kernel, label, &b, &DenseForwardParams::default())
+    let b = DenseGatherForwardBindings {
+        user_emb: whole(user_emb),
+        movie_emb: whole(movie_emb),
+        batch: whole(&batch.buffer),
+        mlp: whole(mlp),
+        y: whole(y),
+    };
+    Launch::new(gpu, kernel, label, b, &DenseForwardParams::default())
 }
 
 /// dense_backward_data_gpu: dx (B, K) = (dy (B, N) W^T) * (h > 0); `h` is ignored by the linear kernel
 /// (bind any buffer).
 pub fn dense_backward_data(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<DenseBackwardData>,
     label: &str,
     dy: &wgpu::Buffer,
     mlp: &wgpu::Buffer,
     h: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Launch {
-    let b = [whole(dy), whole(mlp), whole(h), whole(dx)];
-    Launch::new(gpu, kernel, label, &b, &DenseBackwardDataParams::default())
+    let b = DenseBackwardDataBindings {
+        dy: whole(dy),
+        mlp: whole(mlp),
+        h: whole(h),
+        dx: whole(dx),
+    };
+    Launch::new(gpu, kernel, label, b, &DenseBackwardDataParams::default())
 }
 
 /// dense_backward_weights_gpu: split partials of (x^T dy, sum dy) into grad (S, L).
 pub fn dense_backward_weights(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<DenseBackwardWeights>,
     label: &str,
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
     grad: &wgpu::Buffer,
 ) -> Launch {
-    let b = [whole(x), whole(dy), whole(grad)];
-    Launch::new(
-        gpu,
-        kernel,
-        label,
-        &b,
-        &DenseBackwardWeightsParams::default(),
-    )
+    let b = DenseBackwardWeightsBindings {
+        x: whole(x),
+        dy: whole(dy),
+        grad: whole(grad),
+    };
+    Launch::new(gpu, kernel, label, b, &Default::default())
 }
 
 /// dense_gather_backward_weights_gpu: as dense_backward_weights with x gathered from the tables.
 pub fn dense_gather_backward_weights(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<DenseGatherBackwardWeights>,
     label: &str,
     (user_emb, movie_emb): (&wgpu::Buffer, &wgpu::Buffer),
     batch: &PackedBatch,
     dy: &wgpu::Buffer,
     grad: &wgpu::Buffer,
 ) -> Launch {
-    let b = [
-        whole(user_emb),
-        whole(movie_emb),
-        whole(&batch.buffer),
-        whole(dy),
-        whole(grad),
-    ];
-    Launch::new(
-        gpu,
-        kernel,
-        label,
-        &b,
-        &DenseBackwardWeightsParams::default(),
-    )
+    let b = DenseGatherBackwardWeightsBindings {
+        user_emb: whole(user_emb),
+        movie_emb: whole(movie_emb),
+        batch: whole(&batch.buffer),
+        dy: whole(dy),
+        grad: whole(grad),
+    };
+    Launch::new(gpu, kernel, label, b, &Default::default())
 }
 
 /// Outputs of rating_loss_gpu.
@@ -770,41 +816,41 @@ pub struct RatingLossOutputs<'a> {
 /// rating_loss_gpu: the head, its squared error, dh2 and the head's partial gradients.
 pub fn rating_loss(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<RatingLoss>,
     label: &str,
     h2: &wgpu::Buffer,
     mlp: &wgpu::Buffer,
     batch: &PackedBatch,
     out: RatingLossOutputs,
 ) -> Launch {
-    let b = [
-        whole(h2),
-        whole(mlp),
-        whole(&batch.buffer),
-        whole(out.pred),
-        whole(out.sq_err),
-        whole(out.dh2),
-        whole(out.grad),
-    ];
-    Launch::new(gpu, kernel, label, &b, &RatingLossParams::default())
+    let b = RatingLossBindings {
+        h2: whole(h2),
+        mlp: whole(mlp),
+        batch: whole(&batch.buffer),
+        pred: whole(out.pred),
+        sq_err: whole(out.sq_err),
+        dh2: whole(out.dh2),
+        grad: whole(out.grad),
+    };
+    Launch::new(gpu, kernel, label, b, &RatingLossParams::default())
 }
 
 /// retrieval_lse_gpu: the parts' online-softmax states (P, NU) of every distinct user.
 pub fn retrieval_lse(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<RetrievalLse>,
     label: &str,
     (user_emb, movie_emb): (&wgpu::Buffer, &wgpu::Buffer),
     batch: &PackedBatch,
     lse_part: &wgpu::Buffer,
 ) -> Launch {
-    let b = [
-        whole(user_emb),
-        whole(movie_emb),
-        whole(&batch.buffer),
-        whole(lse_part),
-    ];
-    Launch::new(gpu, kernel, label, &b, &RetrievalLseParams::default())
+    let b = RetrievalLseBindings {
+        user_emb: whole(user_emb),
+        movie_emb: whole(movie_emb),
+        batch: whole(&batch.buffer),
+        part: whole(lse_part),
+    };
+    Launch::new(gpu, kernel, label, b, &RetrievalLseParams::default())
 }
 
 /// Outputs of retrieval_grads_gpu.
@@ -817,30 +863,30 @@ pub struct RetrievalGradsOutputs<'a> {
 /// retrieval_grads_gpu: per-user losses and both sides' partial gradients.
 pub fn retrieval_grads(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<RetrievalGrads>,
     label: &str,
     (user_emb, movie_emb): (&wgpu::Buffer, &wgpu::Buffer),
     batch: &PackedBatch,
     lse_part: &wgpu::Buffer,
     out: RetrievalGradsOutputs,
 ) -> Launch {
-    let b = [
-        whole(user_emb),
-        whole(movie_emb),
-        whole(&batch.buffer),
-        whole(lse_part),
-        whole(out.grad_user),
-        whole(out.grad_movie),
-        whole(out.loss),
-    ];
-    Launch::new(gpu, kernel, label, &b, &RetrievalGradsParams::default())
+    let b = RetrievalGradsBindings {
+        user_emb: whole(user_emb),
+        movie_emb: whole(movie_emb),
+        batch: whole(&batch.buffer),
+        lse_part: whole(lse_part),
+        grad_user: whole(out.grad_user),
+        grad_movie: whole(out.grad_movie),
+        loss: whole(out.loss),
+    };
+    Launch::new(gpu, kernel, label, b, &RetrievalGradsParams::default())
 }
 
 /// embedding_adagrad_gpu: one table's sparse Adagrad with its gradient scatter.
 #[allow(clippy::too_many_arguments)]
 pub fn embedding_adagrad(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<EmbeddingAdagrad>,
     label: &str,
     grad_part: &wgpu::Buffer,
     dx: &wgpu::Buffer,
@@ -848,64 +894,66 @@ pub fn embedding_adagrad(
     table: &wgpu::Buffer,
     accum: &wgpu::Buffer,
 ) -> Launch {
-    let b = [
-        whole(grad_part),
-        whole(dx),
-        whole(&batch.buffer),
-        whole(table),
-        whole(accum),
-    ];
-    Launch::new(gpu, kernel, label, &b, &EmbeddingAdagradParams::default())
+    let b = EmbeddingAdagradBindings {
+        grad_part: whole(grad_part),
+        dx: whole(dx),
+        batch: whole(&batch.buffer),
+        table: whole(table),
+        accum: whole(accum),
+    };
+    Launch::new(gpu, kernel, label, b, &EmbeddingAdagradParams::default())
 }
 
 /// adagrad_dense (shared with the windowed family): sums the S partials and updates every MLP parameter.
 pub fn adagrad_dense(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<AdagradDense>,
     label: &str,
     grad: &wgpu::Buffer,
     param: &wgpu::Buffer,
     accum: &wgpu::Buffer,
 ) -> Launch {
-    let b = [whole(grad), whole(param), whole(accum)];
-    Launch::new(gpu, kernel, label, &b, &AdagradDenseParams::default())
+    let b = AdagradDenseBindings {
+        grad: whole(grad),
+        param: whole(param),
+        accum: whole(accum),
+    };
+    Launch::new(gpu, kernel, label, b, &AdagradDenseParams::default())
 }
 
 /// sum_reduce (shared with the windowed family): out[slot] = sum of x[0..n].
 pub fn sum_reduce(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<SumReduce>,
     label: &str,
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Launch {
-    Launch::new(
-        gpu,
-        kernel,
-        label,
-        &[whole(x), whole(out)],
-        &SumReduceParams::default(),
-    )
+    let b = SumReduceBindings {
+        x: whole(x),
+        out: whole(out),
+    };
+    Launch::new(gpu, kernel, label, b, &SumReduceParams::default())
 }
 
 /// candidate_scores_gpu: scores (Q, C) of the queries `query_rows[first..first + Q]` (user table rows)
 /// against the candidates `candidate_rows` (movie table rows).
 pub fn candidate_scores(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<CandidateScores>,
     label: &str,
     (user_emb, query_rows): (&wgpu::Buffer, &wgpu::Buffer),
     (movie_emb, candidate_rows): (&wgpu::Buffer, &wgpu::Buffer),
     scores: &wgpu::Buffer,
 ) -> Launch {
-    let b = [
-        whole(user_emb),
-        whole(query_rows),
-        whole(movie_emb),
-        whole(candidate_rows),
-        whole(scores),
-    ];
-    Launch::new(gpu, kernel, label, &b, &CandidateScoresParams::default())
+    let b = CandidateScoresBindings {
+        user_emb: whole(user_emb),
+        query_rows: whole(query_rows),
+        movie_emb: whole(movie_emb),
+        candidate_rows: whole(candidate_rows),
+        scores: whole(scores),
+    };
+    Launch::new(gpu, kernel, label, b, &CandidateScoresParams::default())
 }
 
 /// brute_force_top_k_gpu: the top K of the queries `query_rows[first..first + Q]` among the candidates
@@ -913,24 +961,24 @@ pub fn candidate_scores(
 /// into (Q, K) indices and scores.
 pub fn brute_force_top_k(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<BruteForceTopK>,
     label: &str,
     (query_table, query_rows): (&wgpu::Buffer, &wgpu::Buffer),
     (candidate_table, candidate_rows): (&wgpu::Buffer, &wgpu::Buffer),
     (seen_offsets, seen): (&wgpu::Buffer, &wgpu::Buffer),
     (out_index, out_score): (&wgpu::Buffer, &wgpu::Buffer),
 ) -> Launch {
-    let b = [
-        whole(query_table),
-        whole(query_rows),
-        whole(candidate_table),
-        whole(candidate_rows),
-        whole(seen_offsets),
-        whole(seen),
-        whole(out_index),
-        whole(out_score),
-    ];
-    Launch::new(gpu, kernel, label, &b, &BruteForceTopKParams::default())
+    let b = BruteForceTopKBindings {
+        query_table: whole(query_table),
+        query_rows: whole(query_rows),
+        candidate_table: whole(candidate_table),
+        candidate_rows: whole(candidate_rows),
+        seen_offsets: whole(seen_offsets),
+        seen: whole(seen),
+        out_index: whole(out_index),
+        out_score: whole(out_score),
+    };
+    Launch::new(gpu, kernel, label, b, &BruteForceTopKParams::default())
 }
 
 /// pair_ranks (shared with the windowed family, storage buffers only): one launch per chunk of candidates

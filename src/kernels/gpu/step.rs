@@ -340,6 +340,65 @@ impl GpuStep {
             .set(gpu, &EmbeddingAdagradParams::new(s.movies, d, true, u, bl));
     }
 
+    /// Sets the forward pass alone, as evaluation runs it: predictions and the squared-error sum into
+    /// `losses[2 slot]` and, with `retrieval`, the retrieval loss sum into `losses[2 slot + 1]`. Nothing
+    /// is updated (the retrieval gradients are computed with weight 0 and never read).
+    pub fn set_forward(&self, gpu: &Gpu, s: &BatchShape, slot: usize, retrieval: bool) {
+        let (l, bl, ls) = (&self.layout, &self.batch.layout, &self.launches);
+        let (rows, sp) = (s.rows, self.split_rows);
+        let dense = DenseForwardParams::new;
+        ls.layer1
+            .set(gpu, &dense(rows, l.k, l.h1, l.w1, l.b1).gather(bl));
+        ls.layer2.set(gpu, &dense(rows, l.h1, l.h2, l.w2, l.b2));
+        let head = RatingLossParams::new(rows, l.h2, false, 1.0, sp, l.len, l.w3, l.b3, bl);
+        ls.head.set(gpu, &head);
+        ls.sq_err_sum.set(gpu, &sum_params(rows, 2 * slot));
+        if retrieval {
+            let parts = retrieval_parts(s.users, s.movies);
+            ls.retrieval_lse
+                .set(gpu, &RetrievalLseParams::new(s.users, s.movies, parts, bl));
+            ls.retrieval_grads.set(
+                gpu,
+                &RetrievalGradsParams::new(s.users, s.movies, parts, 0.0, bl),
+            );
+            ls.retrieval_loss_sum
+                .set(gpu, &sum_params(s.users, 2 * slot + 1));
+        }
+    }
+
+    /// The forward pass's dispatches (after `set_forward`): 4, and 3 more with `retrieval`.
+    fn forward_dispatches_of(
+        &self,
+        s: &BatchShape,
+        retrieval: bool,
+    ) -> Vec<(&Launch, (u32, u32, u32))> {
+        let (l, ls) = (&self.layout, &self.launches);
+        let sp = splits(s.rows, self.split_rows);
+        let mut v = vec![
+            (&ls.layer1, groups::dense_forward(s.rows, l.h1)),
+            (&ls.layer2, groups::dense_forward(s.rows, l.h2)),
+            (&ls.head, groups::rating_loss(sp)),
+            (&ls.sq_err_sum, (1, 1, 1)),
+        ];
+        if retrieval {
+            let parts = retrieval_parts(s.users, s.movies);
+            v.push((&ls.retrieval_lse, groups::retrieval_lse(s.users, parts)));
+            v.push((
+                &ls.retrieval_grads,
+                groups::retrieval_grads(s.users, s.movies, parts),
+            ));
+            v.push((&ls.retrieval_loss_sum, (1, 1, 1)));
+        }
+        v
+    }
+
+    /// Records the forward pass (after `set_forward`) into `pass`.
+    pub fn encode_forward(&self, pass: &mut Pass, s: &BatchShape, retrieval: bool) {
+        for (launch, groups) in self.forward_dispatches_of(s, retrieval) {
+            launch.run_groups(pass, groups);
+        }
+    }
+
     /// The dispatches of a step on a batch of shape `s`, in order, with their workgroup grids.
     fn dispatches_of(&self, s: &BatchShape) -> Vec<(&Launch, (u32, u32, u32))> {
         let (l, ls) = (&self.layout, &self.launches);

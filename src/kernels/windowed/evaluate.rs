@@ -2,56 +2,31 @@
 //! user's unseen ones), the rating head's squared errors and the loss sums per evaluation batch, and the
 //! predictions; `eval::Evaluator` turns them into TFRS's metrics and Recall/NDCG.
 
-use crate::data::batches::Distinct;
 use crate::data::Ratings;
 use crate::gpu::batches::{BatchBuffers, BatchStore};
 use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::profile::Profiler;
 use crate::gpu::{slice, whole, Gpu};
+use crate::kernels::evaluate::TestPairs;
+pub use crate::kernels::evaluate::{RankedTallies, Tallies};
 use crate::kernels::windowed::ranking::{Activations, MlpForward};
 use crate::kernels::windowed::retrieval::{RetrievalBuffers, RetrievalForward};
 use crate::kernels::windowed::*;
 use crate::model::gpu::GpuModel;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-/// One tile of the ranking evaluation: a range of distinct test users and the pairs holding them.
+/// One tile of the ranking evaluation's launches (`TestPairs::tiles` holds its users and groups).
 struct Tile {
-    u0: usize,
-    users: usize,
     gather: Launch,
     ranks: Vec<Launch>, // one per chunk of candidates (kernels::RANK_CHUNK)
-    groups: usize,
 }
 
 /// What the Recall@K / NDCG@K / MAE evaluation keeps: all predictions and the test layout (the ranks among
 /// unseen candidates are in `Evaluation::rank_unseen`).
 struct RankedPlan {
-    /// Candidates each distinct test user rated in training, and the duplicate u.item rows (for everyone).
-    seen: Vec<Vec<u32>>,
-    duplicates: Vec<u32>,
     tile_mask: wgpu::Buffer, // (tile users, ceil(C / 32)) bits, rewritten for every tile
     pred: wgpu::Buffer,      // (N,) rating predictions, test rows in file order
-    user_offsets: Vec<u32>,  // (U + 1,) CSR of the pairs of each distinct test user
     rating: Vec<f32>,        // (N,) test ratings
-}
-
-/// What one evaluation pass reads back, for `eval::Evaluator` to turn into metrics.
-pub struct Tallies<'a> {
-    /// (P,) candidates scoring strictly above each pair's own movie, pairs grouped by user.
-    pub rank_all: Vec<u32>,
-    /// (squared-error sum, retrieval-loss sum) and rows of every evaluation batch.
-    pub sums: Vec<(f32, f32, usize)>,
-    pub pairs: usize,
-    /// With the training split: the ranks among each user's unseen candidates, the predictions in file
-    /// order, the CSR of each user's pairs and the ratings.
-    pub ranked: Option<RankedTallies<'a>>,
-}
-
-pub struct RankedTallies<'a> {
-    pub rank_unseen: Vec<u32>,
-    pub pred: Vec<f32>,
-    pub user_offsets: &'a [u32],
-    pub rating: &'a [f32],
 }
 
 /// Evaluation plan for one model and one test split, built once.
@@ -62,11 +37,10 @@ pub struct Evaluation<'g> {
     mlp: MlpForward,
     retrieval: RetrievalForward,
     losses: wgpu::Buffer,
-    candidates: usize,
+    pairs_plan: TestPairs,
     gather_candidates: Launch,
     tiles: Vec<Tile>,
-    /// Users of a full tile, and the candidate_scores launches of a full and of a shorter last tile.
-    tile_users: usize,
+    /// The candidate_scores launches of a full and of a shorter last tile.
     scores_full: Vec<(Launch, u32)>,
     scores_last: Vec<(Launch, u32)>,
     rank_all: wgpu::Buffer, // (P,) candidates scoring above each pair's own movie, pairs grouped by user
@@ -91,16 +65,8 @@ impl<'g> Evaluation<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        if test.is_empty() {
-            bail!("the test split is empty");
-        }
-        if !(1..=crate::options::MAX_BATCH).contains(&eval_batch_size) {
-            bail!(
-                "--eval-batch-size must be between 1 and {}, got {eval_batch_size}",
-                crate::options::MAX_BATCH
-            );
-        }
         let cfg = model.cfg;
+        let plan = TestPairs::new(gpu, &cfg, test, train, candidates, eval_batch_size)?;
         let dim4 = (cfg.embedding_dim / 4) as u32;
         // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
         let order: Vec<u32> = (0..test.len() as u32).collect();
@@ -116,78 +82,15 @@ impl<'g> Evaluation<'g> {
         let retrieval = RetrievalForward::new(gpu, k, model, &ids, &ret, &losses, None, false);
 
         // FactorizedTopK: pairs grouped by user; each user's scores against all candidates computed once.
-        let c = candidates.len();
-        if c == 0 {
-            bail!("there are no candidate movies");
-        }
-        let mut first_candidate = vec![u32::MAX; cfg.movies];
-        for (i, &row) in candidates.iter().enumerate().rev() {
-            first_candidate[row as usize] = i as u32;
-        }
-        let users = Distinct::new(&test.user);
-        let mut pair_query = Vec::with_capacity(test.len());
-        let mut pair_candidate = Vec::with_capacity(test.len());
-        // Tiles hold a multiple of 64 users so each tile's slice of the user list is 256-byte aligned.
-        let per_tile = gpu.score_tile_rows(c, 4096, "users")?;
-        let user_list = gpu.upload("eval users", &users.table_rows);
+        let (c, tile_users, words) = (plan.candidates, plan.tile_users, plan.words());
+        let user_list = gpu.upload("eval users", &plan.users.table_rows);
         let cand_ids = gpu.upload("candidates", candidates);
         let cand_emb = gpu.windowed_buffer("candidate embeddings", c * cfg.embedding_dim);
-        let tile_users = per_tile.min(users.len());
         let query = gpu.buffer("query", tile_users * cfg.embedding_dim);
         let scores = gpu.buffer("scores", tile_users * c);
-        let mut tile_spans = Vec::new();
-        for u0 in (0..users.len()).step_by(per_tile) {
-            let u1 = (u0 + per_tile).min(users.len());
-            let p0 = pair_query.len();
-            for a in u0..u1 {
-                for &r in &users.rows[users.offsets[a] as usize..users.offsets[a + 1] as usize] {
-                    let own = first_candidate[test.movie[r as usize] as usize];
-                    if own == u32::MAX {
-                        bail!(
-                            "test rating {} names a movie that is not among the candidates",
-                            r + 1
-                        );
-                    }
-                    pair_query.push((a - u0) as u32);
-                    pair_candidate.push(own);
-                }
-            }
-            tile_spans.push((u0, u1, p0, pair_query.len()));
-        }
-        gpu.check_binding("the test pairs' ranks", test.len() as u64 * 4)?;
-        let pc = gpu.upload("pair_candidate", &pair_candidate);
-        // Ranks among unseen candidates: bit c of a user's mask row is set when candidate c is a movie the
-        // user rated in training or a duplicate u.item row of a title (only its first row competes). The
-        // rows of one tile are built on the host and written before the tile runs, so the mask never holds
-        // more than one tile (U x C bits would not fit a binding at ML-25M sizes).
-        let words = c.div_ceil(32);
-        let duplicates: Vec<u32> = candidates
-            .iter()
-            .enumerate()
-            .filter(|&(cand, &row)| first_candidate[row as usize] != cand as u32)
-            .map(|(cand, _)| cand as u32)
-            .collect();
-        let seen = train.map(|train| {
-            let mut row_of_user = vec![u32::MAX; cfg.users];
-            for (a, &u) in users.table_rows.iter().enumerate() {
-                row_of_user[u as usize] = a as u32;
-            }
-            let mut candidates_of: Vec<Vec<u32>> = vec![Vec::new(); cfg.movies];
-            for (cand, &row) in candidates.iter().enumerate() {
-                candidates_of[row as usize].push(cand as u32);
-            }
-            let mut seen: Vec<Vec<u32>> = vec![Vec::new(); users.len()];
-            for (&u, &m) in train.user.iter().zip(&train.movie) {
-                if let Some(&a) = row_of_user.get(u as usize).filter(|&&a| a != u32::MAX) {
-                    if let Some(cands) = candidates_of.get(m as usize) {
-                        seen[a as usize].extend_from_slice(cands);
-                    }
-                }
-            }
-            seen
-        });
+        let pc = gpu.upload("pair_candidate", &plan.pair_candidate);
         let tile_mask = gpu.buffer("excluded candidates (one tile)", tile_users * words);
-        let excluded = seen.as_ref().map(|_| &tile_mask);
+        let excluded = plan.seen.as_ref().map(|_| &tile_mask);
         let mask = excluded.unwrap_or(&tile_mask);
         let rank_all = gpu.buffer("rank among all candidates", test.len());
         let rank_unseen = gpu.buffer("rank among unseen candidates", test.len());
@@ -206,64 +109,62 @@ impl<'g> Evaluation<'g> {
                 cfg.embedding_dim,
             )
         };
-        let last_users = users.len() - (users.len() - 1) / per_tile * per_tile;
+        let last_users = plan.last_users();
         let scores_full = scores_for(tile_users);
         let scores_last = if last_users == tile_users {
             Vec::new()
         } else {
             scores_for(last_users)
         };
-        let tiles = tile_spans
-            .into_iter()
-            .map(|(u0, u1, p0, p1)| {
-                let n = u1 - u0;
-                let groups = pair_groups(&pair_query[p0..p1], p0);
-                Tile {
-                    u0,
-                    users: n,
-                    groups: groups.len(),
-                    gather: Launch::new(
-                        gpu,
-                        &k.embedding_gather,
-                        "embedding_gather (eval users)",
-                        &[
-                            whole(&model.user_emb),
-                            slice(&user_list, u0, n),
-                            whole(&query),
-                        ],
-                        &EmbeddingGatherParams {
-                            n: n as u32,
-                            dim4,
-                            out_stride4: dim4,
-                            out_offset4: 0,
-                        },
-                    ),
-                    ranks: pair_ranks_launches(
-                        gpu,
-                        &k.pair_ranks,
-                        [
-                            &scores,
-                            &gpu.upload("pair groups", &groups),
-                            &pc,
-                            mask,
-                            &rank_all,
-                            &rank_unseen,
-                        ],
-                        PairRanksParams {
-                            groups: groups.len() as u32,
-                            candidates: c as u32,
-                            words: if excluded.is_some() { words as u32 } else { 0 },
-                            ..Default::default()
-                        },
-                    ),
-                }
+        let tiles = plan
+            .tiles
+            .iter()
+            .map(|t| Tile {
+                gather: Launch::new(
+                    gpu,
+                    &k.embedding_gather,
+                    "embedding_gather (eval users)",
+                    EmbeddingGatherBindings {
+                        table: whole(&model.user_emb),
+                        idx: slice(&user_list, t.u0, t.users),
+                        out: whole(&query),
+                    },
+                    &EmbeddingGatherParams {
+                        n: t.users as u32,
+                        dim4,
+                        out_stride4: dim4,
+                        out_offset4: 0,
+                    },
+                ),
+                ranks: pair_ranks_launches(
+                    gpu,
+                    &k.pair_ranks,
+                    [
+                        &scores,
+                        &gpu.upload("pair groups", &t.groups),
+                        &pc,
+                        mask,
+                        &rank_all,
+                        &rank_unseen,
+                    ],
+                    PairRanksParams {
+                        groups: t.groups.len() as u32,
+                        candidates: c as u32,
+                        words: if excluded.is_some() { words as u32 } else { 0 },
+                        ..Default::default()
+                    },
+                ),
             })
             .collect();
         let gather_candidates = Launch::new(
             gpu,
             &k.embedding_gather,
             "embedding_gather (candidates)",
-            &[whole(&model.movie_emb), whole(&cand_ids), whole(&cand_emb)],
+            EmbeddingGatherBindings {
+                table: whole(&model.movie_emb),
+                idx: whole(&cand_ids),
+                out: whole(&cand_emb),
+            },
             &EmbeddingGatherParams {
                 n: c as u32,
                 dim4,
@@ -271,12 +172,9 @@ impl<'g> Evaluation<'g> {
                 out_offset4: 0,
             },
         );
-        let ranked = seen.map(|seen| RankedPlan {
-            seen,
-            duplicates,
+        let ranked = plan.seen.as_ref().map(|_| RankedPlan {
             tile_mask: tile_mask.clone(),
             pred: gpu.buffer("eval predictions", test.len()),
-            user_offsets: users.offsets.clone(),
             rating: test.rating.clone(),
         });
         Ok(Self {
@@ -288,10 +186,9 @@ impl<'g> Evaluation<'g> {
             pred: act.pred,
             ranked,
             losses,
-            candidates: c,
+            pairs_plan: plan,
             gather_candidates,
             tiles,
-            tile_users,
             scores_full,
             scores_last,
             rank_all,
@@ -320,19 +217,13 @@ impl<'g> Evaluation<'g> {
         {
             let mut pass = Pass::begin(&mut enc, "gather candidates", self.profiler);
             self.gather_candidates
-                .run(&mut pass, self.candidates as u32 * self.dim4);
+                .run(&mut pass, self.pairs_plan.candidates as u32 * self.dim4);
         }
         crate::gpu::profile::submit(gpu, enc, self.profiler)?;
         // One submission per tile: the tiles share the score matrix and the exclusion mask.
-        let words = self.candidates.div_ceil(32);
-        for t in &self.tiles {
-            if let Some(r) = &self.ranked {
-                let mut mask = vec![0u32; t.users * words];
-                for (a, row) in mask.chunks_mut(words).enumerate() {
-                    for &cand in r.duplicates.iter().chain(&r.seen[t.u0 + a]) {
-                        row[cand as usize / 32] |= 1 << (cand % 32);
-                    }
-                }
+        let plan = &self.pairs_plan;
+        for (t, tile) in plan.tiles.iter().zip(&self.tiles) {
+            if let (Some(r), Some(mask)) = (&self.ranked, plan.mask(t)) {
                 gpu.queue
                     .write_buffer(&r.tile_mask, 0, bytemuck::cast_slice(&mask));
             }
@@ -343,8 +234,8 @@ impl<'g> Evaluation<'g> {
                 });
             {
                 let mut pass = Pass::begin(&mut enc, "rank test pairs", self.profiler);
-                t.gather.run(&mut pass, t.users as u32 * self.dim4);
-                let scores = if t.users == self.tile_users {
+                tile.gather.run(&mut pass, t.users as u32 * self.dim4);
+                let scores = if t.users == plan.tile_users {
                     &self.scores_full
                 } else {
                     &self.scores_last
@@ -352,8 +243,8 @@ impl<'g> Evaluation<'g> {
                 for (l, threads) in scores {
                     l.run(&mut pass, *threads);
                 }
-                for l in &t.ranks {
-                    l.run(&mut pass, t.groups as u32);
+                for l in &tile.ranks {
+                    l.run(&mut pass, t.groups.len() as u32);
                 }
             }
             crate::gpu::profile::submit(gpu, enc, self.profiler)?;
@@ -398,7 +289,7 @@ impl<'g> Evaluation<'g> {
                     .read(&self.rank_unseen, 0, self.pairs)
                     .context("reading the ranks among unseen candidates")?,
                 pred: gpu.read(&r.pred, 0, self.pairs)?,
-                user_offsets: &r.user_offsets,
+                user_offsets: &self.pairs_plan.users.offsets,
                 rating: &r.rating,
             }),
         };

@@ -10,7 +10,10 @@ pub mod retrieval;
 pub mod step;
 pub mod top_k;
 
+pub use crate::kernels::evaluate::{pair_groups, PAIRS_PER_GROUP};
+
 use crate::gpu::launch::Launch;
+use crate::gpu::shader::Shader;
 use crate::gpu::{Gpu, Kernel};
 use crate::model::ModelConfig;
 use anyhow::{bail, Result};
@@ -176,7 +179,7 @@ pub fn window_rows(widths: &[usize]) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub fn dense_backward_weights_launches(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<DenseBackwardWeights>,
     label: &str,
     (x, k): (&wgpu::Buffer, usize),
     (dy, n): (&wgpu::Buffer, usize),
@@ -193,16 +196,26 @@ pub fn dense_backward_weights_launches(
                     .filter(|&r| r < capacity)
                     .unwrap_or(0)
             };
-            let mut b: Vec<wgpu::BindingResource> = (0..WINDOWS_PER_SPLIT)
-                .map(|j| crate::gpu::window(x, first(j) * k))
-                .collect();
-            b.extend((0..WINDOWS_PER_SPLIT).map(|j| crate::gpu::window(dy, first(j) * n)));
-            b.push(grad.as_entire_binding());
+            // The shader binds WINDOWS_PER_SPLIT = 4 windows of each operand by name.
+            const _: () = assert!(WINDOWS_PER_SPLIT == 4);
+            let xw = |j| crate::gpu::window(x, first(j) * k);
+            let dyw = |j| crate::gpu::window(dy, first(j) * n);
+            let b = DenseBackwardWeightsBindings {
+                x0: xw(0),
+                x1: xw(1),
+                x2: xw(2),
+                x3: xw(3),
+                dy0: dyw(0),
+                dy1: dyw(1),
+                dy2: dyw(2),
+                dy3: dyw(3),
+                grad: grad.as_entire_binding(),
+            };
             Launch::new(
                 gpu,
                 kernel,
                 &format!("{label} [split {s}]"),
-                &b,
+                b,
                 &DenseBackwardWeightsParams::default(),
             )
         })
@@ -315,7 +328,7 @@ pub struct CandidateScoresParams {
 #[allow(clippy::too_many_arguments)]
 pub fn candidate_scores_launches(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<CandidateScores>,
     query: &wgpu::Buffer,
     cand: &wgpu::Buffer,
     scores: &wgpu::Buffer,
@@ -333,16 +346,16 @@ pub fn candidate_scores_launches(
                 c0: c0 as u32,
                 window: n as u32,
             };
-            let b = [
-                query.as_entire_binding(),
-                crate::gpu::window(cand, c0 * dim),
-                scores.as_entire_binding(),
-            ];
+            let b = CandidateScoresBindings {
+                query: query.as_entire_binding(),
+                candidate_win: crate::gpu::window(cand, c0 * dim),
+                scores: scores.as_entire_binding(),
+            };
             let l = Launch::new(
                 gpu,
                 kernel,
                 &format!("candidate_scores [candidates {c0}..]"),
-                &b,
+                b,
                 &p,
             );
             (l, threads::candidate_scores(queries as u32, n as u32))
@@ -370,15 +383,24 @@ pub struct PairRanksParams {
 /// `buffers`: scores, groups, pair_candidate, excluded, rank_all, rank_unseen, as the shader binds them.
 pub fn pair_ranks_launches(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &Kernel<PairRanks>,
     buffers: [&wgpu::Buffer; 6],
     params: PairRanksParams,
 ) -> Vec<Launch> {
-    let bindings = buffers.map(|b| b.as_entire_binding());
+    let [scores, groups, pair_candidate, excluded, rank_all, rank_unseen] =
+        buffers.map(|b| b.as_entire_binding());
+    let bindings = PairRanksBindings {
+        scores,
+        groups,
+        pair_candidate,
+        excluded,
+        rank_all,
+        rank_unseen,
+    };
     params
         .chunks()
         .iter()
-        .map(|chunk| Launch::new(gpu, kernel, "pair_ranks", &bindings, chunk))
+        .map(|chunk| Launch::new(gpu, kernel, "pair_ranks", bindings.clone(), chunk))
         .collect()
 }
 
@@ -397,31 +419,11 @@ impl PairRanksParams {
     }
 }
 
-/// Pairs per pair_ranks invocation (they share one user's row of scores).
-pub const PAIRS_PER_GROUP: usize = 8;
-
 /// Candidates per pair_ranks dispatch. Mesa 22.3's llvmpipe (Debian 12) stops every loop of an invocation once it has run 65,535
 /// iterations in all (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS, shared by all loops of a shader), silently:
 /// a 62k-candidate row in one invocation left most ranks unwritten or short at ML-25M size. A chunk
 /// costs one loop iteration per candidate plus one per 32.
 pub const RANK_CHUNK: usize = 16384;
-
-/// pair_ranks' groups for pairs sorted by their user's tile row: (tile row, first pair, pairs) with at most
-/// PAIRS_PER_GROUP pairs each; `first` counts from `pair0`, the tile's first pair.
-pub fn pair_groups(pair_query: &[u32], pair0: usize) -> Vec<[u32; 4]> {
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < pair_query.len() {
-        let q = pair_query[i];
-        let mut n = 1;
-        while i + n < pair_query.len() && pair_query[i + n] == q && n < PAIRS_PER_GROUP {
-            n += 1;
-        }
-        groups.push([q, (pair0 + i) as u32, n as u32, 0]);
-        i += n;
-    }
-    groups
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -462,58 +464,113 @@ pub mod threads {
     }
 }
 
+crate::gpu::shader::shaders! {
+    /// out (n, stride) at offset = table[idx] (n, D).
+    EmbeddingGather = "embedding_gather" (EmbeddingGatherParams)
+        EmbeddingGatherBindings { table, idx, out }
+    /// y = act(x W + b) over one uniform window of x's rows; W in two uniform windows.
+    DenseForward = "dense_forward" (DenseForwardParams)
+        DenseForwardBindings { x_win, w_lo, w_hi, b, y }
+    /// dx = (dy W^T) * (h > 0) over one window of dy's rows.
+    DenseBackwardData = "dense_backward_data" (DenseBackwardDataParams)
+        DenseBackwardDataBindings { dy_win, w_lo, w_hi, h, dx }
+    /// One split's partial (x^T dy, sum dy) from four windows of each.
+    DenseBackwardWeights = "dense_backward_weights" (DenseBackwardWeightsParams)
+        DenseBackwardWeightsBindings { x0, x1, x2, x3, dy0, dy1, dy2, dy3, grad }
+    /// The rating head, its squared error and dpred over one window of h2.
+    RatingLoss = "rating_loss" (RatingLossParams)
+        RatingLossBindings { h2_win, w3, b3, rating, pred, sq_err, dpred, dh2 }
+    /// The head's partial gradients.
+    RatingHeadBackward = "rating_head_backward" (RatingHeadBackwardParams)
+        RatingHeadBackwardBindings { h2, dpred, grad }
+    /// Sums the partials and updates every dense parameter.
+    AdagradDense = "adagrad_dense" (AdagradDenseParams) AdagradDenseBindings { grad, param, accum }
+    /// out[slot] = sum of x[0..n].
+    SumReduce = "sum_reduce" (SumReduceParams) SumReduceBindings { x, out }
+    /// The users' side of the distinct-rows softmax over one window of movies.
+    RetrievalSoftmaxUsers = "retrieval_softmax_users" (RetrievalSoftmaxParams)
+        RetrievalSoftmaxUsersBindings {
+            user_emb, movie_win, movie_count_win, movie_emb, user_count, user_offsets, user_rows,
+            row_movie, movie_offsets, movie_count, state, user_stat, loss, grad_user, row_lse,
+        }
+    /// The movies' side, over one window of users.
+    RetrievalSoftmaxMovies = "retrieval_softmax_movies" (RetrievalSoftmaxParams)
+        RetrievalSoftmaxMoviesBindings {
+            movie_emb, user_win, user_stat_win, user_emb, movie_count, movie_offsets, movie_rows,
+            row_user, row_lse, grad_movie,
+        }
+    /// One table's gradient scatter and sparse Adagrad.
+    EmbeddingAdagrad = "embedding_adagrad" (EmbeddingAdagradParams)
+        EmbeddingAdagradBindings { grad_dense, dx, offsets, rows, table_rows, table, accum }
+    /// x *= scale in place (the distinct user rows by 1 / T with --temperature).
+    ScaleRows = "scale_rows" (ScaleRowsParams) ScaleRowsBindings { x }
+    /// Scores of the queries against one window of candidates.
+    CandidateScores = "candidate_scores" (CandidateScoresParams)
+        CandidateScoresBindings { query, candidate_win, scores }
+    /// Each pair's rank among all candidates and among the unseen ones.
+    PairRanks = "pair_ranks" (PairRanksParams)
+        PairRanksBindings { scores, groups, pair_candidate, excluded, rank_all, rank_unseen }
+    /// Top K over one window of candidates; each query's running top K stays in `heap` between windows.
+    BruteForceTopK = "brute_force_top_k" (BruteForceTopKParams)
+        BruteForceTopKBindings {
+            query_table, query_rows, candidate_win, seen_offsets, seen, heap, out_index, out_score,
+            meta_win,
+        }
+}
+
 /// Every compiled pipeline. D is baked into the retrieval and scoring kernels as an override constant.
 pub struct Kernels {
-    pub embedding_gather: Kernel,
-    pub dense_forward: Kernel,
-    pub dense_backward_data: Kernel,
-    pub dense_backward_data_linear: Kernel,
-    pub dense_backward_weights: Kernel,
-    pub rating_loss: Kernel,
-    pub rating_head_backward: Kernel,
-    pub adagrad_dense: Kernel,
-    pub sum_reduce: Kernel,
-    pub retrieval_softmax_users: Kernel,
-    pub retrieval_softmax_movies: Kernel,
-    pub embedding_adagrad: Kernel,
-    pub scale_rows: Kernel,
-    pub candidate_scores: Kernel,
-    pub pair_ranks: Kernel,
-    pub brute_force_top_k: Kernel,
+    pub embedding_gather: Kernel<EmbeddingGather>,
+    pub dense_forward: Kernel<DenseForward>,
+    pub dense_backward_data: Kernel<DenseBackwardData>,
+    pub dense_backward_data_linear: Kernel<DenseBackwardData>,
+    pub dense_backward_weights: Kernel<DenseBackwardWeights>,
+    pub rating_loss: Kernel<RatingLoss>,
+    pub rating_head_backward: Kernel<RatingHeadBackward>,
+    pub adagrad_dense: Kernel<AdagradDense>,
+    pub sum_reduce: Kernel<SumReduce>,
+    pub retrieval_softmax_users: Kernel<RetrievalSoftmaxUsers>,
+    pub retrieval_softmax_movies: Kernel<RetrievalSoftmaxMovies>,
+    pub embedding_adagrad: Kernel<EmbeddingAdagrad>,
+    pub scale_rows: Kernel<ScaleRows>,
+    pub candidate_scores: Kernel<CandidateScores>,
+    pub pair_ranks: Kernel<PairRanks>,
+    pub brute_force_top_k: Kernel<BruteForceTopK>,
+}
+
+/// The shader's pipeline with override constants (its source from `SHADERS`).
+pub(crate) fn compile<S: Shader>(gpu: &Gpu, constants: &[(&str, f64)]) -> Result<Kernel<S>> {
+    Kernel::new(gpu, source(S::NAME), constants, crate::kernels::cost)
 }
 
 impl Kernels {
     pub fn new(gpu: &Gpu, embedding_dim: usize) -> Result<Self> {
         let d4 = [("D4", (embedding_dim / 4) as f64)];
-        let k = |name: &'static str, constants: &[(&str, f64)]| {
-            Kernel::new(gpu, name, source(name), constants, crate::kernels::cost)
-        };
         // Seconds on a software adapter, which compiles every pipeline with LLVM.
         let _spinner = crate::progress::spinner("compiling the kernels");
         Ok(Self {
-            embedding_gather: k("embedding_gather", &[])?,
-            dense_forward: k("dense_forward", &[("RELU", 1.0)])?,
-            dense_backward_data: k("dense_backward_data", &[("MASK", 1.0)])?,
+            embedding_gather: compile(gpu, &[])?,
+            dense_forward: compile(gpu, &[("RELU", 1.0)])?,
+            dense_backward_data: compile(gpu, &[("MASK", 1.0)])?,
             dense_backward_data_linear: Kernel::variant(
                 gpu,
                 "dense_backward_data_linear",
-                "dense_backward_data",
-                source("dense_backward_data"),
+                source(DenseBackwardData::NAME),
                 &[("MASK", 0.0)],
                 crate::kernels::cost,
             )?,
-            dense_backward_weights: k("dense_backward_weights", &[])?,
-            rating_loss: k("rating_loss", &[])?,
-            rating_head_backward: k("rating_head_backward", &[])?,
-            adagrad_dense: k("adagrad_dense", &[])?,
-            sum_reduce: k("sum_reduce", &[])?,
-            retrieval_softmax_users: k("retrieval_softmax_users", &d4)?,
-            retrieval_softmax_movies: k("retrieval_softmax_movies", &d4)?,
-            embedding_adagrad: k("embedding_adagrad", &[])?,
-            scale_rows: k("scale_rows", &[])?,
-            candidate_scores: k("candidate_scores", &d4)?,
-            pair_ranks: k("pair_ranks", &[])?,
-            brute_force_top_k: k("brute_force_top_k", &d4)?,
+            dense_backward_weights: compile(gpu, &[])?,
+            rating_loss: compile(gpu, &[])?,
+            rating_head_backward: compile(gpu, &[])?,
+            adagrad_dense: compile(gpu, &[])?,
+            sum_reduce: compile(gpu, &[])?,
+            retrieval_softmax_users: compile(gpu, &d4)?,
+            retrieval_softmax_movies: compile(gpu, &d4)?,
+            embedding_adagrad: compile(gpu, &[])?,
+            scale_rows: compile(gpu, &[])?,
+            candidate_scores: compile(gpu, &d4)?,
+            pair_ranks: compile(gpu, &[])?,
+            brute_force_top_k: compile(gpu, &d4)?,
         })
     }
 }
@@ -527,24 +584,23 @@ pub struct Windowed {
 }
 
 impl Windowed {
-    /// `rest`: the bindings after the windowed input, without the uniform.
+    /// `bind` makes the kernel's bindings around one window of `input`.
     #[allow(clippy::too_many_arguments)]
-    pub fn new<P: Pod>(
+    pub fn new<'a, S: Shader>(
         gpu: &Gpu,
-        kernel: &Kernel,
+        kernel: &Kernel<S>,
         label: &str,
-        input: &wgpu::Buffer,
+        input: &'a wgpu::Buffer,
         row_len: usize,
         capacity: usize,
-        rest: &[wgpu::BindingResource],
-        params: &P,
+        bind: impl Fn(wgpu::BindingResource<'a>) -> S::Bindings<'a>,
+        params: &S::Params,
     ) -> Self {
         let rows_per_window = crate::gpu::window_rows(row_len);
         let launches = (0..capacity.div_ceil(rows_per_window))
             .map(|w| {
-                let mut b = vec![crate::gpu::window(input, w * rows_per_window * row_len)];
-                b.extend_from_slice(rest);
-                Launch::new(gpu, kernel, &format!("{label} [window {w}]"), &b, params)
+                let b = bind(crate::gpu::window(input, w * rows_per_window * row_len));
+                Launch::new(gpu, kernel, &format!("{label} [window {w}]"), b, params)
             })
             .collect();
         Self {

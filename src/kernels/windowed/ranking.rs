@@ -80,7 +80,11 @@ impl MlpForward {
                 gpu,
                 &k.embedding_gather,
                 label,
-                &[whole(table), whole(idx), whole(&a.x)],
+                EmbeddingGatherBindings {
+                    table: whole(table),
+                    idx: whole(idx),
+                    out: whole(&a.x),
+                },
                 &p,
             )
         };
@@ -100,7 +104,7 @@ impl MlpForward {
                 &a.x,
                 l.k,
                 a.capacity,
-                &dense_bindings(m, l.w1, l.k, l.h1, l.b1, &a.h1),
+                |x_win| dense_bindings(x_win, m, l.w1, l.k, l.h1, l.b1, &a.h1),
                 &DenseForwardParams::default(),
             ),
             layer2: Windowed::new(
@@ -110,7 +114,7 @@ impl MlpForward {
                 &a.h1,
                 l.h1,
                 a.capacity,
-                &dense_bindings(m, l.w2, l.h1, l.h2, l.b2, &a.h2),
+                |x_win| dense_bindings(x_win, m, l.w2, l.h1, l.h2, l.b2, &a.h2),
                 &DenseForwardParams::default(),
             ),
             head: Windowed::new(
@@ -120,22 +124,26 @@ impl MlpForward {
                 &a.h2,
                 l.h2,
                 a.capacity,
-                &[
-                    slice(m, l.w3, 256),
-                    slice(m, l.b3, 4),
-                    whole(&ids.rating),
-                    whole(&a.pred),
-                    whole(&a.sq_err),
-                    whole(&a.dpred),
-                    whole(&a.dh2),
-                ],
+                |h2_win| RatingLossBindings {
+                    h2_win,
+                    w3: slice(m, l.w3, 256),
+                    b3: slice(m, l.b3, 4),
+                    rating: whole(&ids.rating),
+                    pred: whole(&a.pred),
+                    sq_err: whole(&a.sq_err),
+                    dpred: whole(&a.dpred),
+                    dh2: whole(&a.dh2),
+                },
                 &RatingLossParams::default(),
             ),
             reduce: Launch::new(
                 gpu,
                 &k.sum_reduce,
                 "sum_reduce (squared error)",
-                &[whole(&a.sq_err), whole(losses)],
+                SumReduceBindings {
+                    x: whole(&a.sq_err),
+                    out: whole(losses),
+                },
                 &SumReduceParams::default(),
             ),
             cfg,
@@ -211,13 +219,20 @@ impl MlpForward {
 /// dense_forward's bindings after the x window: the two weight windows of the (K, N) matrix at `w`, the
 /// bias window at `b` (256 floats; N <= 256), y.
 fn dense_bindings<'a>(
+    x_win: wgpu::BindingResource<'a>,
     mlp: &'a wgpu::Buffer,
     w: usize,
     k: usize,
     n: usize,
     b: usize,
     y: &'a wgpu::Buffer,
-) -> Vec<wgpu::BindingResource<'a>> {
-    let [lo, hi] = weight_windows(mlp, w, k, n);
-    vec![lo, hi, slice(mlp, b, 256), whole(y)]
+) -> DenseForwardBindings<'a> {
+    let [w_lo, w_hi] = weight_windows(mlp, w, k, n);
+    DenseForwardBindings {
+        x_win,
+        w_lo,
+        w_hi,
+        b: slice(mlp, b, 256),
+        y: whole(y),
+    }
 }

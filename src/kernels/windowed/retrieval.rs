@@ -88,7 +88,11 @@ impl RetrievalForward {
                 gpu,
                 &k.embedding_gather,
                 label,
-                &[whole(table), whole(idx), whole(out)],
+                EmbeddingGatherBindings {
+                    table: whole(table),
+                    idx: whole(idx),
+                    out: whole(out),
+                },
                 &p,
             )
         };
@@ -101,23 +105,23 @@ impl RetrievalForward {
                     gpu,
                     &k.retrieval_softmax_users,
                     &format!("retrieval_softmax_users [window {w}]"),
-                    &[
-                        whole(&r.user_d),
-                        window(&r.movie_d, c0 * d),
-                        window(&m.count, c0),
-                        whole(&r.movie_d),
-                        whole(&u.count),
-                        whole(&u.offsets),
-                        whole(&u.rows),
-                        whole(&m.of_row),
-                        whole(&m.offsets),
-                        whole(&m.count),
-                        whole(&r.state),
-                        whole(&r.user_stat),
-                        whole(&r.loss),
-                        whole(&r.grad_user),
-                        whole(&r.row_lse),
-                    ],
+                    RetrievalSoftmaxUsersBindings {
+                        user_emb: whole(&r.user_d),
+                        movie_win: window(&r.movie_d, c0 * d),
+                        movie_count_win: window(&m.count, c0),
+                        movie_emb: whole(&r.movie_d),
+                        user_count: whole(&u.count),
+                        user_offsets: whole(&u.offsets),
+                        user_rows: whole(&u.rows),
+                        row_movie: whole(&m.of_row),
+                        movie_offsets: whole(&m.offsets),
+                        movie_count: whole(&m.count),
+                        state: whole(&r.state),
+                        user_stat: whole(&r.user_stat),
+                        loss: whole(&r.loss),
+                        grad_user: whole(&r.grad_user),
+                        row_lse: whole(&r.row_lse),
+                    },
                     &RetrievalSoftmaxParams::default(),
                 )
             })
@@ -128,7 +132,9 @@ impl RetrievalForward {
                 gpu,
                 &k.scale_rows,
                 "scale_rows (distinct users / temperature)",
-                &[whole(&r.user_d)],
+                ScaleRowsBindings {
+                    x: whole(&r.user_d),
+                },
                 &ScaleRowsParams::default(),
             )
         });
@@ -154,7 +160,10 @@ impl RetrievalForward {
                 gpu,
                 &k.sum_reduce,
                 "sum_reduce (retrieval loss)",
-                &[whole(&r.loss), whole(losses)],
+                SumReduceBindings {
+                    x: whole(&r.loss),
+                    out: whole(losses),
+                },
                 &SumReduceParams::default(),
             ),
             dim4,

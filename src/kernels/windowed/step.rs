@@ -5,7 +5,7 @@
 use super::ranking::{Activations, MlpForward};
 use super::retrieval::{retrieval_window_rows, RetrievalBuffers, RetrievalForward};
 use super::*;
-use crate::gpu::batches::{BatchBuffers, BatchShape};
+use crate::gpu::batches::{BatchBuffers, BatchShape, DistinctBuffers};
 use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::{whole, window, Gpu};
 use crate::model::gpu::{GpuModel, EPSILON};
@@ -78,12 +78,35 @@ impl WindowedStep {
         let m = &model.mlp;
         let k = kernels;
         let window_rows_ret = retrieval_window_rows(cfg.embedding_dim);
+        // One table's update: the retrieval gradient of its distinct rows plus its half of dx.
+        let update = |label, grad_dense: &wgpu::Buffer, ids: &DistinctBuffers, (table, accum)| {
+            let b = EmbeddingAdagradBindings {
+                grad_dense: whole(grad_dense),
+                dx: whole(&dx),
+                offsets: whole(&ids.offsets),
+                rows: whole(&ids.rows),
+                table_rows: whole(&ids.table_rows),
+                table: whole(table),
+                accum: whole(accum),
+            };
+            Launch::new(
+                gpu,
+                &k.embedding_adagrad,
+                label,
+                b,
+                &EmbeddingAdagradParams::default(),
+            )
+        };
         let backward = Backward {
             head: Launch::new(
                 gpu,
                 &k.rating_head_backward,
                 "rating_head_backward",
-                &[whole(&act.h2), whole(&act.dpred), whole(&grad)],
+                RatingHeadBackwardBindings {
+                    h2: whole(&act.h2),
+                    dpred: whole(&act.dpred),
+                    grad: whole(&grad),
+                },
                 &RatingHeadBackwardParams::default(),
             ),
             layer2_weights: dense_backward_weights_launches(
@@ -103,9 +126,15 @@ impl WindowedStep {
                 &act.dh2,
                 l.h2,
                 cap,
-                &{
-                    let [lo, hi] = weight_windows(m, l.w2, l.h1, l.h2);
-                    [lo, hi, whole(&act.h1), whole(&dh1)]
+                |dy_win| {
+                    let [w_lo, w_hi] = weight_windows(m, l.w2, l.h1, l.h2);
+                    DenseBackwardDataBindings {
+                        dy_win,
+                        w_lo,
+                        w_hi,
+                        h: whole(&act.h1),
+                        dx: whole(&dh1),
+                    }
                 },
                 &DenseBackwardDataParams::default(),
             ),
@@ -127,9 +156,15 @@ impl WindowedStep {
                 &dh1,
                 l.h1,
                 cap,
-                &{
-                    let [lo, hi] = weight_windows(m, l.w1, l.k, l.h1);
-                    [lo, hi, whole(&act.x), whole(&dx)]
+                |dy_win| {
+                    let [w_lo, w_hi] = weight_windows(m, l.w1, l.k, l.h1);
+                    DenseBackwardDataBindings {
+                        dy_win,
+                        w_lo,
+                        w_hi,
+                        h: whole(&act.x),
+                        dx: whole(&dx),
+                    }
                 },
                 &DenseBackwardDataParams::default(),
             ),
@@ -137,7 +172,11 @@ impl WindowedStep {
                 gpu,
                 &k.adagrad_dense,
                 "adagrad_dense",
-                &[whole(&grad), whole(m), whole(&model.mlp_acc)],
+                AdagradDenseBindings {
+                    grad: whole(&grad),
+                    param: whole(m),
+                    accum: whole(&model.mlp_acc),
+                },
                 &AdagradDenseParams::default(),
             ),
             movies: (0..cap.div_ceil(window_rows_ret))
@@ -147,51 +186,33 @@ impl WindowedStep {
                         gpu,
                         &k.retrieval_softmax_movies,
                         &format!("retrieval_softmax_movies [window {w}]"),
-                        &[
-                            whole(&ret.movie_d),
-                            window(&ret.user_d, a0 * cfg.embedding_dim),
-                            window(&ret.user_stat, a0 * 4),
-                            whole(&ret.user_d),
-                            whole(&ids.movies.count),
-                            whole(&ids.movies.offsets),
-                            whole(&ids.movies.rows),
-                            whole(&ids.users.of_row),
-                            whole(&ret.row_lse),
-                            whole(&ret.grad_movie),
-                        ],
+                        RetrievalSoftmaxMoviesBindings {
+                            movie_emb: whole(&ret.movie_d),
+                            user_win: window(&ret.user_d, a0 * cfg.embedding_dim),
+                            user_stat_win: window(&ret.user_stat, a0 * 4),
+                            user_emb: whole(&ret.user_d),
+                            movie_count: whole(&ids.movies.count),
+                            movie_offsets: whole(&ids.movies.offsets),
+                            movie_rows: whole(&ids.movies.rows),
+                            row_user: whole(&ids.users.of_row),
+                            row_lse: whole(&ret.row_lse),
+                            grad_movie: whole(&ret.grad_movie),
+                        },
                         &RetrievalSoftmaxParams::default(),
                     )
                 })
                 .collect(),
-            user_update: Launch::new(
-                gpu,
-                &k.embedding_adagrad,
+            user_update: update(
                 "embedding_adagrad (users)",
-                &[
-                    whole(&ret.grad_user),
-                    whole(&dx),
-                    whole(&ids.users.offsets),
-                    whole(&ids.users.rows),
-                    whole(&ids.users.table_rows),
-                    whole(&model.user_emb),
-                    whole(&model.user_acc),
-                ],
-                &EmbeddingAdagradParams::default(),
+                &ret.grad_user,
+                &ids.users,
+                (&model.user_emb, &model.user_acc),
             ),
-            movie_update: Launch::new(
-                gpu,
-                &k.embedding_adagrad,
+            movie_update: update(
                 "embedding_adagrad (movies)",
-                &[
-                    whole(&ret.grad_movie),
-                    whole(&dx),
-                    whole(&ids.movies.offsets),
-                    whole(&ids.movies.rows),
-                    whole(&ids.movies.table_rows),
-                    whole(&model.movie_emb),
-                    whole(&model.movie_acc),
-                ],
-                &EmbeddingAdagradParams::default(),
+                &ret.grad_movie,
+                &ids.movies,
+                (&model.movie_emb, &model.movie_acc),
             ),
         };
         Ok(Self {

@@ -75,21 +75,8 @@ impl<'g> BruteForce<'g> {
         k: usize,
         per_tile: usize,
     ) -> Result<Self> {
-        if !(1..=MAX_K).contains(&k) {
-            bail!("k must be between 1 and {MAX_K}, got {k}");
-        }
         let (q, c) = (queries.len(), candidates.len());
-        if q == 0 || c == 0 {
-            bail!("nothing to rank: {q} queries, {c} candidates");
-        }
-        if exclude.offsets.len() != q + 1
-            || *exclude.offsets.last().unwrap() as usize > exclude.items.len()
-        {
-            bail!("the exclusion lists do not match the {q} queries");
-        }
-        if let Some(&bad) = exclude.items.iter().find(|&&i| i as usize >= c) {
-            bail!("an exclusion names candidate {bad}, but there are {c} candidates");
-        }
+        exclude.check(k, MAX_K, q, c)?;
         if per_tile == 0 || !per_tile.is_multiple_of(64) {
             bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
         }
@@ -175,7 +162,11 @@ impl<'g> BruteForce<'g> {
             gpu,
             &kernels.embedding_gather,
             "embedding_gather (brute_force candidates)",
-            &[whole(candidate_table), whole(&cand_list), whole(&cand_emb)],
+            EmbeddingGatherBindings {
+                table: whole(candidate_table),
+                idx: whole(&cand_list),
+                out: whole(&cand_emb),
+            },
             &EmbeddingGatherParams {
                 n: c as u32,
                 dim4,
@@ -198,23 +189,23 @@ impl<'g> BruteForce<'g> {
                             gpu,
                             &kernels.brute_force_top_k,
                             &format!("brute_force_top_k [candidates {c0}..]"),
-                            &[
-                                whole(query_table),
-                                whole(&query_list),
-                                crate::gpu::window(
+                            BruteForceTopKBindings {
+                                query_table: whole(query_table),
+                                query_rows: whole(&query_list),
+                                candidate_win: crate::gpu::window(
                                     &cand_emb,
                                     c0.min((windows - 1) * per_window) * dim,
                                 ),
-                                whole(&seen_offsets),
-                                whole(&seen),
-                                whole(&heap),
-                                slice(&out_index, q0 * k, n * k),
-                                slice(&out_score, q0 * k, n * k),
-                                crate::gpu::window(
+                                seen_offsets: whole(&seen_offsets),
+                                seen: whole(&seen),
+                                heap: whole(&heap),
+                                out_index: slice(&out_index, q0 * k, n * k),
+                                out_score: slice(&out_score, q0 * k, n * k),
+                                meta_win: crate::gpu::window(
                                     &cand_meta,
                                     2 * c0.min((windows - 1) * per_window),
                                 ),
-                            ],
+                            },
                             &BruteForceTopKParams {
                                 queries: n as u32,
                                 k: k as u32,
@@ -264,16 +255,8 @@ impl<'g> BruteForce<'g> {
             }
         }
         gpu.queue.submit([enc.finish()]);
-        let n = self.queries * self.k;
-        Ok(TopK {
-            k: self.k,
-            index: gpu
-                .read(&self.out_index, 0, n)
-                .context("reading the top-k indices")?,
-            score: gpu
-                .read(&self.out_score, 0, n)
-                .context("reading the top-k scores")?,
-        })
+        let out = (&self.out_index, &self.out_score);
+        TopK::read(gpu, self.k, self.queries, out)
     }
 }
 

@@ -5,6 +5,7 @@
 use super::metrics::Metrics;
 use crate::checkpoint::Checkpoint;
 use crate::gpu::{AdapterChoice, AdapterSummary, Gpu};
+use crate::kernels::{Choice, Family};
 use crate::serve::recommender::{Query, Recommender};
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -82,6 +83,8 @@ pub struct Batcher {
     jobs: mpsc::Sender<Job>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     pub adapter: AdapterSummary,
+    /// The kernel family that ranks and predicts (`--kernels`, resolved on the adapter).
+    pub family: Family,
     pub loaded: Arc<RwLock<Loaded>>,
     metrics: Metrics,
 }
@@ -91,6 +94,7 @@ impl Batcher {
     /// is ready (or failed).
     pub fn spawn(
         adapter: &AdapterChoice,
+        kernels: Choice,
         ck: Checkpoint,
         limits: Limits,
         metrics: Metrics,
@@ -110,11 +114,12 @@ impl Batcher {
                     Ok(g) => g,
                     Err(e) => return drop(ready_tx.send(Err(e))),
                 };
-                let rec = match Recommender::new(&gpu, ck) {
+                let family = kernels.resolve(&gpu.adapter);
+                let rec = match Recommender::new(&gpu, ck, family) {
                     Ok(r) => r,
                     Err(e) => return drop(ready_tx.send(Err(e))),
                 };
-                let _ = ready_tx.send(Ok(gpu.adapter.clone()));
+                let _ = ready_tx.send(Ok((gpu.adapter.clone(), family)));
                 Worker {
                     rec,
                     version: 1,
@@ -124,13 +129,14 @@ impl Batcher {
                 }
                 .run(rx);
             })?;
-        let adapter = ready_rx
+        let (adapter, family) = ready_rx
             .recv()
             .map_err(|_| anyhow!("the GPU thread stopped while starting"))??;
         Ok(Self {
             jobs,
             thread: std::sync::Mutex::new(Some(thread)),
             adapter,
+            family,
             loaded,
             metrics,
         })

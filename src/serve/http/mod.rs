@@ -9,7 +9,7 @@ pub mod page;
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::AdapterChoice;
-use crate::kernels::Family;
+use crate::kernels::Choice;
 use anyhow::{Context, Result};
 use axum::extract::Request;
 use axum::middleware::{self, Next};
@@ -32,6 +32,8 @@ pub struct ServeOptions {
     pub max_batch: usize,
     pub max_wait: Duration,
     pub adapter: AdapterChoice,
+    /// The kernel family to rank and predict with (`--kernels`).
+    pub kernels: Choice,
     pub quiet: bool,
 }
 
@@ -197,6 +199,7 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     let (metrics, registry) = Metrics::new();
     let batcher = Batcher::spawn(
         &opts.adapter,
+        opts.kernels,
         ck,
         Limits {
             max_batch: opts.max_batch.max(1),
@@ -204,8 +207,7 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         },
         metrics.clone(),
     )?;
-    // Serving ranks with the windowed family whatever --kernels says (as evaluation does).
-    eprintln!("{}", Family::Windowed.adapter_line(&batcher.adapter));
+    eprintln!("{}", batcher.family.adapter_line(&batcher.adapter));
     eprintln!(
         "model: {} ({} users, {} movies, D {dim})",
         opts.model.display(),
