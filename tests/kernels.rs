@@ -583,6 +583,85 @@ fn adagrad_dense_hand_computed_step() {
     assert_close("weights", &read_f32(gpu, &pb, 4), &want, 1e-7, 1e-6);
 }
 
+/// pooled_gather (feature towers' multi-hot fields) on shapes over several workgroups, entities with no,
+/// one and many features, into a block of a wider NaN-filled output whose other columns must stay NaN.
+#[test]
+fn pooled_gather_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(10);
+    // (output rows, field width D, output stride, output offset, entities, vocabulary)
+    for (rows, dim, stride, offset, entities, vocab) in [
+        (1037, 12, 40, 16, 301, 57),
+        (70, 8, 8, 0, 5, 3),
+        (4099, 4, 12, 8, 1700, 1000),
+    ] {
+        // Entity e holds 0..=7 distinct feature rows (e % 8, some empty), drawn from 1..vocab.
+        let (mut offsets, mut ids) = (vec![0u32], Vec::new());
+        for e in 0..entities {
+            let mut mine: Vec<u32> = (0..e % 8)
+                .map(|_| 1 + rng.below(vocab as u64 - 1) as u32)
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            ids.extend(mine);
+            offsets.push(ids.len() as u32);
+        }
+        let table = uniform(&mut rng, vocab * dim, -1.0, 1.0);
+        let entity: Vec<u32> = (0..rows)
+            .map(|_| rng.below(entities as u64) as u32)
+            .collect();
+        let out = nans(gpu, "out", rows * stride + TAIL);
+        let bufs = [
+            gpu.upload("table", &table),
+            gpu.upload("offsets", &offsets),
+            gpu.upload("ids", &with_zero(&ids)),
+            gpu.upload("entity", &entity),
+        ];
+        let p = EmbeddingGatherParams {
+            n: rows as u32,
+            dim4: (dim / 4) as u32,
+            out_stride4: (stride / 4) as u32,
+            out_offset4: (offset / 4) as u32,
+        };
+        let l = Launch::new(
+            gpu,
+            &k.pooled_gather,
+            "pooled_gather",
+            &[
+                whole(&bufs[0]),
+                whole(&bufs[1]),
+                whole(&bufs[2]),
+                whole(&bufs[3]),
+                whole(&out),
+            ],
+            &p,
+        );
+        run(gpu, &[(&l, p.n * p.dim4)]);
+        let mut want = vec![f32::NAN; rows * stride + TAIL];
+        cpu::pooled_gather(
+            &table, &offsets, &ids, &entity, dim, &mut want, stride, offset,
+        );
+        assert!(want[offset..offset + dim].iter().all(|v| v.is_finite()));
+        assert_close(
+            &format!("pooled_gather rows {rows} D {dim} stride {stride} offset {offset}"),
+            &read_f32(gpu, &out, want.len()),
+            &want,
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+/// `ids` with one element at least: a binding may not be empty.
+fn with_zero(ids: &[u32]) -> Vec<u32> {
+    if ids.is_empty() {
+        vec![0]
+    } else {
+        ids.to_vec()
+    }
+}
+
 /// scale_rows (--temperature) in place over lengths that span several workgroups and end mid-vec4-row;
 /// the NaN tail past n4 must stay NaN.
 #[test]

@@ -182,6 +182,36 @@ pub struct RetrievalUsers {
     pub grad_user: Vec<f32>, // (NU, D)
 }
 
+/// out[i, off..off + D] = the mean of table[ids[offsets[e]..offsets[e + 1]]] for e = entity[i], zeros when
+/// the entity has no features (shaders/pooled_gather.wgsl).
+#[allow(clippy::too_many_arguments)]
+pub fn pooled_gather(
+    table: &[f32],
+    offsets: &[u32],
+    ids: &[u32],
+    entity: &[u32],
+    dim: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    out_offset: usize,
+) {
+    for (i, &e) in entity.iter().enumerate() {
+        let mine = &ids[offsets[e as usize] as usize..offsets[e as usize + 1] as usize];
+        for d in 0..dim {
+            let sum: f64 = mine
+                .iter()
+                .map(|&v| table[v as usize * dim + d] as f64)
+                .sum();
+            let mean = if mine.is_empty() {
+                0.0
+            } else {
+                sum / mine.len() as f64
+            };
+            out[i * out_stride + out_offset + d] = mean as f32;
+        }
+    }
+}
+
 /// `x *= scale` in place (shaders/scale_rows.wgsl): the distinct user rows divided by --temperature.
 pub fn scale_rows(x: &mut [f32], scale: f32) {
     for v in x {
