@@ -653,6 +653,77 @@ fn pooled_gather_matches_cpu() {
     }
 }
 
+/// pooled_gather_backward against its twin: many distinct features over several workgroups, a block of a
+/// wider output gradient, NaN past the features' rows.
+#[test]
+fn pooled_gather_backward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(11);
+    for (rows, dim, stride, offset, entities, vocab) in
+        [(1037, 12, 40, 16, 301, 257), (70, 8, 8, 0, 5, 3)]
+    {
+        let (mut offsets, mut ids) = (vec![0u32], Vec::new());
+        for e in 0..entities {
+            let mut mine: Vec<u32> = (0..e % 8)
+                .map(|_| 1 + rng.below(vocab as u64 - 1) as u32)
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            ids.extend(mine);
+            offsets.push(ids.len() as u32);
+        }
+        let tokens: Vec<String> = (1..vocab).map(|v| format!("f{v:04}")).collect();
+        let field = wgrec::data::features::Field {
+            name: "test",
+            vocab: wgrec::data::Vocabulary::from_values(tokens.iter().map(String::as_str)),
+            offsets,
+            ids,
+        };
+        let entity: Vec<u32> = (0..rows)
+            .map(|_| rng.below(entities as u64) as u32)
+            .collect();
+        let pooled = wgrec::data::features::PooledRows::new(&field, &entity);
+        let f = pooled.table_rows.len();
+        let dout = uniform(&mut rng, rows * stride, -1.0, 1.0);
+        let out = nans(gpu, "dfeature", f * dim + TAIL);
+        let bufs = [
+            gpu.upload("dout", &dout),
+            gpu.upload("pair_offsets", &pooled.pair_offsets),
+            gpu.upload("pair_rows", &with_zero(&pooled.pair_rows)),
+            gpu.upload("pair_weights", &pooled.pair_weights),
+        ];
+        let p = PooledGatherBackwardParams {
+            features: f as u32,
+            dim4: (dim / 4) as u32,
+            in_stride4: (stride / 4) as u32,
+            in_offset4: (offset / 4) as u32,
+        };
+        let l = Launch::new(
+            gpu,
+            &k.pooled_gather_backward,
+            "pooled_gather_backward",
+            &[
+                whole(&bufs[0]),
+                whole(&bufs[1]),
+                whole(&bufs[2]),
+                whole(&bufs[3]),
+                whole(&out),
+            ],
+            &p,
+        );
+        run(gpu, &[(&l, p.features * p.dim4)]);
+        let want = cpu::pooled_gather_backward(&dout, stride, offset, dim, &pooled);
+        assert_close(
+            &format!("pooled_gather_backward rows {rows} D {dim} features {f}"),
+            &read_f32(gpu, &out, f * dim + TAIL),
+            &with_tail(&want),
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
 /// `ids` with one element at least: a binding may not be empty.
 fn with_zero(ids: &[u32]) -> Vec<u32> {
     if ids.is_empty() {

@@ -43,6 +43,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("embedding_adagrad", shader!("embedding_adagrad")),
     ("scale_rows", shader!("scale_rows")),
     ("pooled_gather", shader!("pooled_gather")),
+    ("pooled_gather_backward", shader!("pooled_gather_backward")),
     ("candidate_scores", shader!("candidate_scores")),
     ("pair_ranks", shader!("pair_ranks")),
     ("brute_force_top_k", shader!("brute_force_top_k")),
@@ -63,6 +64,16 @@ pub struct EmbeddingGatherParams {
     pub dim4: u32,
     pub out_stride4: u32,
     pub out_offset4: u32,
+}
+
+/// The uniform of `pooled_gather_backward`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PooledGatherBackwardParams {
+    pub features: u32,
+    pub dim4: u32,
+    pub in_stride4: u32,
+    pub in_offset4: u32,
 }
 
 /// The uniform of `scale_rows` (--temperature).
@@ -480,6 +491,8 @@ pub struct Kernels {
     pub scale_rows: Kernel,
     /// Mean-pooled multi-hot lookup of feature towers (`EmbeddingGatherParams`); not used by training yet.
     pub pooled_gather: Kernel,
+    /// Its backward over a batch's distinct feature rows (`PooledGatherBackwardParams`); not used yet.
+    pub pooled_gather_backward: Kernel,
     pub candidate_scores: Kernel,
     pub pair_ranks: Kernel,
     pub brute_force_top_k: Kernel,
@@ -515,6 +528,7 @@ impl Kernels {
             embedding_adagrad: k("embedding_adagrad", &[])?,
             scale_rows: k("scale_rows", &[])?,
             pooled_gather: k("pooled_gather", &[])?,
+            pooled_gather_backward: k("pooled_gather_backward", &[])?,
             candidate_scores: k("candidate_scores", &d4)?,
             pair_ranks: k("pair_ranks", &[])?,
             brute_force_top_k: k("brute_force_top_k", &d4)?,
