@@ -616,6 +616,156 @@ fn adagrad_dense_hand_computed_step() {
     assert_close("weights", &read_f32(gpu, &pb, 4), &want, 1e-7, 1e-6);
 }
 
+/// pooled_gather (feature towers' multi-hot fields) on shapes over several workgroups, entities with no,
+/// one and many features, into a block of a wider NaN-filled output whose other columns must stay NaN.
+#[test]
+fn pooled_gather_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(10);
+    // (output rows, field width D, output stride, output offset, entities, vocabulary)
+    for (rows, dim, stride, offset, entities, vocab) in [
+        (1037, 12, 40, 16, 301, 57),
+        (70, 8, 8, 0, 5, 3),
+        (4099, 4, 12, 8, 1700, 1000),
+    ] {
+        // Entity e holds 0..=7 distinct feature rows (e % 8, some empty), drawn from 1..vocab.
+        let (mut offsets, mut ids) = (vec![0u32], Vec::new());
+        for e in 0..entities {
+            let mut mine: Vec<u32> = (0..e % 8)
+                .map(|_| 1 + rng.below(vocab as u64 - 1) as u32)
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            ids.extend(mine);
+            offsets.push(ids.len() as u32);
+        }
+        let table = uniform(&mut rng, vocab * dim, -1.0, 1.0);
+        let entity: Vec<u32> = (0..rows)
+            .map(|_| rng.below(entities as u64) as u32)
+            .collect();
+        let out = nans(gpu, "out", rows * stride + TAIL);
+        let bufs = [
+            gpu.upload("table", &table),
+            gpu.upload("offsets", &offsets),
+            gpu.upload("ids", &with_zero(&ids)),
+            gpu.upload("entity", &entity),
+        ];
+        let p = EmbeddingGatherParams {
+            n: rows as u32,
+            dim4: (dim / 4) as u32,
+            out_stride4: (stride / 4) as u32,
+            out_offset4: (offset / 4) as u32,
+        };
+        let l = Launch::new(
+            gpu,
+            &k.pooled_gather,
+            "pooled_gather",
+            PooledGatherBindings {
+                table: whole(&bufs[0]),
+                offsets: whole(&bufs[1]),
+                ids: whole(&bufs[2]),
+                entity: whole(&bufs[3]),
+                out: whole(&out),
+            },
+            &p,
+        );
+        run(gpu, &[(&l, p.n * p.dim4)]);
+        let mut want = vec![f32::NAN; rows * stride + TAIL];
+        cpu::pooled_gather(
+            &table, &offsets, &ids, &entity, dim, &mut want, stride, offset,
+        );
+        assert!(want[offset..offset + dim].iter().all(|v| v.is_finite()));
+        assert_close(
+            &format!("pooled_gather rows {rows} D {dim} stride {stride} offset {offset}"),
+            &read_f32(gpu, &out, want.len()),
+            &want,
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+/// pooled_gather_backward against its twin: many distinct features over several workgroups, a block of a
+/// wider output gradient, NaN past the features' rows.
+#[test]
+fn pooled_gather_backward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = kernels(gpu, 12);
+    let mut rng = SplitMix64::new(11);
+    for (rows, dim, stride, offset, entities, vocab) in
+        [(1037, 12, 40, 16, 301, 257), (70, 8, 8, 0, 5, 3)]
+    {
+        let (mut offsets, mut ids) = (vec![0u32], Vec::new());
+        for e in 0..entities {
+            let mut mine: Vec<u32> = (0..e % 8)
+                .map(|_| 1 + rng.below(vocab as u64 - 1) as u32)
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            ids.extend(mine);
+            offsets.push(ids.len() as u32);
+        }
+        let tokens: Vec<String> = (1..vocab).map(|v| format!("f{v:04}")).collect();
+        let field = wgrec::data::features::Field {
+            name: "test",
+            vocab: wgrec::data::Vocabulary::from_values(tokens.iter().map(String::as_str)),
+            offsets,
+            ids,
+        };
+        let entity: Vec<u32> = (0..rows)
+            .map(|_| rng.below(entities as u64) as u32)
+            .collect();
+        let pooled = wgrec::data::features::PooledRows::new(&field, &entity);
+        let f = pooled.table_rows.len();
+        let dout = uniform(&mut rng, rows * stride, -1.0, 1.0);
+        let out = nans(gpu, "dfeature", f * dim + TAIL);
+        let bufs = [
+            gpu.upload("dout", &dout),
+            gpu.upload("pair_offsets", &pooled.pair_offsets),
+            gpu.upload("pair_rows", &with_zero(&pooled.pair_rows)),
+            gpu.upload("pair_weights", &pooled.pair_weights),
+        ];
+        let p = PooledGatherBackwardParams {
+            features: f as u32,
+            dim4: (dim / 4) as u32,
+            in_stride4: (stride / 4) as u32,
+            in_offset4: (offset / 4) as u32,
+        };
+        let l = Launch::new(
+            gpu,
+            &k.pooled_gather_backward,
+            "pooled_gather_backward",
+            PooledGatherBackwardBindings {
+                dout: whole(&bufs[0]),
+                pair_offsets: whole(&bufs[1]),
+                pair_rows: whole(&bufs[2]),
+                pair_weights: whole(&bufs[3]),
+                dfeature: whole(&out),
+            },
+            &p,
+        );
+        run(gpu, &[(&l, p.features * p.dim4)]);
+        let want = cpu::pooled_gather_backward(&dout, stride, offset, dim, &pooled);
+        assert_close(
+            &format!("pooled_gather_backward rows {rows} D {dim} features {f}"),
+            &read_f32(gpu, &out, f * dim + TAIL),
+            &with_tail(&want),
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+/// `ids` with one element at least: a binding may not be empty.
+fn with_zero(ids: &[u32]) -> Vec<u32> {
+    if ids.is_empty() {
+        vec![0]
+    } else {
+        ids.to_vec()
+    }
+}
+
 /// scale_rows (--temperature) in place over lengths that span several workgroups and end mid-vec4-row;
 /// the NaN tail past n4 must stay NaN.
 #[test]

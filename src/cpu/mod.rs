@@ -182,6 +182,64 @@ pub struct RetrievalUsers {
     pub grad_user: Vec<f32>, // (NU, D)
 }
 
+/// out[i, off..off + D] = the mean of table[ids[offsets[e]..offsets[e + 1]]] for e = entity[i], zeros when
+/// the entity has no features (shaders/pooled_gather.wgsl).
+#[allow(clippy::too_many_arguments)]
+pub fn pooled_gather(
+    table: &[f32],
+    offsets: &[u32],
+    ids: &[u32],
+    entity: &[u32],
+    dim: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    out_offset: usize,
+) {
+    for (i, &e) in entity.iter().enumerate() {
+        let mine = &ids[offsets[e as usize] as usize..offsets[e as usize + 1] as usize];
+        for d in 0..dim {
+            let sum: f64 = mine
+                .iter()
+                .map(|&v| table[v as usize * dim + d] as f64)
+                .sum();
+            let mean = if mine.is_empty() {
+                0.0
+            } else {
+                sum / mine.len() as f64
+            };
+            out[i * out_stride + out_offset + d] = mean as f32;
+        }
+    }
+}
+
+/// The backward of [`pooled_gather`] over the distinct feature rows of a batch
+/// (shaders/pooled_gather_backward.wgsl): dfeature[f] = sum over f's pairs q of
+/// dout[pair_rows[q], off..off + D] * pair_weights[q]. Returns (F, D).
+pub fn pooled_gather_backward(
+    dout: &[f32],
+    in_stride: usize,
+    in_offset: usize,
+    dim: usize,
+    pooled: &crate::data::features::PooledRows,
+) -> Vec<f32> {
+    let f = pooled.table_rows.len();
+    let mut out = vec![0.0; f * dim];
+    for (g, o) in out.chunks_mut(dim).enumerate() {
+        let pairs = pooled.pair_offsets[g] as usize..pooled.pair_offsets[g + 1] as usize;
+        for (d, v) in o.iter_mut().enumerate() {
+            let sum: f64 = pairs
+                .clone()
+                .map(|q| {
+                    let row = pooled.pair_rows[q] as usize;
+                    dout[row * in_stride + in_offset + d] as f64 * pooled.pair_weights[q] as f64
+                })
+                .sum();
+            *v = sum as f32;
+        }
+    }
+    out
+}
+
 /// `x *= scale` in place (shaders/scale_rows.wgsl): the distinct user rows divided by --temperature.
 pub fn scale_rows(x: &mut [f32], scale: f32) {
     for v in x {

@@ -81,6 +81,53 @@ impl Features {
     }
 }
 
+/// What the backward of a mean-pooled field needs for one batch: the distinct feature rows the batch's
+/// entities hold and, for each, the (output row, 1 / the entity's feature count) pairs that read it, in
+/// output-row order (the inverse of the field's CSR over the batch).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PooledRows {
+    /// (F,) distinct feature rows, ascending.
+    pub table_rows: Vec<u32>,
+    /// (F + 1,) CSR into the pairs.
+    pub pair_offsets: Vec<u32>,
+    /// (P,) output row of each pair.
+    pub pair_rows: Vec<u32>,
+    /// (P,) 1 / the feature count of that row's entity.
+    pub pair_weights: Vec<f32>,
+}
+
+impl PooledRows {
+    /// For output rows whose entities are `entity` (rows of `field`'s CSR).
+    pub fn new(field: &Field, entity: &[u32]) -> Self {
+        let mut pairs: Vec<(u32, u32, f32)> = Vec::new(); // (feature row, output row, weight)
+        for (i, &e) in entity.iter().enumerate() {
+            let mine = &field.ids
+                [field.offsets[e as usize] as usize..field.offsets[e as usize + 1] as usize];
+            let w = 1.0 / mine.len() as f32;
+            pairs.extend(mine.iter().map(|&v| (v, i as u32, w)));
+        }
+        pairs.sort_by_key(|&(v, i, _)| (v, i));
+        let mut p = PooledRows {
+            pair_offsets: vec![0],
+            ..Default::default()
+        };
+        for (v, i, w) in pairs {
+            if p.table_rows.last() != Some(&v) {
+                if !p.table_rows.is_empty() {
+                    p.pair_offsets.push(p.pair_rows.len() as u32);
+                }
+                p.table_rows.push(v);
+            }
+            p.pair_rows.push(i);
+            p.pair_weights.push(w);
+        }
+        if !p.table_rows.is_empty() {
+            p.pair_offsets.push(p.pair_rows.len() as u32);
+        }
+        p
+    }
+}
+
 /// Collects each entity row's tokens per field, then builds the vocabularies and CSRs.
 struct Builder {
     names: Vec<&'static str>,

@@ -40,6 +40,18 @@ pub fn of(kernel: &str, bytes: &[u8], dim: u32) -> Cost {
             let (n, s) = (4.0 * p.len4 as f64, p.splits as f64);
             c(n * (s + 6.0), n * (s + 4.0))
         }
+        "pooled_gather" => {
+            // Lower bound: one table row per output row (the feature counts depend on the data).
+            let p: EmbeddingGatherParams = params(bytes);
+            let (n, w) = (p.n as f64, 4.0 * p.dim4 as f64);
+            c(n * w, n * (2.0 * w + 3.0))
+        }
+        "pooled_gather_backward" => {
+            // Lower bound: one output-gradient row per distinct feature (the pairs depend on the data).
+            let p: PooledGatherBackwardParams = params(bytes);
+            let (f, w) = (p.features as f64, 4.0 * p.dim4 as f64);
+            c(2.0 * f * w, f * (2.0 * w + 4.0))
+        }
         "scale_rows" => {
             let p: ScaleRowsParams = params(bytes);
             let n = 4.0 * p.n4 as f64;

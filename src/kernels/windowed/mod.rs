@@ -45,6 +45,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("embedding_adagrad", shader!("embedding_adagrad")),
     ("scale_rows", shader!("scale_rows")),
+    ("pooled_gather", shader!("pooled_gather")),
+    ("pooled_gather_backward", shader!("pooled_gather_backward")),
     ("candidate_scores", shader!("candidate_scores")),
     ("pair_ranks", shader!("pair_ranks")),
     ("brute_force_top_k", shader!("brute_force_top_k")),
@@ -65,6 +67,16 @@ pub struct EmbeddingGatherParams {
     pub dim4: u32,
     pub out_stride4: u32,
     pub out_offset4: u32,
+}
+
+/// The uniform of `pooled_gather_backward`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PooledGatherBackwardParams {
+    pub features: u32,
+    pub dim4: u32,
+    pub in_stride4: u32,
+    pub in_offset4: u32,
 }
 
 /// The uniform of `scale_rows` (--temperature).
@@ -504,6 +516,12 @@ crate::gpu::shader::shaders! {
         EmbeddingAdagradBindings { grad_dense, dx, offsets, rows, table_rows, table, accum }
     /// x *= scale in place (the distinct user rows by 1 / T with --temperature).
     ScaleRows = "scale_rows" (ScaleRowsParams) ScaleRowsBindings { x }
+    /// out = the mean of each entity's feature rows of one multi-hot field (feature towers).
+    PooledGather = "pooled_gather" (EmbeddingGatherParams)
+        PooledGatherBindings { table, offsets, ids, entity, out }
+    /// The feature rows' gradient of pooled_gather over a batch's distinct feature rows.
+    PooledGatherBackward = "pooled_gather_backward" (PooledGatherBackwardParams)
+        PooledGatherBackwardBindings { dout, pair_offsets, pair_rows, pair_weights, dfeature }
     /// Scores of the queries against one window of candidates.
     CandidateScores = "candidate_scores" (CandidateScoresParams)
         CandidateScoresBindings { query, candidate_win, scores }
@@ -533,6 +551,10 @@ pub struct Kernels {
     pub retrieval_softmax_movies: Kernel<RetrievalSoftmaxMovies>,
     pub embedding_adagrad: Kernel<EmbeddingAdagrad>,
     pub scale_rows: Kernel<ScaleRows>,
+    /// Mean-pooled multi-hot lookup of feature towers; not used by training yet.
+    pub pooled_gather: Kernel<PooledGather>,
+    /// Its backward over a batch's distinct feature rows; not used yet.
+    pub pooled_gather_backward: Kernel<PooledGatherBackward>,
     pub candidate_scores: Kernel<CandidateScores>,
     pub pair_ranks: Kernel<PairRanks>,
     pub brute_force_top_k: Kernel<BruteForceTopK>,
@@ -568,6 +590,8 @@ impl Kernels {
             retrieval_softmax_movies: compile(gpu, &d4)?,
             embedding_adagrad: compile(gpu, &[])?,
             scale_rows: compile(gpu, &[])?,
+            pooled_gather: compile(gpu, &[])?,
+            pooled_gather_backward: compile(gpu, &[])?,
             candidate_scores: compile(gpu, &d4)?,
             pair_ranks: compile(gpu, &[])?,
             brute_force_top_k: compile(gpu, &d4)?,
