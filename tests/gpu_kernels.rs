@@ -3,7 +3,8 @@
 //! than a browser allows fails here. Shapes are not multiples of the 64-row tiles or the 16-wide steps and
 //! span several workgroups; outputs start as NaN, with NaN past their end, so an element a kernel should
 //! write but does not, or must leave alone but writes, shows up. Then one whole `GpuStep` (and a few in a
-//! row) against the composed CPU reference step, and the step's dispatch count at the tutorial's shape.
+//! row) against the composed CPU reference step, the step's dispatch count at the tutorial's shape, and the
+//! family's evaluation pass and serving (which need no windowed kernel) against the CPU twins.
 //! Needs an adapter: skips without one, fails in CI.
 
 mod common;
@@ -1215,4 +1216,133 @@ fn brute_force_top_k_gpu_matches_cpu_exactly() {
             assert!(got_s[queries * kk..].iter().all(|v| v.is_nan()));
         }
     }
+}
+
+/// The family's evaluation pass and its serving (`kernels::gpu::evaluate`, `kernels::gpu::top_k`) on the
+/// default-limits device, against the CPU twins: embeddings are multiples of 0.5, so every score is exact
+/// and the ranks, the top-k lists and the exclusions must match exactly; duplicate candidate rows and
+/// several evaluation batches (the last one short) and query tiles are covered.
+#[test]
+fn evaluation_and_serving_passes_match_cpu() {
+    use wgrec::data::batches::{make_batches, Distinct};
+    use wgrec::kernels::Exclusions;
+    let Some(gpu) = gpu() else { return };
+    let (dim, users, movies) = (32, 150, 700);
+    let cfg = ModelConfig {
+        users,
+        movies,
+        embedding_dim: dim,
+        hidden1: 64,
+        hidden2: 32,
+    };
+    let k = kernels(gpu, dim);
+    let mut rng = SplitMix64::new(404);
+    let mut params = Params::init(&cfg, 404);
+    for v in params
+        .user_emb
+        .iter_mut()
+        .chain(params.movie_emb.iter_mut())
+    {
+        *v = rng.below(9) as f32 * 0.5 - 2.0;
+    }
+    let model = GpuModel::new(gpu, &cfg, &params).unwrap();
+    let test = wgrec::selftest::synthetic(&mut rng, 3000, users, movies);
+    let train = wgrec::selftest::synthetic(&mut rng, 5000, users, movies);
+    // Every movie row once, then two rows again (duplicate titles: only the first competes).
+    let candidates: Vec<u32> = (1..movies as u32).chain([5, 17]).collect();
+    let c = candidates.len();
+    let duplicates = [c - 2, c - 1];
+    let eval =
+        evaluate::Evaluation::new(gpu, k, &model, &test, Some(&train), &candidates, 700).unwrap();
+    let t = eval.run(1.0).unwrap();
+
+    // Pairs in the pass's order: grouped by distinct test user.
+    let du = Distinct::new(&test.user);
+    let q = rows_of(&params.user_emb, &du.table_rows, dim);
+    let cand = rows_of(&params.movie_emb, &candidates, dim);
+    let scores = cpu::candidate_scores(&q, &cand, dim);
+    let (mut pair_query, mut pair_candidate) = (Vec::new(), Vec::new());
+    for a in 0..du.len() {
+        for &r in &du.rows[du.offsets[a] as usize..du.offsets[a + 1] as usize] {
+            pair_query.push(a as u32);
+            pair_candidate.push(test.movie[r as usize] - 1);
+        }
+    }
+    let seen: Vec<Vec<usize>> = du
+        .table_rows
+        .iter()
+        .map(|&u| {
+            let rated = |c: &usize| {
+                (0..train.len()).any(|i| train.user[i] == u && train.movie[i] == candidates[*c])
+            };
+            (0..c).filter(rated).collect()
+        })
+        .collect();
+    let want = cpu::pair_ranks(&scores, c, &pair_query, &pair_candidate, |a, cand| {
+        duplicates.contains(&cand) || seen[a as usize].contains(&cand)
+    });
+    let all: Vec<u32> = want.iter().map(|w| w.0).collect();
+    let unseen: Vec<u32> = want.iter().map(|w| w.1).collect();
+    assert_eq!(t.rank_all, all, "ranks among all candidates");
+    let ranked = t
+        .ranked
+        .as_ref()
+        .expect("ranked tallies with the training split");
+    assert_eq!(ranked.rank_unseen, unseen, "ranks among unseen candidates");
+    assert_eq!(ranked.user_offsets, &du.offsets[..]);
+
+    // Losses per evaluation batch and every prediction, in file order.
+    let order: Vec<u32> = (0..test.len() as u32).collect();
+    let batches = make_batches(&test, &order, 700);
+    assert_eq!(t.sums.len(), batches.len());
+    let mut pred = Vec::new();
+    for (b, &(sq, _, rows)) in batches.iter().zip(&t.sums) {
+        let head = cpu::reference::rating_forward(&cfg, &params, b, 0.0).head;
+        assert_eq!(rows, b.rows());
+        let want_sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
+        assert_close64(
+            "squared-error sum of a batch",
+            &[sq as f64],
+            &[want_sq],
+            1e-3,
+            1e-5,
+        );
+        pred.extend(head.pred);
+    }
+    assert_close_report("predictions", &ranked.pred, &pred, 1e-5, 1e-4);
+    let got = top_k::predict(gpu, k, &model, &test.user[..900], &test.movie[..900]).unwrap();
+    assert_close_report("predict", &got, &pred[..900], 1e-5, 1e-4);
+
+    // BruteForce over three tiles of 64 queries, each query leaving out its training movies.
+    let rows: Vec<u32> = (0..users as u32).collect();
+    let mut exclude = Exclusions::none(0);
+    for &u in &rows {
+        let mut run: Vec<u32> = (0..train.len())
+            .filter(|&i| train.user[i] == u)
+            .map(|i| train.movie[i] - 1)
+            .collect();
+        run.sort_unstable();
+        run.dedup();
+        exclude.items.extend(run);
+        exclude.offsets.push(exclude.items.len() as u32);
+    }
+    let top = 37;
+    let plan = top_k::BruteForce::with_tile(
+        gpu,
+        k,
+        (&model.user_emb, &rows),
+        (&model.movie_emb, &candidates),
+        dim,
+        &exclude,
+        top,
+        64,
+    )
+    .unwrap();
+    let got = plan.run().unwrap();
+    let q_all = rows_of(&params.user_emb, &rows, dim);
+    let all_scores = cpu::candidate_scores(&q_all, &cand, dim);
+    let (want_i, want_s) =
+        cpu::brute_force_top_k(&all_scores, c, &exclude.offsets, &exclude.items, top);
+    assert_eq!(got.index, want_i, "top-{top} indices");
+    assert_eq!(got.score, want_s, "top-{top} scores");
 }
