@@ -496,8 +496,9 @@ pub struct TweakArgs {
     /// score every epoch on it and keep the best parameters by --select. The test split is not used.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub validation_fraction: f32,
-    /// What "best" means on the validation split: rmse (lowest) or top100 (highest top-100 accuracy).
-    #[arg(long, value_name = "CRITERION", default_value = "rmse", value_parser = ["rmse", "top100"])]
+    /// What "best" means on the validation split: rmse (lowest), top100 (highest top-100 accuracy) or
+    /// ndcg10 (highest NDCG@10 among the movies each user did not rate in the rest of the training split).
+    #[arg(long, value_name = "CRITERION", default_value = "rmse", value_parser = ["rmse", "top100", "ndcg10"])]
     pub select: String,
     /// From this epoch on, the running mean of the parameters after each epoch is also a candidate
     /// (stochastic weight averaging); without --validation-fraction it is the model kept.

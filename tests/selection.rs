@@ -189,3 +189,56 @@ fn fine_tuning_freezes_the_embeddings_and_keeps_the_retrieval_metrics() {
     assert_eq!(stage.tweaks.fine_tune_rating, 0);
     stage.validate().unwrap();
 }
+
+/// `--select ndcg10`: every validation point ranks among the movies its user did not rate in the fit split,
+/// the kept epoch has the highest validation NDCG@10, and that NDCG is what an evaluator of the kept
+/// parameters on (validation, fit) computes.
+#[test]
+fn ndcg10_selection_keeps_the_best_validation_ndcg_among_unseen_movies() {
+    let Some(gpu) = common::gpu() else { return };
+    let data = sample();
+    let mut opts = base(5);
+    opts.tweaks.validation_fraction = 0.2;
+    opts.tweaks.select = Criterion::Ndcg10;
+    let (selected, kept) = train(gpu, &data, &opts);
+    let sel = selected.selection.as_ref().expect("a selection was made");
+    let ndcg: Vec<f64> = sel
+        .points
+        .iter()
+        .map(|p| {
+            p.metrics
+                .ranked
+                .as_ref()
+                .expect("ranked validation metrics")
+                .ndcg_at(10)
+        })
+        .collect();
+    let best = ndcg.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let first_best = ndcg.iter().position(|&n| n == best).unwrap();
+    assert_eq!(
+        sel.chosen, first_best,
+        "validation NDCG@10 per epoch: {ndcg:?}"
+    );
+    let (fit, val) = holdout(&data.train, 0.2, opts.seed);
+    let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), DIM);
+    let model = GpuModel::new(gpu, &cfg, &kept).unwrap();
+    let kernels = common::kernels(gpu, DIM);
+    let evaluator = wgrec::eval::Evaluator::on_family(
+        gpu,
+        kernels,
+        None,
+        &model,
+        &val,
+        Some(&fit),
+        &data.candidates,
+        4096,
+    )
+    .unwrap();
+    let again = evaluator.run(1.0, 1.0).unwrap();
+    assert_eq!(again.ranked.unwrap().ndcg_at(10), best);
+    // The other criteria leave the validation pass as it was: no ranking among unseen movies.
+    opts.tweaks.select = Criterion::Top100;
+    let (plain, _) = train(gpu, &data, &opts);
+    let points = &plain.selection.as_ref().unwrap().points;
+    assert!(points.iter().all(|p| p.metrics.ranked.is_none()));
+}

@@ -323,7 +323,8 @@ impl<'a> Run<'a> {
                 env.gpu_family,
                 &trainer.model,
                 val,
-                None,
+                // Ranking among unseen movies: those the user did not rate in the fit split.
+                tw.select.ranks_unseen().then_some(&*fit_split),
                 &data.candidates,
                 self.eval_batch_size,
             )?),
@@ -381,8 +382,12 @@ impl<'a> Run<'a> {
                         metrics: v.run(weights.0, weights.1)?,
                     };
                     if self.progress {
+                        let ndcg =
+                            point.metrics.ranked.as_ref().map_or(String::new(), |r| {
+                                format!(", NDCG@10 {:.4}", r.ndcg_at(10))
+                            });
                         eprintln!(
-                            "  validation, {}: top-100 {:.4}, RMSE {:.4}",
+                            "  validation, {}: top-100 {:.4}, RMSE {:.4}{ndcg}",
                             point.label(),
                             point.metrics.top(100),
                             point.metrics.rmse

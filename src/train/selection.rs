@@ -49,8 +49,19 @@ impl Criterion {
         match self {
             Self::Rmse => a.rmse < b.rmse,
             Self::Top100 => a.top(100) > b.top(100),
+            Self::Ndcg10 => ndcg10(a) > ndcg10(b),
         }
     }
+
+    /// Whether the validation pass must rank among the movies unrated in the fit split.
+    pub fn ranks_unseen(self) -> bool {
+        self == Self::Ndcg10
+    }
+}
+
+/// NDCG@10 of validation metrics that have it (`Criterion::ranks_unseen`), else NaN (never better).
+fn ndcg10(m: &TestMetrics) -> f64 {
+    m.ranked.as_ref().map_or(f64::NAN, |r| r.ndcg_at(10))
 }
 
 /// The running mean of the parameters after several epochs (stochastic weight averaging).
@@ -275,5 +286,8 @@ mod tests {
         assert!(Criterion::Top100.better(&m(0.3, 0.95), &m(0.1, 0.9)));
         assert_eq!(Criterion::parse("top100").unwrap(), Criterion::Top100);
         assert!(Criterion::parse("loss").is_err());
+        assert_eq!(Criterion::parse("ndcg10").unwrap(), Criterion::Ndcg10);
+        // Without ranked metrics NDCG@10 is NaN: never better, so a malformed point is never kept.
+        assert!(!Criterion::Ndcg10.better(&m(0.1, 0.9), &m(0.3, 0.95)));
     }
 }
