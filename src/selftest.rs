@@ -9,7 +9,7 @@ use crate::data::{Ratings, SplitMix64};
 use crate::eval::{Evaluator, KS};
 use crate::gpu::Gpu;
 use crate::kernels::Exclusions;
-use crate::kernels::{gpu as gpu_family, windowed, Compiled, Family};
+use crate::kernels::{gpu as gpu_family, windowed, Compiled, Family, Ops};
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
@@ -62,14 +62,11 @@ pub fn synthetic(rng: &mut SplitMix64, n: usize, users: usize, movies: usize) ->
     }
 }
 
-/// Runs every check on `gpu` with training on `family`; the evaluation and serving kernels are the
-/// windowed family's (the ones wgrec runs them with).
+/// Runs every check on `gpu` with `family`'s kernels: training, evaluation and serving.
 pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
     let dim = 16;
-    let Compiled {
-        windowed,
-        gpu: gpu_kernels,
-    } = Compiled::new(gpu, dim, family)?;
+    let compiled = Compiled::new(gpu, dim, family)?;
+    let ops = compiled.ops();
     let mut checks = Vec::new();
     // Several windows and weight-gradient splits, a partial last batch, each task alone and together,
     // and frozen embeddings.
@@ -154,8 +151,7 @@ pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
         };
         let init = Params::init(&cfg, opts.seed);
         let model = GpuModel::new(gpu, &cfg, &init)?;
-        let mut trainer =
-            Trainer::on_family(gpu, &windowed, gpu_kernels.as_ref(), model, &train, &opts)?;
+        let mut trainer = Trainer::on_family(gpu, ops, model, &train, &opts)?;
         let log = trainer.epoch(None)?;
         let got = trainer.model.params(gpu)?;
         let (ua, ma, la) = trainer.model.accumulators(gpu)?;
@@ -192,18 +188,13 @@ pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
             1e-5,
         ));
     }
-    checks.extend(evaluation(gpu, &windowed, gpu_kernels.as_ref(), dim)?);
+    checks.extend(evaluation(gpu, ops, dim)?);
     Ok(checks)
 }
 
 /// FactorizedTopK accuracy and RMSE of the evaluator, BruteForce top-k with exclusions and rating
-/// predictions, against the CPU twins, on the GPU family's kernels when `g` is given.
-fn evaluation(
-    gpu: &Gpu,
-    k: &windowed::Kernels,
-    g: Option<&gpu_family::Kernels>,
-    dim: usize,
-) -> Result<Vec<Check>> {
+/// predictions, against the CPU twins, on the kernels of `ops`.
+fn evaluation(gpu: &Gpu, ops: Ops, dim: usize) -> Result<Vec<Check>> {
     let cfg = ModelConfig {
         users: 300,
         movies: 500,
@@ -218,14 +209,14 @@ fn evaluation(
     let candidates: Vec<u32> = (1..cfg.movies as u32).collect();
     let model = GpuModel::new(gpu, &cfg, &params)?;
     let got =
-        Evaluator::on_family(gpu, k, g, &model, &test, None, &candidates, 700)?.run(1.0, 1.0)?;
-    let (scores_with, top_k_with, predict_with) = match g {
-        None => (
+        Evaluator::on_family(gpu, ops, &model, &test, None, &candidates, 700)?.run(1.0, 1.0)?;
+    let (scores_with, top_k_with, predict_with) = match ops {
+        Ops::Windowed(_) => (
             "candidate_scores, pair_ranks",
             "brute_force_top_k",
             "dense_forward, rating_loss",
         ),
-        Some(_) => (
+        Ops::Gpu(_) => (
             "candidate_scores_gpu, pair_ranks",
             "brute_force_top_k_gpu",
             "dense_gather_forward_gpu, dense_forward_gpu, rating_loss_gpu",
@@ -265,9 +256,9 @@ fn evaluation(
     ));
     // Predictions of 300 test pairs, one batch.
     let (pu, pm) = (&test.user[..300], &test.movie[..300]);
-    let pred = match g {
-        None => windowed::top_k::predict(gpu, k, &model, pu, pm)?,
-        Some(g) => gpu_family::top_k::predict(gpu, g, &model, pu, pm)?,
+    let pred = match ops {
+        Ops::Windowed(k) => windowed::top_k::predict(gpu, k, &model, pu, pm)?,
+        Ops::Gpu(g) => gpu_family::top_k::predict(gpu, g, &model, pu, pm)?,
     };
     let b = crate::data::batches::Batch::new(pu.to_vec(), pm.to_vec(), vec![0.0; 300]);
     let want = cpu::reference::rating_forward(&cfg, p, &b, 0.0).head.pred;
@@ -293,11 +284,11 @@ fn evaluation(
     }
     let users = (&model.user_emb, &queries[..]);
     let movies = (&model.movie_emb, &candidates[..]);
-    let result = match g {
-        None => {
+    let result = match ops {
+        Ops::Windowed(k) => {
             windowed::top_k::BruteForce::new(gpu, k, users, movies, dim, &exclude, top)?.run()?
         }
-        Some(g) => {
+        Ops::Gpu(g) => {
             gpu_family::top_k::BruteForce::new(gpu, g, users, movies, dim, &exclude, top)?.run()?
         }
     };

@@ -469,8 +469,7 @@ fn resumed_training_equals_straight_training_and_evaluates_identically() {
         let split = SplitInfo::of(&dopts);
         let env = Env {
             gpu,
-            kernels,
-            gpu_family: None,
+            ops: wgrec::kernels::Ops::Windowed(kernels),
             data: &data,
             split: Some(&split),
             profiler: None,

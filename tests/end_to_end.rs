@@ -34,8 +34,7 @@ fn tutorial_metrics_fall_in_their_bands() {
         };
         let env = Env {
             gpu,
-            kernels: &kernels,
-            gpu_family: None,
+            ops: wgrec::kernels::Ops::Windowed(&kernels),
             data: &data,
             split: None,
             profiler: None,

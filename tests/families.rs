@@ -8,7 +8,7 @@ mod common;
 use wgrec::data::{DataOptions, Dataset};
 use wgrec::eval::TestMetrics;
 use wgrec::kernels::gpu::Kernels as GpuKernels;
-use wgrec::kernels::Family;
+use wgrec::kernels::{Family, Ops};
 use wgrec::options::{TrainOptions, Tweaks};
 use wgrec::train::run::{Env, Run, RunResult};
 
@@ -69,10 +69,9 @@ fn both_families_train_the_joint_model_alike() {
     let data = sample();
     let windowed = common::kernels(gpu, 32);
     let gpu_family = GpuKernels::new(gpu, 32).expect("the GPU family compiles");
-    let env = |gpu_family| Env {
+    let env = |ops| Env {
         gpu,
-        kernels: windowed,
-        gpu_family,
+        ops,
         data: &data,
         split: None,
         profiler: None,
@@ -93,8 +92,8 @@ fn both_families_train_the_joint_model_alike() {
     for opts in [TrainOptions::tutorial(1.0, 1.0), tweaked] {
         let opts = TrainOptions { epochs: 2, ..opts };
         let run = Run::new(opts, 32).unwrap();
-        let w = run.execute(&env(None)).unwrap().result;
-        let g = run.execute(&env(Some(&gpu_family))).unwrap().result;
+        let w = run.execute(&env(Ops::Windowed(windowed))).unwrap().result;
+        let g = run.execute(&env(Ops::Gpu(&gpu_family))).unwrap().result;
         same_metrics(&w, &g);
     }
 }
@@ -112,22 +111,13 @@ fn both_families_evaluate_and_serve_one_model_alike() {
     let model = GpuModel::new(g, &cfg, &Params::init(&cfg, 5)).unwrap();
     let (wk, gk) = (common::kernels(g, 32), GpuKernels::new(g, 32).unwrap());
     for train in [None, Some(&data.train)] {
-        let eval = |family| {
-            Evaluator::on_family(
-                g,
-                wk,
-                family,
-                &model,
-                &data.test,
-                train,
-                &data.candidates,
-                300,
-            )
-            .unwrap()
-            .run(1.0, 1.0)
-            .unwrap()
+        let eval = |ops| {
+            Evaluator::on_family(g, ops, &model, &data.test, train, &data.candidates, 300)
+                .unwrap()
+                .run(1.0, 1.0)
+                .unwrap()
         };
-        let (w, m) = (eval(None), eval(Some(&gk)));
+        let (w, m) = (eval(Ops::Windowed(wk)), eval(Ops::Gpu(&gk)));
         assert_eq!(w.ranked.is_some(), train.is_some());
         same_test_metrics(&w, &m, 1e-5);
     }

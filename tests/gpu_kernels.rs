@@ -1346,3 +1346,42 @@ fn evaluation_and_serving_passes_match_cpu() {
     assert_eq!(got.index, want_i, "top-{top} indices");
     assert_eq!(got.score, want_s, "top-{top} scores");
 }
+
+/// With only WebGPU's default limits the GPU family runs a whole command's work on its own: `Compiled`
+/// builds no windowed pipeline (those need more storage buffers than a browser allows), selftest's
+/// training, evaluation and serving checks pass, and a `Run` trains and evaluates the sample.
+#[test]
+fn the_family_alone_runs_selftest_and_a_run_within_default_limits() {
+    use wgrec::data::DataOptions;
+    use wgrec::kernels::{Family, Ops};
+    use wgrec::train::run::{Env, Run};
+    let Some(gpu) = gpu() else { return };
+    let checks = wgrec::selftest::run(gpu, Family::Gpu).expect("selftest runs on default limits");
+    let failed: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let data = wgrec::data::load(&DataOptions {
+        dataset: Some("sample".into()),
+        seed: 42,
+        ..Default::default()
+    })
+    .unwrap();
+    let env = Env {
+        gpu,
+        ops: Ops::Gpu(kernels(gpu, 32)),
+        data: &data,
+        split: None,
+        profiler: None,
+    };
+    let opts = TrainOptions {
+        epochs: 1,
+        ..TrainOptions::tutorial(1.0, 1.0)
+    };
+    let r = Run::new(opts, 32).unwrap().execute(&env).unwrap().result;
+    assert_eq!(r.kernels, Family::Gpu);
+    assert!(
+        r.test.rmse.is_finite() && r.test.top(100) > 0.0,
+        "{:?}",
+        r.test
+    );
+    assert!(r.test.ranked.is_some());
+}

@@ -42,8 +42,7 @@ fn train(gpu: &'static Gpu, data: &Dataset, opts: &TrainOptions) -> (RunResult, 
     let kernels = common::kernels(gpu, DIM);
     let env = Env {
         gpu,
-        kernels,
-        gpu_family: None,
+        ops: wgrec::kernels::Ops::Windowed(kernels),
         data,
         split: None,
         profiler: None,
@@ -225,8 +224,7 @@ fn ndcg10_selection_keeps_the_best_validation_ndcg_among_unseen_movies() {
     let kernels = common::kernels(gpu, DIM);
     let evaluator = wgrec::eval::Evaluator::on_family(
         gpu,
-        kernels,
-        None,
+        wgrec::kernels::Ops::Windowed(kernels),
         &model,
         &val,
         Some(&fit),

@@ -56,8 +56,7 @@ pub fn run(
     // As in training: Recall@K and NDCG@K rank the movies each user did not rate in training.
     let evaluator = Evaluator::on_family(
         &gpu,
-        &kernels.windowed,
-        kernels.gpu.as_ref(),
+        kernels.ops(),
         &gpu_model,
         &data.test,
         Some(&data.train),

@@ -100,7 +100,7 @@ pub fn start(
     Ok((dataset, gpu, kernels))
 }
 
-/// The run environment over `kernels` (GPU-family training when it was compiled).
+/// The run environment over the compiled family `kernels`.
 pub fn env<'g>(
     gpu: &'g Gpu,
     kernels: &'g Compiled,
@@ -110,8 +110,7 @@ pub fn env<'g>(
 ) -> Env<'g> {
     Env {
         gpu,
-        kernels: &kernels.windowed,
-        gpu_family: kernels.gpu.as_ref(),
+        ops: kernels.ops(),
         data,
         split,
         profiler,

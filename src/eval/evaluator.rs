@@ -11,7 +11,7 @@ use crate::gpu::profile::Profiler;
 use crate::gpu::Gpu;
 use crate::kernels::evaluate::Tallies;
 use crate::kernels::windowed::Kernels;
-use crate::kernels::{gpu, windowed};
+use crate::kernels::{gpu, windowed, Ops};
 use crate::model::gpu::GpuModel;
 use anyhow::Result;
 use std::time::Instant;
@@ -38,7 +38,15 @@ impl<'g> Evaluator<'g> {
         candidates: &[u32],
         eval_batch_size: usize,
     ) -> Result<Self> {
-        Self::on_family(gpu, k, None, model, test, None, candidates, eval_batch_size)
+        Self::on_family(
+            gpu,
+            Ops::Windowed(k),
+            model,
+            test,
+            None,
+            candidates,
+            eval_batch_size,
+        )
     }
 
     /// Like `new`, and also Recall@K / NDCG@K with each user's `train` movies excluded, and MAE.
@@ -52,16 +60,22 @@ impl<'g> Evaluator<'g> {
         eval_batch_size: usize,
     ) -> Result<Self> {
         let b = eval_batch_size;
-        Self::on_family(gpu, k, None, model, test, Some(train), candidates, b)
+        Self::on_family(
+            gpu,
+            Ops::Windowed(k),
+            model,
+            test,
+            Some(train),
+            candidates,
+            b,
+        )
     }
 
-    /// An evaluator on the GPU family when `gpu_family` is given, else on the windowed kernels; with
-    /// `train`, also Recall@K / NDCG@K with each user's training movies excluded, and MAE.
-    #[allow(clippy::too_many_arguments)]
+    /// An evaluator on the family of `ops`; with `train`, also Recall@K / NDCG@K with each user's
+    /// training movies excluded, and MAE.
     pub fn on_family(
         gpu: &'g Gpu,
-        k: &Kernels,
-        gpu_family: Option<&gpu::Kernels>,
+        ops: Ops,
         model: &GpuModel,
         test: &Ratings,
         train: Option<&Ratings>,
@@ -69,11 +83,11 @@ impl<'g> Evaluator<'g> {
         eval_batch_size: usize,
     ) -> Result<Self> {
         let b = eval_batch_size;
-        let pass = match gpu_family {
-            None => Pass::Windowed(Box::new(windowed::evaluate::Evaluation::new(
+        let pass = match ops {
+            Ops::Windowed(k) => Pass::Windowed(Box::new(windowed::evaluate::Evaluation::new(
                 gpu, k, model, test, train, candidates, b,
             )?)),
-            Some(g) => Pass::Gpu(Box::new(gpu::evaluate::Evaluation::new(
+            Ops::Gpu(g) => Pass::Gpu(Box::new(gpu::evaluate::Evaluation::new(
                 gpu, g, model, test, train, candidates, b,
             )?)),
         };

@@ -88,11 +88,27 @@ impl Choice {
     }
 }
 
-/// The compiled kernels of a run: the windowed family always (evaluation and serving use it), and the
-/// GPU family when training runs on it.
-pub struct Compiled {
-    pub windowed: windowed::Kernels,
-    pub gpu: Option<gpu::Kernels>,
+/// The compiled kernels of the one family a run uses. Only that family's pipelines are built, so a device
+/// that fits the GPU family (WebGPU's default limits) never compiles the windowed family's larger shaders.
+pub enum Compiled {
+    Windowed(windowed::Kernels),
+    Gpu(gpu::Kernels),
+}
+
+/// A borrowed family of compiled kernels: what trainers, evaluators and servers run on.
+#[derive(Clone, Copy)]
+pub enum Ops<'k> {
+    Windowed(&'k windowed::Kernels),
+    Gpu(&'k gpu::Kernels),
+}
+
+impl Ops<'_> {
+    pub fn family(self) -> Family {
+        match self {
+            Ops::Windowed(_) => Family::Windowed,
+            Ops::Gpu(_) => Family::Gpu,
+        }
+    }
 }
 
 impl Compiled {
@@ -101,20 +117,22 @@ impl Compiled {
         embedding_dim: usize,
         family: Family,
     ) -> anyhow::Result<Self> {
-        let windowed = windowed::Kernels::new(gpu, embedding_dim)?;
-        let gpu_family = match family {
-            Family::Windowed => None,
-            Family::Gpu => Some(gpu::Kernels::new(gpu, embedding_dim).map_err(|e| {
+        Ok(match family {
+            Family::Windowed => Self::Windowed(windowed::Kernels::new(gpu, embedding_dim)?),
+            Family::Gpu => Self::Gpu(gpu::Kernels::new(gpu, embedding_dim).map_err(|e| {
                 e.context(format!(
                     "the GPU kernel family does not run on adapter {}; try --kernels windowed",
                     gpu.adapter.name
                 ))
             })?),
-        };
-        Ok(Self {
-            windowed,
-            gpu: gpu_family,
         })
+    }
+
+    pub fn ops(&self) -> Ops<'_> {
+        match self {
+            Self::Windowed(k) => Ops::Windowed(k),
+            Self::Gpu(k) => Ops::Gpu(k),
+        }
     }
 }
 

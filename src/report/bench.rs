@@ -196,10 +196,8 @@ pub fn run(
     family: Family,
 ) -> Result<ShapeBench> {
     crate::kernels::windowed::check_shape(&shape.cfg)?;
-    let Compiled {
-        windowed: kernels,
-        gpu: gpu_family,
-    } = Compiled::new(gpu, shape.cfg.embedding_dim, family)?;
+    let compiled = Compiled::new(gpu, shape.cfg.embedding_dim, family)?;
+    let ops = compiled.ops();
     let train = synthetic_ratings(shape.users, shape.movies, shape.train, seed);
     let test = synthetic_ratings(shape.users, shape.movies, shape.test, seed ^ 1);
     let opts = TrainOptions {
@@ -208,7 +206,7 @@ pub fn run(
         ..TrainOptions::tutorial(1.0, 1.0)
     };
     let model = GpuModel::new(gpu, &shape.cfg, &Params::init(&shape.cfg, seed))?;
-    let mut trainer = Trainer::on_family(gpu, &kernels, gpu_family.as_ref(), model, &train, &opts)?;
+    let mut trainer = Trainer::on_family(gpu, ops, model, &train, &opts)?;
     let epoch_seconds = trainer.epoch(None)?.seconds;
     let profiler = Profiler::new(gpu)?;
     if profiler.timing() == Timing::CpuWallClock {
@@ -217,16 +215,8 @@ pub fn run(
     trainer.profile(&profiler);
     trainer.epoch(None)?;
     let candidates: Vec<u32> = (1..=shape.movies as u32).collect();
-    let mut evaluator = Evaluator::on_family(
-        gpu,
-        &kernels,
-        gpu_family.as_ref(),
-        &trainer.model,
-        &test,
-        None,
-        &candidates,
-        4096,
-    )?;
+    let mut evaluator =
+        Evaluator::on_family(gpu, ops, &trainer.model, &test, None, &candidates, 4096)?;
     let eval_seconds = evaluator.run(1.0, 1.0)?.seconds;
     profiler.set_phase("evaluate");
     evaluator.profile(&profiler);

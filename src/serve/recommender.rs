@@ -111,17 +111,11 @@ impl<'g> Recommender<'g> {
             (&self.model.movie_emb, &self.candidates[..]),
         );
         let d = self.ck.cfg.embedding_dim;
-        Ok(match &self.kernels.gpu {
-            None => Plan::Windowed(windowed::top_k::BruteForce::new(
-                self.gpu,
-                &self.kernels.windowed,
-                users,
-                movies,
-                d,
-                &exclude,
-                k,
+        Ok(match &self.kernels {
+            Compiled::Windowed(w) => Plan::Windowed(windowed::top_k::BruteForce::new(
+                self.gpu, w, users, movies, d, &exclude, k,
             )?),
-            Some(g) => Plan::Gpu(gpu::top_k::BruteForce::new(
+            Compiled::Gpu(g) => Plan::Gpu(gpu::top_k::BruteForce::new(
                 self.gpu, g, users, movies, d, &exclude, k,
             )?),
         })
@@ -134,15 +128,11 @@ impl<'g> Recommender<'g> {
 
     /// Predicted ratings of (user row, title row) pairs.
     pub fn predict(&self, users: &[u32], movies: &[u32]) -> Result<Vec<f32>> {
-        match &self.kernels.gpu {
-            None => windowed::top_k::predict(
-                self.gpu,
-                &self.kernels.windowed,
-                &self.model,
-                users,
-                movies,
-            ),
-            Some(g) => gpu::top_k::predict(self.gpu, g, &self.model, users, movies),
+        match &self.kernels {
+            Compiled::Windowed(w) => {
+                windowed::top_k::predict(self.gpu, w, &self.model, users, movies)
+            }
+            Compiled::Gpu(g) => gpu::top_k::predict(self.gpu, g, &self.model, users, movies),
         }
     }
 }

@@ -9,8 +9,8 @@ use crate::data::{Dataset, Ratings};
 use crate::eval::{Evaluator, TestMetrics};
 use crate::gpu::profile::{trace, Profiler};
 use crate::gpu::Gpu;
-use crate::kernels::windowed::{check_shape, Kernels};
-use crate::kernels::Family;
+use crate::kernels::windowed::check_shape;
+use crate::kernels::{Family, Ops};
 use crate::model::gpu::GpuModel;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
@@ -41,14 +41,13 @@ pub struct Run<'a> {
     pub progress: bool,
 }
 
-/// What a run works on: the adapter, the compiled kernels of one or both families, the data, the split it came from (recorded in
-/// a saved checkpoint, compared on resume) and an optional profiler.
+/// What a run works on: the adapter, the compiled kernels of the family that trains and evaluates, the
+/// data, the split it came from (recorded in a saved checkpoint, compared on resume) and an optional
+/// profiler.
 #[derive(Clone, Copy)]
 pub struct Env<'g> {
     pub gpu: &'g Gpu,
-    pub kernels: &'g Kernels,
-    /// The GPU family's kernels, when training runs on it (evaluation stays on `kernels`).
-    pub gpu_family: Option<&'g crate::kernels::gpu::Kernels>,
+    pub ops: Ops<'g>,
     pub data: &'g Dataset,
     pub split: Option<&'g SplitInfo>,
     pub profiler: Option<&'g Profiler>,
@@ -171,10 +170,7 @@ impl<'a> Run<'a> {
         drop(evaluator);
         let result = RunResult {
             opts: self.opts.clone(),
-            kernels: match env.gpu_family {
-                Some(_) => Family::Gpu,
-                None => Family::Windowed,
-            },
+            kernels: env.ops.family(),
             history,
             test: test.0,
             train_seconds,
@@ -202,7 +198,7 @@ impl<'a> Run<'a> {
             let cfg =
                 ModelConfig::tutorial(data.users.rows(), data.titles.rows(), self.embedding_dim);
             check_shape(&cfg)?;
-            if env.gpu_family.is_some() {
+            if env.ops.family() == Family::Gpu {
                 crate::kernels::gpu::check_shape(cfg.embedding_dim, cfg.hidden1, cfg.hidden2)?;
             }
             let _span = trace::span("initialise the model");
@@ -295,8 +291,7 @@ impl<'a> Run<'a> {
             (Cow::Borrowed(&data.train), None)
         };
         let upload = trace::span("upload the batches");
-        let mut trainer =
-            Trainer::on_family(gpu, env.kernels, env.gpu_family, model, &fit_split, opts)?;
+        let mut trainer = Trainer::on_family(gpu, env.ops, model, &fit_split, opts)?;
         gpu.wait()?;
         drop(upload);
         if let Some((epochs_done, rng_state)) = resume_at {
@@ -308,8 +303,7 @@ impl<'a> Run<'a> {
         }
         let evaluator = Evaluator::on_family(
             gpu,
-            env.kernels,
-            env.gpu_family,
+            env.ops,
             &trainer.model,
             &data.test,
             Some(&data.train),
@@ -319,8 +313,7 @@ impl<'a> Run<'a> {
         let validator = match &validation {
             Some(val) => Some(Evaluator::on_family(
                 gpu,
-                env.kernels,
-                env.gpu_family,
+                env.ops,
                 &trainer.model,
                 val,
                 // Ranking among unseen movies: those the user did not rate in the fit split.
@@ -499,8 +492,7 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let model = fit.trainer.model;
         let train = &env.data.train;
-        let mut trainer =
-            Trainer::on_family(env.gpu, env.kernels, env.gpu_family, model, train, &stage)?;
+        let mut trainer = Trainer::on_family(env.gpu, env.ops, model, train, &stage)?;
         for epoch in 1..=stage.epochs {
             let log = epoch_with_progress(&mut trainer, epoch, stage.epochs, self.progress)?;
             fit.history.push(log);

@@ -10,6 +10,7 @@ use crate::gpu::Gpu;
 use crate::kernels::gpu::GpuStep;
 use crate::kernels::windowed::step::WindowedStep;
 use crate::kernels::windowed::Kernels;
+use crate::kernels::Ops;
 use crate::model::gpu::GpuModel;
 use crate::options::TrainOptions;
 use anyhow::{bail, Result};
@@ -66,15 +67,13 @@ impl<'g> Trainer<'g> {
         train: &Ratings,
         opts: &TrainOptions,
     ) -> Result<Self> {
-        Self::on_family(gpu, kernels, None, model, train, opts)
+        Self::on_family(gpu, Ops::Windowed(kernels), model, train, opts)
     }
 
-    /// A trainer whose steps run on the GPU family when `gpu_family` is given (the windowed kernels
-    /// stay for what the GPU family does not cover).
+    /// A trainer whose steps run on the family of `ops`.
     pub fn on_family(
         gpu: &'g Gpu,
-        kernels: &Kernels,
-        gpu_family: Option<&crate::kernels::gpu::Kernels>,
+        ops: Ops,
         model: GpuModel,
         train: &Ratings,
         opts: &TrainOptions,
@@ -90,19 +89,19 @@ impl<'g> Trainer<'g> {
         let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, unit)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let losses = gpu.buffer("losses", 2 * store.batches.len());
-        let step = match gpu_family {
-            None => Step::Windowed(Box::new(WindowedStep::new(
+        let step = match ops {
+            Ops::Windowed(kernels) => Step::Windowed(Box::new(WindowedStep::new(
                 gpu, kernels, &model, &ids, cap, opts, &losses,
             )?)),
-            Some(_) if opts.tweaks.temperature.is_some() => bail!(
+            Ops::Gpu(_) if opts.tweaks.temperature.is_some() => bail!(
                 "--temperature is implemented in the windowed kernel family only; train with \
                  --kernels windowed"
             ),
-            Some(_) if opts.tweaks.remove_accidental_hits => bail!(
+            Ops::Gpu(_) if opts.tweaks.remove_accidental_hits => bail!(
                 "--remove-accidental-hits is implemented in the windowed kernel family only; train \
                  with --kernels windowed"
             ),
-            Some(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
+            Ops::Gpu(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
         };
         Ok(Self {
             gpu,
