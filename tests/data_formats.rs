@@ -166,8 +166,9 @@ fn temporal_split_holds_out_each_users_latest_ratings() {
 fn synth_round_trips_in_both_formats_and_is_deterministic() {
     let bin = env!("CARGO_BIN_EXE_wgrec");
     for (format, files) in [
-        ("csv", ["ratings.csv", "movies.csv"]),
-        ("ml-100k", ["u.data", "u.item"]),
+        ("csv", &["ratings.csv", "movies.csv"][..]),
+        ("ml-100k", &["u.data", "u.item", "u.user"][..]),
+        ("ml-1m", &["ratings.dat", "movies.dat", "users.dat"][..]),
     ] {
         let outs: Vec<PathBuf> = (0..2)
             .map(|i| {
@@ -188,6 +189,36 @@ fn synth_round_trips_in_both_formats_and_is_deterministic() {
             assert_eq!(a, std::fs::read(outs[1].join(f)).unwrap(), "{f} differs");
         }
         let ds = load_dir(&outs[0]).unwrap();
+        // The users file parses with the feature reader, every rating user has its four fields, and the
+        // features vary (they follow the users' factors).
+        if let Some(users_file) = files.get(2) {
+            use wgrec::data::features::{read_users, USER_FIELDS};
+            use wgrec::data::formats::Format;
+            let f = if format == "ml-1m" {
+                Format::Ml1m
+            } else {
+                Format::Ml100k
+            };
+            let path = outs[0].join(users_file);
+            let text = std::fs::read(&path).unwrap();
+            let feats = read_users(f, &path, &text[..], &ds.users).unwrap();
+            assert_eq!(feats.fields.len(), USER_FIELDS.len());
+            for field in &feats.fields {
+                for row in 1..ds.users.rows() {
+                    let n = field.offsets[row + 1] - field.offsets[row];
+                    assert_eq!(
+                        n, 1,
+                        "{users_file}: user row {row} has {n} {} values",
+                        field.name
+                    );
+                }
+                assert!(
+                    field.vocab.rows() > 2,
+                    "{users_file}: {} takes one value",
+                    field.name
+                );
+            }
+        }
         assert_eq!(ds.users.tokens.len(), 50, "every user rates at least once");
         assert_eq!(ds.candidates.len(), 120);
         assert_eq!(ds.train.len() + ds.test.len(), 3000);

@@ -2,7 +2,9 @@
 //! download. Ratings come from a latent-factor model (user and movie biases plus a dot product of
 //! 8-dimensional factors plus noise); movies are drawn with Zipf-like popularity (weight 1/rank) and
 //! users with a milder skew (1/rank^0.5), every user rating at least once when R >= U. Deterministic
-//! for a given seed; ratings are streamed to disk, so memory does not grow with R.
+//! for a given seed; ratings are streamed to disk, so memory does not grow with R. The ML-100K and ML-1M
+//! formats also get a users file whose features follow each user's factors, so feature towers have
+//! something to learn.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,23 +49,26 @@ pub struct SynthOptions {
     pub seed: u64,
 }
 
-/// The movies and ratings files `write` puts into `opts.out` (created if missing), checked up front.
-fn outputs(opts: &SynthOptions) -> Result<[Output; 2]> {
-    let (ratings_file, movies_file) = match opts.format {
-        SynthFormat::Ml100k => ("u.data", "u.item"),
-        SynthFormat::Ml1m => ("ratings.dat", "movies.dat"),
-        SynthFormat::Csv => ("ratings.csv", "movies.csv"),
+/// The movies, ratings and (for formats that have one) users files `write` puts into `opts.out`
+/// (created if missing), checked up front.
+fn outputs(opts: &SynthOptions) -> Result<(Output, Output, Option<Output>)> {
+    let (ratings_file, movies_file, users_file) = match opts.format {
+        SynthFormat::Ml100k => ("u.data", "u.item", Some("u.user")),
+        SynthFormat::Ml1m => ("ratings.dat", "movies.dat", Some("users.dat")),
+        SynthFormat::Csv => ("ratings.csv", "movies.csv", None),
     };
-    Ok([
-        Output::check_in_dir("--out", &opts.out, movies_file)?,
-        Output::check_in_dir("--out", &opts.out, ratings_file)?,
-    ])
+    let check = |file| Output::check_in_dir("--out", &opts.out, file);
+    Ok((
+        check(movies_file)?,
+        check(ratings_file)?,
+        users_file.map(check).transpose()?,
+    ))
 }
 
 /// Writes the movies and ratings files into `opts.out`; both are staged (streamed to temp files) and
 /// then renamed into place together, so a failed run leaves no half-written data set behind.
 pub fn write(opts: &SynthOptions) -> Result<()> {
-    let [movies_out, ratings_out] = outputs(opts)?;
+    let (movies_out, ratings_out, users_out) = outputs(opts)?;
     if opts.users == 0 || opts.movies == 0 || opts.ratings == 0 {
         bail!("synth needs at least one user, one movie and one rating");
     }
@@ -76,7 +81,72 @@ pub fn write(opts: &SynthOptions) -> Result<()> {
     let mut commit = Commit::new();
     commit.add(movies_out.stage_with(|w| write_movies(w, opts.format, opts.movies, &mut rng))?);
     commit.add(ratings_out.stage_with(|w| write_ratings(w, opts, &model, &mut rng))?);
+    // Last and without drawing from `rng`: the movies and ratings are those of a run without it.
+    if let Some(out) = users_out {
+        commit.add(out.stage_with(|w| write_users(w, opts.format, &model))?);
+    }
     commit.finish()
+}
+
+/// ML-1M's age codes; ML-100K's file gets an age in years inside each group.
+const AGE_CODES: [u32; 7] = [1, 18, 25, 35, 45, 50, 56];
+
+/// ML-100K's occupations (`u.occupation`); ML-1M codes them 0..=20.
+const OCCUPATIONS: [&str; 21] = [
+    "administrator",
+    "artist",
+    "doctor",
+    "educator",
+    "engineer",
+    "entertainment",
+    "executive",
+    "healthcare",
+    "homemaker",
+    "lawyer",
+    "librarian",
+    "marketing",
+    "none",
+    "other",
+    "programmer",
+    "retired",
+    "salesman",
+    "scientist",
+    "student",
+    "technician",
+    "writer",
+];
+
+/// One line per user with features that follow the user's factors: gender from the sign of factor 0, the
+/// age group from factor 1, the occupation from the largest of factors 2..8 (plus the id, so all
+/// occupations occur), the zip code's first digit from factor 3.
+fn write_users(
+    w: &mut (impl Write + ?Sized),
+    format: SynthFormat,
+    model: &Model,
+) -> std::io::Result<()> {
+    let bucket = |x: f32, n: usize| {
+        // Standard normal factors: evenly spaced cut points on [-1.5, 1.5].
+        (((x + 1.5) / 3.0 * n as f32).floor().max(0.0) as usize).min(n - 1)
+    };
+    for (u, f) in model.user_factors.iter().enumerate() {
+        let id = u + 1;
+        let gender = if f[0] >= 0.0 { "M" } else { "F" };
+        let age = bucket(f[1], AGE_CODES.len());
+        let top = (2..K).max_by(|&a, &b| f[a].total_cmp(&f[b])).unwrap();
+        let occupation = (3 * (top - 2) + id % 3) % OCCUPATIONS.len();
+        let zip = format!("{}{:04}", bucket(f[3], 10), id % 10_000);
+        match format {
+            SynthFormat::Ml100k => {
+                let years = AGE_CODES[age].max(7) + (id % 5) as u32;
+                writeln!(w, "{id}|{years}|{gender}|{}|{zip}", OCCUPATIONS[occupation])?
+            }
+            SynthFormat::Ml1m => {
+                writeln!(w, "{id}::{gender}::{}::{occupation}::{zip}", AGE_CODES[age])?
+            }
+            SynthFormat::Csv => unreachable!("ml-latest has no users file"),
+        }
+    }
+    Ok(())
 }
 
 /// The title of movie `id`: a few with commas and quotes, so CSV writers and readers must quote.
