@@ -856,20 +856,22 @@ fn synthetic(seed: u64, n: usize, users: usize, movies: usize) -> Ratings {
 
 /// GpuStep against the CPU reference step: after the first step and after every batch of an epoch (the
 /// parameters, the three Adagrad accumulators and the batch losses the step writes), joint and single-task,
-/// with the embedding tweaks, on the smallest MLP and on the tutorial's hidden layers.
+/// with the embedding tweaks and `--temperature`, on the smallest MLP and on the tutorial's hidden layers.
 #[test]
 fn gpu_step_matches_the_cpu_reference_step() {
     let Some(gpu) = gpu() else { return };
     let dim = 16;
     let k = kernels(gpu, dim);
-    // (H1, H2, ratings, batch, split rows, rating weight, retrieval weight, embedding lr, l2)
+    // (H1, H2, ratings, batch, split rows, rating weight, retrieval weight, embedding lr, l2, T)
     let cases = [
-        (64, 64, 1337, 600, 256, 1.0, 1.0, None, 0.0),
-        (256, 128, 700, 300, 48, 1.0, 1.0, None, 0.0),
-        (64, 64, 500, 250, 64, 0.0, 1.0, Some(0.05), 0.01),
-        (64, 64, 500, 250, 64, 1.0, 0.0, None, 0.0),
+        (64, 64, 1337, 600, 256, 1.0, 1.0, None, 0.0, None),
+        (256, 128, 700, 300, 48, 1.0, 1.0, None, 0.0, None),
+        (64, 64, 500, 250, 64, 0.0, 1.0, Some(0.05), 0.01, None),
+        (64, 64, 500, 250, 64, 1.0, 0.0, None, 0.0, None),
+        (64, 64, 700, 300, 64, 1.0, 1.0, None, 0.0, Some(0.4)),
+        (64, 64, 500, 250, 64, 0.0, 1.0, None, 0.0, Some(2.0)),
     ];
-    for (h1, h2, n, batch_size, split_rows, rw, tw, elr, l2) in cases {
+    for (h1, h2, n, batch_size, split_rows, rw, tw, elr, l2, temperature) in cases {
         let cfg = ModelConfig {
             users: 301,
             movies: 203,
@@ -890,6 +892,7 @@ fn gpu_step_matches_the_cpu_reference_step() {
         };
         opts.tweaks.embedding_learning_rate = elr;
         opts.tweaks.embedding_l2 = l2;
+        opts.tweaks.temperature = temperature;
         let perm = wgrec::data::batches::permutation(n, &mut SplitMix64::new(9));
         let batches = wgrec::data::batches::make_batches(&train, &perm, batch_size);
         let init = Params::init(&cfg, opts.seed);
@@ -911,7 +914,8 @@ fn gpu_step_matches_the_cpu_reference_step() {
             let want = &cpu_model.params;
             let what = |t: &str| {
                 format!(
-                    "{t} after step {} (H1 {h1}, H2 {h2}, weights {rw}/{tw}, lr {elr:?}, l2 {l2})",
+                    "{t} after step {} (H1 {h1}, H2 {h2}, weights {rw}/{tw}, lr {elr:?}, l2 {l2}, \
+                     T {temperature:?})",
                     i + 1
                 )
             };

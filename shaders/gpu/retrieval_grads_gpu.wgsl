@@ -8,6 +8,8 @@
 // workgroup y picks one of P parts of the other side, so the sums over it are split-K partials
 // (P, NU, D) and (P, NM, D) that embedding_adagrad_gpu adds up in a fixed order; part 0 also subtracts
 // the labels' pos and writes the loss. The other side passes through workgroup memory 32 rows at a time.
+// With --temperature T every user row is read as U_a / T (the formulas above then hold for the tempered
+// rows), and the users' gradient is taken back through the division: dU_a / T.
 
 override D4: u32 = 8u; // D / 4, at most 16
 
@@ -19,7 +21,7 @@ struct Params {
     parts: u32,       // P
     user_tiles: u32,  // workgroups of the user side: ceil(NU / 64)
     weight: f32,      // retrieval_weight
-    _pad0: u32,
+    inv_temperature: f32, // 1 / T (1: the plain softmax)
     user_at: u32,     // `batch` fields (PackedBatch): table row of every batch row's user
     movie_at: u32,    // and movie
     u_rows_at: u32,   // distinct users: table rows, counts (f32 bits), CSR offsets and rows
@@ -86,7 +88,7 @@ fn retrieval_grads_gpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invo
         }
         for (var j = 0u; j < D4; j++) {
             if users_side {
-                q[j] = user_emb[row * D4 + j];
+                q[j] = user_emb[row * D4 + j] * p.inv_temperature;
             } else {
                 q[j] = movie_emb[row * D4 + j];
             }
@@ -106,7 +108,7 @@ fn retrieval_grads_gpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invo
             if users_side {
                 tile[slot] = movie_emb[batch[p.m_rows_at + o] * D4 + i % D4];
             } else {
-                tile[slot] = user_emb[batch[p.u_rows_at + o] * D4 + i % D4];
+                tile[slot] = user_emb[batch[p.u_rows_at + o] * D4 + i % D4] * p.inv_temperature;
             }
         }
         if t < n {
@@ -158,7 +160,7 @@ fn retrieval_grads_gpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invo
             for (var r = batch[p.m_offsets_at + e0]; r < batch[p.m_offsets_at + e0 + 1u]; r++) {
                 let row = batch[p.user_at + batch[p.m_list_at + r]];
                 for (var j = 0u; j < D4; j++) {
-                    pos[j] += user_emb[row * D4 + j];
+                    pos[j] += user_emb[row * D4 + j] * p.inv_temperature;
                 }
             }
         }
@@ -167,7 +169,7 @@ fn retrieval_grads_gpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invo
     for (var j = 0u; j < D4; j++) {
         let g = p.weight * (own_count * acc[j] - pos[j]);
         if users_side {
-            grad_user[(wg.y * p.users + e0) * D4 + j] = g;
+            grad_user[(wg.y * p.users + e0) * D4 + j] = g * p.inv_temperature;
         } else {
             grad_movie[(wg.y * p.movies + e0) * D4 + j] = g;
         }

@@ -4,6 +4,7 @@
 // workgroups: part p (workgroup y) writes its online-softmax state (max, sum of m_c exp(s - max)) and
 // retrieval_grads_gpu combines the parts in a fixed order. One invocation per distinct user; the part's
 // movies pass through workgroup memory 32 at a time, read straight from the table (no gathered copy).
+// With --temperature T every user row is read as U_a / T, so the logits are U_a . M_c / T.
 
 override D4: u32 = 8u; // D / 4, at most 16
 
@@ -14,7 +15,7 @@ struct Params {
     user_rows_at: u32,   // where the distinct users' table rows start in `batch`
     movie_rows_at: u32,  // the distinct movies' table rows
     movie_count_at: u32, // the distinct movies' column counts m_c (f32 bits)
-    _pad0: u32,
+    inv_temperature: f32, // 1 / T (1: the plain softmax)
     _pad1: u32,
 }
 
@@ -37,7 +38,7 @@ fn retrieval_lse_gpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     if live {
         let row = batch[p.user_rows_at + a];
         for (var j = 0u; j < D4; j++) {
-            q[j] = user_emb[row * D4 + j];
+            q[j] = user_emb[row * D4 + j] * p.inv_temperature;
         }
     }
     let c_begin = min(wg.y * p.chunk, p.movies);

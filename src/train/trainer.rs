@@ -93,10 +93,6 @@ impl<'g> Trainer<'g> {
             Ops::Windowed(kernels) => Step::Windowed(Box::new(WindowedStep::new(
                 gpu, kernels, &model, &ids, cap, opts, &losses,
             )?)),
-            Ops::Gpu(_) if opts.tweaks.temperature.is_some() => bail!(
-                "--temperature is implemented in the windowed kernel family only; train with \
-                 --kernels windowed"
-            ),
             Ops::Gpu(_) if opts.tweaks.remove_accidental_hits => bail!(
                 "--remove-accidental-hits is implemented in the windowed kernel family only; train \
                  with --kernels windowed"

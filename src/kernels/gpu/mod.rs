@@ -493,7 +493,9 @@ pub struct RetrievalLseParams {
     pub user_rows_at: u32,
     pub movie_rows_at: u32,
     pub movie_count_at: u32,
-    pub _pad: [u32; 2],
+    /// 1 / T of `--temperature` (1: none).
+    pub inv_temperature: f32,
+    pub _pad: u32,
 }
 
 impl RetrievalLseParams {
@@ -505,7 +507,16 @@ impl RetrievalLseParams {
             user_rows_at: l.users.table_rows,
             movie_rows_at: l.movies.table_rows,
             movie_count_at: l.movies.count,
-            _pad: [0; 2],
+            inv_temperature: 1.0,
+            _pad: 0,
+        }
+    }
+
+    /// With `--temperature T`: the logits divided by T.
+    pub fn tempered(self, temperature: Option<f32>) -> Self {
+        Self {
+            inv_temperature: temperature.map_or(1.0, |t| 1.0 / t),
+            ..self
         }
     }
 }
@@ -520,7 +531,8 @@ pub struct RetrievalGradsParams {
     pub parts: u32,
     pub user_tiles: u32,
     pub weight: f32,
-    pub _pad0: u32,
+    /// 1 / T of `--temperature` (1: none).
+    pub inv_temperature: f32,
     pub user_at: u32,
     pub movie_at: u32,
     pub u_rows_at: u32,
@@ -544,7 +556,7 @@ impl RetrievalGradsParams {
             parts: parts as u32,
             user_tiles: users.div_ceil(64) as u32,
             weight,
-            _pad0: 0,
+            inv_temperature: 1.0,
             user_at: l.user,
             movie_at: l.movie,
             u_rows_at: l.users.table_rows,
@@ -556,6 +568,14 @@ impl RetrievalGradsParams {
             m_offsets_at: l.movies.offsets,
             m_list_at: l.movies.rows,
             _pad1: [0; 2],
+        }
+    }
+
+    /// With `--temperature T`: the logits divided by T, and the users' gradient through the division.
+    pub fn tempered(self, temperature: Option<f32>) -> Self {
+        Self {
+            inv_temperature: temperature.map_or(1.0, |t| 1.0 / t),
+            ..self
         }
     }
 }

@@ -317,13 +317,11 @@ impl GpuStep {
         }
         let parts = retrieval_parts(s.users, s.movies);
         if self.retrieval_on() {
-            let w = o.retrieval_weight;
-            ls.retrieval_lse
-                .set(gpu, &RetrievalLseParams::new(s.users, s.movies, parts, bl));
-            ls.retrieval_grads.set(
-                gpu,
-                &RetrievalGradsParams::new(s.users, s.movies, parts, w, bl),
-            );
+            let (w, t) = (o.retrieval_weight, o.tweaks.temperature);
+            let lse = RetrievalLseParams::new(s.users, s.movies, parts, bl).tempered(t);
+            ls.retrieval_lse.set(gpu, &lse);
+            let grads = RetrievalGradsParams::new(s.users, s.movies, parts, w, bl).tempered(t);
+            ls.retrieval_grads.set(gpu, &grads);
             ls.retrieval_loss_sum
                 .set(gpu, &sum_params(s.users, 2 * slot + 1));
         }
