@@ -287,13 +287,7 @@ impl GpuStep {
         let (o, l, bl, ls) = (&self.opts, &self.layout, &self.batch.layout, &self.launches);
         let (rows, sp, d) = (s.rows, self.split_rows, self.cfg.embedding_dim);
         if self.rating_on() {
-            let dense = DenseForwardParams::new;
-            ls.layer1
-                .set(gpu, &dense(rows, l.k, l.h1, l.w1, l.b1).gather(bl));
-            ls.layer2.set(gpu, &dense(rows, l.h1, l.h2, l.w2, l.b2));
-            let head =
-                RatingLossParams::new(rows, l.h2, true, o.rating_weight, sp, l.len, l.w3, l.b3, bl);
-            ls.head.set(gpu, &head);
+            self.set_rating_forward(gpu, rows, Some(o.rating_weight), slot);
             let data = DenseBackwardDataParams::new;
             let weights = DenseBackwardWeightsParams::new;
             ls.layer2_data.set(gpu, &data(rows, l.h1, l.h2, l.w2));
@@ -313,17 +307,11 @@ impl GpuStep {
                     epsilon: EPSILON,
                 },
             );
-            ls.sq_err_sum.set(gpu, &sum_params(rows, 2 * slot));
         }
         let parts = retrieval_parts(s.users, s.movies);
         if self.retrieval_on() {
             let (w, t) = (o.retrieval_weight, o.tweaks.temperature);
-            let lse = RetrievalLseParams::new(s.users, s.movies, parts, bl).tempered(t);
-            ls.retrieval_lse.set(gpu, &lse);
-            let grads = RetrievalGradsParams::new(s.users, s.movies, parts, w, bl).tempered(t);
-            ls.retrieval_grads.set(gpu, &grads);
-            ls.retrieval_loss_sum
-                .set(gpu, &sum_params(s.users, 2 * slot + 1));
+            self.set_retrieval(gpu, s, slot, w, t);
         }
         let u = EmbeddingUpdate {
             parts: if self.retrieval_on() { parts } else { 0 },
@@ -342,26 +330,59 @@ impl GpuStep {
     /// `losses[2 slot]` and, with `retrieval`, the retrieval loss sum into `losses[2 slot + 1]`. Nothing
     /// is updated (the retrieval gradients are computed with weight 0 and never read).
     pub fn set_forward(&self, gpu: &Gpu, s: &BatchShape, slot: usize, retrieval: bool) {
+        self.set_rating_forward(gpu, s.rows, None, slot);
+        if retrieval {
+            self.set_retrieval(gpu, s, slot, 0.0, None);
+        }
+    }
+
+    /// Both dense layers, the head and its squared-error sum into `losses[2 slot]`; with
+    /// `train = Some(rating weight)` the head also starts the backward pass.
+    fn set_rating_forward(&self, gpu: &Gpu, rows: usize, train: Option<f32>, slot: usize) {
         let (l, bl, ls) = (&self.layout, &self.batch.layout, &self.launches);
-        let (rows, sp) = (s.rows, self.split_rows);
         let dense = DenseForwardParams::new;
         ls.layer1
             .set(gpu, &dense(rows, l.k, l.h1, l.w1, l.b1).gather(bl));
         ls.layer2.set(gpu, &dense(rows, l.h1, l.h2, l.w2, l.b2));
-        let head = RatingLossParams::new(rows, l.h2, false, 1.0, sp, l.len, l.w3, l.b3, bl);
+        let (on, weight) = (train.is_some(), train.unwrap_or(1.0));
+        let sp = self.split_rows;
+        let head = RatingLossParams::new(rows, l.h2, on, weight, sp, l.len, l.w3, l.b3, bl);
         ls.head.set(gpu, &head);
         ls.sq_err_sum.set(gpu, &sum_params(rows, 2 * slot));
-        if retrieval {
-            let parts = retrieval_parts(s.users, s.movies);
-            ls.retrieval_lse
-                .set(gpu, &RetrievalLseParams::new(s.users, s.movies, parts, bl));
-            ls.retrieval_grads.set(
-                gpu,
-                &RetrievalGradsParams::new(s.users, s.movies, parts, 0.0, bl),
-            );
-            ls.retrieval_loss_sum
-                .set(gpu, &sum_params(s.users, 2 * slot + 1));
-        }
+    }
+
+    /// The two retrieval passes at `weight` and temperature and the loss sum into `losses[2 slot + 1]`.
+    fn set_retrieval(
+        &self,
+        gpu: &Gpu,
+        s: &BatchShape,
+        slot: usize,
+        weight: f32,
+        temperature: Option<f32>,
+    ) {
+        let (bl, ls) = (&self.batch.layout, &self.launches);
+        let parts = retrieval_parts(s.users, s.movies);
+        let lse = RetrievalLseParams::new(s.users, s.movies, parts, bl).tempered(temperature);
+        ls.retrieval_lse.set(gpu, &lse);
+        let grads =
+            RetrievalGradsParams::new(s.users, s.movies, parts, weight, bl).tempered(temperature);
+        ls.retrieval_grads.set(gpu, &grads);
+        ls.retrieval_loss_sum
+            .set(gpu, &sum_params(s.users, 2 * slot + 1));
+    }
+
+    /// The retrieval passes' dispatches and the loss sum, in order.
+    fn retrieval_dispatches(&self, s: &BatchShape) -> [(&Launch, (u32, u32, u32)); 3] {
+        let ls = &self.launches;
+        let parts = retrieval_parts(s.users, s.movies);
+        [
+            (&ls.retrieval_lse, groups::retrieval_lse(s.users, parts)),
+            (
+                &ls.retrieval_grads,
+                groups::retrieval_grads(s.users, s.movies, parts),
+            ),
+            (&ls.retrieval_loss_sum, (1, 1, 1)),
+        ]
     }
 
     /// The forward pass's dispatches (after `set_forward`): 4, and 3 more with `retrieval`.
@@ -379,13 +400,7 @@ impl GpuStep {
             (&ls.sq_err_sum, (1, 1, 1)),
         ];
         if retrieval {
-            let parts = retrieval_parts(s.users, s.movies);
-            v.push((&ls.retrieval_lse, groups::retrieval_lse(s.users, parts)));
-            v.push((
-                &ls.retrieval_grads,
-                groups::retrieval_grads(s.users, s.movies, parts),
-            ));
-            v.push((&ls.retrieval_loss_sum, (1, 1, 1)));
+            v.extend(self.retrieval_dispatches(s));
         }
         v
     }
@@ -429,13 +444,7 @@ impl GpuStep {
             v.push((&ls.sq_err_sum, (1, 1, 1)));
         }
         if self.retrieval_on() {
-            let parts = retrieval_parts(s.users, s.movies);
-            v.push((&ls.retrieval_lse, groups::retrieval_lse(s.users, parts)));
-            v.push((
-                &ls.retrieval_grads,
-                groups::retrieval_grads(s.users, s.movies, parts),
-            ));
-            v.push((&ls.retrieval_loss_sum, (1, 1, 1)));
+            v.extend(self.retrieval_dispatches(s));
         }
         // Last: every kernel above reads the embedding tables as they were before this step.
         if !frozen {
