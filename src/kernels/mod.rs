@@ -145,6 +145,29 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Whether a top-`k` plan of `queries` queries in tiles of `per_tile` can be built: tiles a positive
+    /// multiple of 64 queries (so each tile's output slices are 256-byte aligned), and each (Q, K)
+    /// output within one buffer of the adapter.
+    pub fn check_plan(
+        gpu: &crate::gpu::Gpu,
+        k: usize,
+        queries: usize,
+        per_tile: usize,
+    ) -> anyhow::Result<()> {
+        if per_tile == 0 || !per_tile.is_multiple_of(64) {
+            anyhow::bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
+        }
+        let bytes = queries * k * 4;
+        if bytes as u64 > gpu.limits.max_buffer_size {
+            anyhow::bail!(
+                "top-{k} of {queries} queries needs {} MiB per output, more than the adapter's \
+                 max_buffer_size",
+                bytes >> 20
+            );
+        }
+        Ok(())
+    }
+
     /// Reads the (Q, K) results of a top-k pass back from its two output buffers.
     pub fn read(
         gpu: &crate::gpu::Gpu,

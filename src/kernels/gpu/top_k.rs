@@ -67,16 +67,8 @@ impl<'g> BruteForce<'g> {
         check_dim(dim)?;
         let (q, c) = (queries.len(), candidates.len());
         exclude.check(k, MAX_TOP_K, q, c)?;
-        if per_tile == 0 || !per_tile.is_multiple_of(64) {
-            bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
-        }
+        TopK::check_plan(gpu, k, q, per_tile)?;
         let out_len = q * k;
-        if (out_len * 4) as u64 > gpu.limits.max_buffer_size {
-            bail!(
-                "top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size",
-                (out_len * 4) >> 20
-            );
-        }
         let exclude = exclude.normalized();
         let query_rows = gpu.upload("brute_force queries", queries);
         let cand_rows = gpu.upload("brute_force candidates", candidates);

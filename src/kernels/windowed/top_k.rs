@@ -77,9 +77,7 @@ impl<'g> BruteForce<'g> {
     ) -> Result<Self> {
         let (q, c) = (queries.len(), candidates.len());
         exclude.check(k, MAX_K, q, c)?;
-        if per_tile == 0 || !per_tile.is_multiple_of(64) {
-            bail!("queries per tile must be a positive multiple of 64, got {per_tile}");
-        }
+        TopK::check_plan(gpu, k, q, per_tile)?;
         let dim4 = (dim / 4) as u32;
         let tile = per_tile.min(q);
         gpu.check_binding(
@@ -87,12 +85,6 @@ impl<'g> BruteForce<'g> {
             (tile * k * 8) as u64,
         )?;
         let out_len = q * k;
-        if (out_len * 4) as u64 > gpu.limits.max_buffer_size {
-            bail!(
-                "top-{k} of {q} queries needs {} MiB per output, more than the adapter's max_buffer_size",
-                (out_len * 4) >> 20
-            );
-        }
         // The candidates by embedding norm, largest first (see the shader): position j holds candidate
         // order[j]; the exclusions become ascending positions.
         let table: Vec<f32> = gpu
