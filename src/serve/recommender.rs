@@ -18,7 +18,6 @@ pub struct Query {
 
 pub struct Recommender<'g> {
     gpu: &'g Gpu,
-    family: Family,
     kernels: Compiled,
     model: GpuModel,
     /// Every title row but the OOV row 0 (which is not a movie): candidate i is title row i + 1.
@@ -35,7 +34,6 @@ impl<'g> Recommender<'g> {
         let model = ck.to_gpu(gpu)?;
         Ok(Self {
             gpu,
-            family,
             kernels,
             model,
             candidates: (1..ck.cfg.movies as u32).collect(),
@@ -50,7 +48,11 @@ impl<'g> Recommender<'g> {
         let kernels = if ck.cfg.embedding_dim == self.ck.cfg.embedding_dim {
             None
         } else {
-            Some(Compiled::new(self.gpu, ck.cfg.embedding_dim, self.family)?)
+            Some(Compiled::new(
+                self.gpu,
+                ck.cfg.embedding_dim,
+                self.family(),
+            )?)
         };
         self.model = ck.to_gpu(self.gpu)?;
         if let Some(k) = kernels {
@@ -67,7 +69,7 @@ impl<'g> Recommender<'g> {
 
     /// The kernel family that ranks and predicts.
     pub fn family(&self) -> Family {
-        self.family
+        self.kernels.ops().family()
     }
 
     /// How many movies can be recommended: every title but the OOV row.
