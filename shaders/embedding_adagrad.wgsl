@@ -3,6 +3,8 @@
 // the MLP input gradients of its batch rows, summed in a fixed order through a CSR list (deterministic; no
 // float atomics). Each table row appears once per batch, so the update needs no synchronisation.
 // An optional L2 penalty (l2 / 2) |row|^2 on the rows the batch touched adds l2 * row to the gradient.
+// With grad_out the rows are a feature tower's outputs: the gradient of distinct row a is written to row a
+// of `table` (bound to the tower's (n, D) gradient) and the tower's backward takes it from there.
 
 struct Params {
     n: u32,          // distinct rows
@@ -14,7 +16,7 @@ struct Params {
     learning_rate: f32,
     epsilon: f32,
     l2: f32,         // 0: no penalty (the tutorial)
-    _pad0: u32,
+    grad_out: u32,   // write the gradient instead of updating (accum unused)
     _pad1: u32,
     _pad2: u32,
 }
@@ -44,6 +46,10 @@ fn embedding_adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         for (var r = offsets[a]; r < offsets[a + 1u]; r++) {
             g += dx[rows[r] * p.dx_stride4 + p.dx_offset4 + d];
         }
+    }
+    if p.grad_out != 0u {
+        table[a * p.dim4 + d] = g;
+        return;
     }
     let e = table_rows[a] * p.dim4 + d;
     let w = table[e];

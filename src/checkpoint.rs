@@ -636,6 +636,7 @@ impl Checkpoint {
                     user_emb: f32s("user_embedding"),
                     movie_emb: f32s("movie_embedding"),
                     mlp: mlp(""),
+                    towers: Vec::new(),
                 },
                 accumulators: Accumulators {
                     user_emb: f32s("adagrad/user_embedding"),

@@ -621,7 +621,7 @@ fn adagrad_dense_hand_computed_step() {
 #[test]
 fn pooled_gather_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let k = kernels(gpu, 12);
+    let k = wgrec::kernels::tower::Kernels::new(gpu).unwrap();
     let mut rng = SplitMix64::new(10);
     // (output rows, field width D, output stride, output offset, entities, vocabulary)
     for (rows, dim, stride, offset, entities, vocab) in [
@@ -691,7 +691,7 @@ fn pooled_gather_matches_cpu() {
 #[test]
 fn pooled_gather_backward_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let k = kernels(gpu, 12);
+    let k = wgrec::kernels::tower::Kernels::new(gpu).unwrap();
     let mut rng = SplitMix64::new(11);
     for (rows, dim, stride, offset, entities, vocab) in
         [(1037, 12, 40, 16, 301, 257), (70, 8, 8, 0, 5, 3)]
@@ -753,6 +753,54 @@ fn pooled_gather_backward_matches_cpu() {
             &with_tail(&want),
             1e-6,
             1e-5,
+        );
+    }
+}
+
+/// scatter_rows (a tower's output rows into its table) over rows spanning several workgroups, in an
+/// order that is not the table's: the rows it names get y, every other row of the NaN table stays NaN.
+#[test]
+fn scatter_rows_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let k = wgrec::kernels::tower::Kernels::new(gpu).unwrap();
+    let mut rng = SplitMix64::new(12);
+    for (table_rows, n, dim) in [(1700, 1037, 12), (9, 3, 4), (70, 70, 32)] {
+        let mut rows: Vec<u32> = (0..table_rows as u32).collect();
+        rng.shuffle(&mut rows);
+        rows.truncate(n);
+        let y = uniform(&mut rng, n * dim, -1.0, 1.0);
+        let table = nans(gpu, "table", table_rows * dim + TAIL);
+        let bufs = [gpu.upload("y", &y), gpu.upload("rows", &rows)];
+        let p = ScatterRowsParams {
+            n: n as u32,
+            dim4: (dim / 4) as u32,
+            _pad: [0; 2],
+        };
+        let l = Launch::new(
+            gpu,
+            &k.scatter_rows,
+            "scatter_rows",
+            ScatterRowsBindings {
+                y: whole(&bufs[0]),
+                rows: whole(&bufs[1]),
+                table: whole(&table),
+            },
+            &p,
+        );
+        run(gpu, &[(&l, p.n * p.dim4)]);
+        let mut want = vec![f32::NAN; table_rows * dim + TAIL];
+        cpu::scatter_rows(&y, &rows, dim, &mut want);
+        let got = read_f32(gpu, &table, want.len());
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| g.is_nan() == w.is_nan()),
+            "scatter_rows wrote outside its rows (table {table_rows}, n {n}, D {dim})"
+        );
+        assert_close(
+            &format!("scatter_rows table {table_rows} n {n} D {dim}"),
+            &got,
+            &want,
+            0.0,
+            0.0,
         );
     }
 }
@@ -1255,7 +1303,8 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
             learning_rate: 0.1,
             epsilon: EPSILON,
             l2,
-            _pad: [0; 3],
+            grad_out: 0,
+            _pad: [0; 2],
         };
         // A term that is switched off is bound to NaNs: reading it would poison the update.
         let l = Launch::new(
@@ -1318,6 +1367,51 @@ fn embedding_adagrad_matches_cpu_for_every_task_mix() {
                 what("accum")
             );
         }
+        // grad_out (a feature tower's rows): the summed gradient of distinct row a lands in row a of
+        // `table`, the L2 term left to the tower, and the accumulator is never read or written.
+        let (gb, nan_acc) = (nans(gpu, "gradient", n * dim + 64), nans(gpu, "accum", 64));
+        let po = EmbeddingAdagradParams {
+            grad_out: 1,
+            l2: 0.0,
+            ..p
+        };
+        let l = Launch::new(
+            gpu,
+            &k.embedding_adagrad,
+            "embedding_adagrad (grad_out)",
+            EmbeddingAdagradBindings {
+                grad_dense: whole(if use_dense { &gdb } else { &nan_dense }),
+                dx: whole(if use_rows { &dxb } else { &nan_dx }),
+                offsets: whole(&offb),
+                rows: whole(&rowsb),
+                table_rows: whole(&trb),
+                table: whole(&gb),
+                accum: whole(&nan_acc),
+            },
+            &po,
+        );
+        run(gpu, &[(&l, po.n * po.dim4)]);
+        let mut want_g = cpu::embedding_row_gradients(
+            use_dense.then_some(grad_dense.as_slice()),
+            use_rows.then_some((dx.as_slice(), 2 * dim, offset)),
+            &d.offsets,
+            &d.rows,
+            n,
+            dim,
+        );
+        want_g.extend([f32::NAN; 64]);
+        assert_close(
+            &what("grad_out"),
+            &read_f32(gpu, &gb, n * dim + 64),
+            &want_g,
+            1e-7,
+            1e-5,
+        );
+        assert!(
+            read_f32(gpu, &nan_acc, 64).iter().all(|v| v.is_nan()),
+            "{}",
+            what("grad_out accum")
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 // distinct row a is its P retrieval partials (retrieval_grads_gpu), added in part order, plus the MLP input
 // gradients dx of its batch rows, added in the fixed order of its CSR list (deterministic; no float
 // atomics), plus the optional L2 term l2 * row. Each table row appears once per batch, so the update needs
-// no synchronisation. One invocation per vec4 of a distinct row.
+// no synchronisation. One invocation per vec4 of a distinct row. With grad_out the rows are a feature
+// tower's outputs: the gradient is written to row a of `table` (the tower's (n, D) gradient) instead.
 
 struct Params {
     n: u32,          // distinct rows
@@ -18,7 +19,7 @@ struct Params {
     rows_at: u32,    // `batch` fields (PackedBatch) of this side: table row of each distinct row,
     offsets_at: u32, // CSR offsets (n + 1,)
     list_at: u32,    // and the batch rows grouped by distinct row
-    _pad0: u32,
+    grad_out: u32,   // write the gradient instead of updating (accum unused)
     _pad1: u32,
     _pad2: u32,
 }
@@ -48,6 +49,10 @@ fn embedding_adagrad_gpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         for (var r = batch[p.offsets_at + a]; r < batch[p.offsets_at + a + 1u]; r++) {
             g += dx[batch[p.list_at + r] * p.dx_stride4 + p.dx_offset4 + d];
         }
+    }
+    if p.grad_out != 0u {
+        table[a * p.dim4 + d] = g;
+        return;
     }
     let e = batch[p.rows_at + a] * p.dim4 + d;
     let w = table[e];

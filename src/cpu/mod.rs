@@ -4,6 +4,7 @@
 
 pub mod gpu_family;
 pub mod reference;
+pub mod tower;
 
 /// out[i, off..off + D] = table[idx[i]] for an output of row length `out_stride`.
 pub fn embedding_gather(
@@ -240,6 +241,13 @@ pub fn pooled_gather_backward(
     out
 }
 
+/// table[rows[i]] = y[i] for rows of width `dim` (shaders/scatter_rows.wgsl).
+pub fn scatter_rows(y: &[f32], rows: &[u32], dim: usize, table: &mut [f32]) {
+    for (i, &r) in rows.iter().enumerate() {
+        table[r as usize * dim..][..dim].copy_from_slice(&y[i * dim..][..dim]);
+    }
+}
+
 /// `x *= scale` in place (shaders/scale_rows.wgsl): the distinct user rows divided by --temperature.
 pub fn scale_rows(x: &mut [f32], scale: f32) {
     for v in x {
@@ -468,8 +476,35 @@ pub fn retrieval_loss_direct_corrected(
     (loss, du, dm)
 }
 
-/// Sparse Adagrad on the distinct rows (`embedding_adagrad`): gradient = grad_dense[a] (if given) plus the
-/// dx rows of a (if given, columns `dx_offset..dx_offset + D` of a row of length `dx_stride`).
+/// The gradient of each of `n` distinct rows as `embedding_adagrad` sums it: grad_dense[a] (if given)
+/// plus the dx rows of a (if given, columns `dx_offset..dx_offset + D` of a row of length `dx_stride`);
+/// what the kernel writes with `grad_out` for a feature tower. Returns (n, D).
+pub fn embedding_row_gradients(
+    grad_dense: Option<&[f32]>,
+    dx: Option<(&[f32], usize, usize)>,
+    offsets: &[u32],
+    rows: &[u32],
+    n: usize,
+    dim: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; n * dim];
+    for (a, g) in out.chunks_mut(dim).enumerate() {
+        if let Some(gd) = grad_dense {
+            g.copy_from_slice(&gd[a * dim..][..dim]);
+        }
+        if let Some((dx, stride, off)) = dx {
+            for &r in &rows[offsets[a] as usize..offsets[a + 1] as usize] {
+                for d in 0..dim {
+                    g[d] += dx[r as usize * stride + off + d];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sparse Adagrad on the distinct rows (`embedding_adagrad`): each row's gradient as
+/// [`embedding_row_gradients`] sums it, plus the L2 term.
 #[allow(clippy::too_many_arguments)]
 pub fn embedding_adagrad(
     grad_dense: Option<&[f32]>,
@@ -484,18 +519,9 @@ pub fn embedding_adagrad(
     eps: f32,
     l2: f32,
 ) {
-    for (a, &row) in table_rows.iter().enumerate() {
-        let mut g = vec![0.0f32; dim];
-        if let Some(gd) = grad_dense {
-            g.copy_from_slice(&gd[a * dim..][..dim]);
-        }
-        if let Some((dx, stride, off)) = dx {
-            for &r in &rows[offsets[a] as usize..offsets[a + 1] as usize] {
-                for d in 0..dim {
-                    g[d] += dx[r as usize * stride + off + d];
-                }
-            }
-        }
+    let grads = embedding_row_gradients(grad_dense, dx, offsets, rows, table_rows.len(), dim);
+    for (&row, g) in table_rows.iter().zip(grads.chunks(dim)) {
+        let mut g = g.to_vec();
         let at = row as usize * dim;
         if l2 != 0.0 {
             for d in 0..dim {

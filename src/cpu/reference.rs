@@ -5,6 +5,7 @@
 use super::*;
 use crate::data::batches::Batch;
 use crate::model::gpu::{EPSILON, INITIAL_ACCUMULATOR};
+use crate::model::tower::Towers;
 use crate::model::{ModelConfig, Params};
 use crate::options::TrainOptions;
 
@@ -15,6 +16,9 @@ pub struct CpuModel {
     pub user_acc: Vec<f32>,
     pub movie_acc: Vec<f32>,
     pub mlp_acc: Vec<f32>,
+    /// Feature towers (their parameters in `params.towers`) and their Adagrad state.
+    pub towers: Towers,
+    pub tower_acc: Vec<f32>,
 }
 
 /// The rating model's activations on one batch: x = concat(user, movie), both hidden layers, the head.
@@ -52,7 +56,38 @@ impl CpuModel {
             user_acc: vec![INITIAL_ACCUMULATOR; params.user_emb.len()],
             movie_acc: vec![INITIAL_ACCUMULATOR; params.movie_emb.len()],
             mlp_acc: vec![INITIAL_ACCUMULATOR; params.mlp.len()],
+            tower_acc: vec![INITIAL_ACCUMULATOR; params.towers.len()],
+            towers: Towers::default(),
             params,
+        }
+    }
+
+    /// A model whose sides with a tower in `towers` compute their rows from `params.towers`.
+    pub fn with_towers(cfg: ModelConfig, params: Params, towers: Towers) -> Self {
+        Self {
+            towers,
+            ..Self::new(cfg, params)
+        }
+    }
+
+    /// Side i's (offset, len) in `params.towers`.
+    fn tower_span(&self, side: usize) -> (usize, usize) {
+        let lens = self.towers.lens();
+        (if side == 0 { 0 } else { lens[0] }, lens[side])
+    }
+
+    /// Every row of the towers' tables from their parameters (what the GPU does after each epoch).
+    pub fn materialize(&mut self) {
+        let d = self.cfg.embedding_dim;
+        for (side, t) in self.towers.clone().sides() {
+            let (at, len) = self.tower_span(side);
+            let rows: Vec<u32> = (0..t.entities() as u32).collect();
+            let f = super::tower::forward(t, &self.params.towers[at..at + len], &rows);
+            let table = match side {
+                0 => &mut self.params.user_emb,
+                _ => &mut self.params.movie_emb,
+            };
+            table[..rows.len() * d].copy_from_slice(f.output());
         }
     }
 
@@ -60,6 +95,22 @@ impl CpuModel {
     pub fn step(&mut self, b: &Batch, o: &TrainOptions) -> f64 {
         let (c, l) = (self.cfg, self.cfg.layout());
         let (d, rows, lr) = (c.embedding_dim, b.rows(), o.learning_rate);
+        // Feature towers first: the batch's distinct rows of their tables from the towers.
+        let towers = self.towers.clone();
+        let mut tower_fwd = Vec::new();
+        for (side, t) in towers.sides() {
+            let (at, len) = self.tower_span(side);
+            let entity = [&b.users, &b.movies][side].table_rows.clone();
+            let f = super::tower::forward(t, &self.params.towers[at..at + len], &entity);
+            let table = match side {
+                0 => &mut self.params.user_emb,
+                _ => &mut self.params.movie_emb,
+            };
+            for (i, &e) in entity.iter().enumerate() {
+                table[e as usize * d..][..d].copy_from_slice(&f.output()[i * d..][..d]);
+            }
+            tower_fwd.push((side, entity, f));
+        }
         let p = &mut self.params;
         // Rating task: forward, backward, Adagrad on the MLP.
         let scale = 2.0 * o.rating_weight / rows as f32;
@@ -154,32 +205,44 @@ impl CpuModel {
         let l2 = o.tweaks.embedding_l2;
         // --embedding-learning-rate 0 freezes the tables and their accumulators (no update at all).
         if !o.embeddings_frozen() {
-            embedding_adagrad(
-                Some(&users.grad_user),
-                Some((&dx, 2 * d, 0)),
-                &us.offsets,
-                &us.rows,
-                &us.table_rows,
-                &mut p.user_emb,
-                &mut self.user_acc,
-                d,
-                elr,
-                EPSILON,
-                l2,
-            );
-            embedding_adagrad(
-                Some(&grad_movie),
-                Some((&dx, 2 * d, d)),
-                &ms.offsets,
-                &ms.rows,
-                &ms.table_rows,
-                &mut p.movie_emb,
-                &mut self.movie_acc,
-                d,
-                elr,
-                EPSILON,
-                l2,
-            );
+            let sides = [
+                (&users.grad_user, 0, us, &mut p.user_emb, &mut self.user_acc),
+                (&grad_movie, d, ms, &mut p.movie_emb, &mut self.movie_acc),
+            ];
+            let (rating, retrieval) = (o.rating_on(), o.retrieval_on());
+            for (side, (grad, off, ids, table, acc)) in sides.into_iter().enumerate() {
+                let dense = retrieval.then_some(grad.as_slice());
+                let dx = rating.then_some((dx.as_slice(), 2 * d, off));
+                let Some((_, entity, fwd)) = tower_fwd.iter().find(|(s, ..)| *s == side) else {
+                    embedding_adagrad(
+                        dense,
+                        dx,
+                        &ids.offsets,
+                        &ids.rows,
+                        &ids.table_rows,
+                        table,
+                        acc,
+                        d,
+                        elr,
+                        EPSILON,
+                        l2,
+                    );
+                    continue;
+                };
+                // A tower side: the rows' gradient goes back through the tower into its Adagrad.
+                let dy = embedding_row_gradients(dense, dx, &ids.offsets, &ids.rows, ids.len(), d);
+                let t = [&towers.user, &towers.movie][side]
+                    .as_ref()
+                    .expect("tower side");
+                let (at, len) = {
+                    let lens = towers.lens();
+                    (if side == 0 { 0 } else { lens[0] }, lens[side])
+                };
+                let tp = &mut p.towers[at..at + len];
+                let g = super::tower::backward(t, tp, entity, fwd, &dy);
+                let ta = &mut self.tower_acc[at..at + len];
+                super::tower::apply(t, tp, ta, &g, lr, elr, l2);
+            }
         }
         let sq: f64 = head.sq_err.iter().map(|&v| v as f64).sum();
         let ret: f64 = users.loss.iter().map(|&v| v as f64).sum();

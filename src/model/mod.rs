@@ -4,6 +4,7 @@
 use crate::data::SplitMix64;
 
 pub mod gpu;
+pub mod tower;
 
 /// Shapes of the model. U and M count the out-of-vocabulary row 0.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -87,6 +88,9 @@ pub struct Params {
     pub user_emb: Vec<f32>,  // (U, D)
     pub movie_emb: Vec<f32>, // (M, D)
     pub mlp: Vec<f32>,       // (L,) laid out by MlpLayout
+    /// The feature towers' flat vectors, users' then movies' (`tower::Towers`); empty without towers,
+    /// and then the tables are the model. With towers the tables hold the towers' outputs.
+    pub towers: Vec<f32>,
 }
 
 /// Uniform in [lo, hi) from the top 24 bits of SplitMix64.
@@ -117,6 +121,7 @@ impl Params {
             user_emb,
             movie_emb,
             mlp,
+            towers: Vec::new(),
         }
     }
 }

@@ -87,7 +87,12 @@ impl Average {
 
     pub fn add(&mut self, p: &Params) {
         let shape = (p.user_emb.len(), p.movie_emb.len(), p.mlp.len());
-        let all = p.user_emb.iter().chain(&p.movie_emb).chain(&p.mlp);
+        let all = p
+            .user_emb
+            .iter()
+            .chain(&p.movie_emb)
+            .chain(&p.mlp)
+            .chain(&p.towers);
         if self.count == 0 {
             self.shape = shape;
             self.sum = all.map(|&v| v as f64).collect();
@@ -108,11 +113,13 @@ impl Average {
         assert!(self.count > 0, "no parameters averaged yet");
         let n = self.count as f64;
         let v: Vec<f32> = self.sum.iter().map(|&s| (s / n) as f32).collect();
-        let (u, m, _) = self.shape;
+        let (u, m, l) = self.shape;
+        // With towers the averaged tables are stale: setting these parameters recomputes them.
         Params {
             user_emb: v[..u].to_vec(),
             movie_emb: v[u..u + m].to_vec(),
-            mlp: v[u + m..].to_vec(),
+            mlp: v[u + m..u + m + l].to_vec(),
+            towers: v[u + m + l..].to_vec(),
         }
     }
 }
@@ -262,6 +269,7 @@ mod tests {
             user_emb: vec![x; 2],
             movie_emb: vec![2.0 * x; 3],
             mlp: vec![-x; 4],
+            towers: vec![3.0 * x; 5],
         };
         let mut a = Average::new();
         a.add(&p(1.0));

@@ -8,6 +8,7 @@ use crate::gpu::launch::Pass;
 use crate::gpu::profile::Profiler;
 use crate::gpu::Gpu;
 use crate::kernels::gpu::GpuStep;
+use crate::kernels::tower::TowerStep;
 use crate::kernels::windowed::step::WindowedStep;
 use crate::kernels::windowed::Kernels;
 use crate::kernels::Ops;
@@ -56,6 +57,14 @@ pub struct Trainer<'g> {
     losses: wgpu::Buffer,
     epochs_done: usize,
     profiler: Option<&'g Profiler>,
+    /// With feature towers: their share of each step, and the epoch's user and movie columns in batch
+    /// order (the host plans each batch's pooled backward from them).
+    towers: Option<(TowerStep, [Vec<u32>; 2])>,
+}
+
+/// The user and movie columns of `train` in the order `perm`.
+fn ordered_ids(train: &Ratings, perm: &[u32]) -> [Vec<u32>; 2] {
+    [&train.user, &train.movie].map(|c| perm.iter().map(|&i| c[i as usize]).collect())
 }
 
 impl<'g> Trainer<'g> {
@@ -89,15 +98,34 @@ impl<'g> Trainer<'g> {
         let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, unit)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let losses = gpu.buffer("losses", 2 * store.batches.len());
+        let towers = match &model.towers {
+            Some(t) => Some((
+                TowerStep::new(
+                    gpu,
+                    t,
+                    [&ids.users, &ids.movies],
+                    [&model.user_emb, &model.movie_emb],
+                    cap,
+                    opts,
+                )?,
+                ordered_ids(train, &perm),
+            )),
+            None => None,
+        };
+        let rows_out = towers
+            .as_ref()
+            .map_or([None, None], |(t, _)| t.row_gradients());
         let step = match ops {
             Ops::Windowed(kernels) => Step::Windowed(Box::new(WindowedStep::new(
-                gpu, kernels, &model, &ids, cap, opts, &losses,
+                gpu, kernels, &model, &ids, cap, opts, &losses, rows_out,
             )?)),
             Ops::Gpu(_) if opts.tweaks.remove_accidental_hits => bail!(
                 "--remove-accidental-hits is implemented in the windowed kernel family only; train \
                  with --kernels windowed"
             ),
-            Ops::Gpu(k) => Step::Gpu(Box::new(GpuStep::new(gpu, k, &model, cap, opts, &losses)?)),
+            Ops::Gpu(k) => Step::Gpu(Box::new(GpuStep::with_towers(
+                gpu, k, &model, cap, opts, &losses, rows_out,
+            )?)),
         };
         Ok(Self {
             gpu,
@@ -111,6 +139,7 @@ impl<'g> Trainer<'g> {
             losses,
             epochs_done: 0,
             profiler: None,
+            towers,
         })
     }
 
@@ -148,6 +177,15 @@ impl<'g> Trainer<'g> {
     /// Encodes and submits one training step on batch `b`.
     fn step(&self, b: usize) -> Result<()> {
         let (gpu, s) = (self.gpu, self.store.batches[b]);
+        let towers = match (&self.towers, &self.model.towers) {
+            (Some((step, [users, movies])), Some(model)) => {
+                let r = b * self.opts.batch_size..(b * self.opts.batch_size + s.rows);
+                let batch = TowerStep::batch(model, &users[r.clone()], &movies[r]);
+                step.set(gpu, model, &batch);
+                Some((step, model, batch))
+            }
+            _ => None,
+        };
         match &self.step {
             Step::Windowed(step) => step.set(gpu, &s, b),
             Step::Gpu(step) => step.set(gpu, &s, b),
@@ -163,9 +201,15 @@ impl<'g> Trainer<'g> {
         }
         {
             let mut pass = Pass::begin(&mut enc, "train step", self.profiler);
+            if let Some((t, model, batch)) = &towers {
+                t.encode_forward(&mut pass, model, batch);
+            }
             match &self.step {
                 Step::Windowed(step) => step.encode(&mut pass, &s),
                 Step::Gpu(step) => step.encode(&mut pass, &s),
+            }
+            if let Some((t, model, batch)) = &towers {
+                t.encode_backward(&mut pass, model, batch);
             }
         }
         crate::gpu::profile::submit(gpu, enc, self.profiler)
@@ -200,6 +244,9 @@ impl<'g> Trainer<'g> {
             let perm = permutation(train.len(), &mut self.rng);
             self.store
                 .rewrite(self.gpu, "train batches", train, &perm)?;
+            if let Some((_, ids)) = &mut self.towers {
+                *ids = ordered_ids(train, &perm);
+            }
         }
         let n = self.batches();
         let (mut weighted, mut rows) = (0.0, 0.0);
@@ -222,6 +269,8 @@ impl<'g> Trainer<'g> {
             }
         }
         self.gpu.wait()?;
+        // Every row of the towers' tables from the epoch's last parameters, for evaluation and reads.
+        self.model.materialize(self.gpu)?;
         self.epochs_done += 1;
         let loss = weighted / rows;
         if !loss.is_finite() {

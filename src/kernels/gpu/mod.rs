@@ -60,7 +60,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("brute_force_top_k_gpu", shader!("brute_force_top_k_gpu")),
 ];
 
-fn source(name: &str) -> &'static str {
+pub(crate) fn source(name: &str) -> &'static str {
     SHADERS
         .iter()
         .chain(crate::kernels::windowed::SHADERS)
@@ -267,7 +267,7 @@ pub struct Kernels {
 }
 
 /// The shader's pipeline with override constants; the shared kernels' sources are the windowed family's.
-fn compile<S: Shader>(gpu: &Gpu, constants: &[(&str, f64)]) -> Result<Kernel<S>> {
+pub(crate) fn compile<S: Shader>(gpu: &Gpu, constants: &[(&str, f64)]) -> Result<Kernel<S>> {
     Kernel::new(gpu, source(S::NAME), constants, crate::kernels::cost)
 }
 
@@ -597,7 +597,9 @@ pub struct EmbeddingAdagradParams {
     pub rows_at: u32,
     pub offsets_at: u32,
     pub list_at: u32,
-    pub _pad: [u32; 3],
+    /// Write each row's gradient into `table` (a feature tower's) instead of updating.
+    pub grad_out: u32,
+    pub _pad: [u32; 2],
 }
 
 /// What one side's embedding_adagrad_gpu does with its gradient sources.
@@ -631,7 +633,8 @@ impl EmbeddingAdagradParams {
             rows_at: d.table_rows,
             offsets_at: d.offsets,
             list_at: d.rows,
-            _pad: [0; 3],
+            grad_out: 0,
+            _pad: [0; 2],
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct GpuStep {
     pub batch: PackedBatch,
     pub buffers: StepBuffers,
     launches: Launches,
+    /// Per side (users, movies): the table holds a feature tower's outputs, so the update writes each
+    /// row's gradient for the tower instead.
+    grad_out: [bool; 2],
 }
 
 impl GpuStep {
@@ -74,6 +77,28 @@ impl GpuStep {
         Self::with_split_rows(gpu, k, model, capacity, opts, losses, SPLIT_ROWS)
     }
 
+    /// As `new`, writing the rows' gradients of a side with a feature tower into `row_gradients[side]`.
+    pub fn with_towers(
+        gpu: &Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        capacity: usize,
+        opts: &TrainOptions,
+        losses: &wgpu::Buffer,
+        row_gradients: [Option<&wgpu::Buffer>; 2],
+    ) -> Result<Self> {
+        Self::build(
+            gpu,
+            k,
+            model,
+            capacity,
+            opts,
+            losses,
+            SPLIT_ROWS,
+            row_gradients,
+        )
+    }
+
     /// As `new` with `split_rows` rows per weight-gradient split (a multiple of 16; tests use small ones).
     pub fn with_split_rows(
         gpu: &Gpu,
@@ -83,6 +108,29 @@ impl GpuStep {
         opts: &TrainOptions,
         losses: &wgpu::Buffer,
         split_rows: usize,
+    ) -> Result<Self> {
+        Self::build(
+            gpu,
+            k,
+            model,
+            capacity,
+            opts,
+            losses,
+            split_rows,
+            [None, None],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        gpu: &Gpu,
+        k: &Kernels,
+        model: &GpuModel,
+        capacity: usize,
+        opts: &TrainOptions,
+        losses: &wgpu::Buffer,
+        split_rows: usize,
+        row_gradients: [Option<&wgpu::Buffer>; 2],
     ) -> Result<Self> {
         opts.validate()?;
         let (cfg, l) = (model.cfg, model.layout);
@@ -125,6 +173,7 @@ impl GpuStep {
         let t = &buffers;
         let tables = (&model.user_emb, &model.movie_emb);
         let m = &model.mlp;
+        let unused = gpu.buffer("unused", 4);
         let launches = Launches {
             layer1: dense_gather_forward(
                 gpu,
@@ -243,8 +292,8 @@ impl GpuStep {
                 &t.grad_user,
                 &t.dx,
                 &batch,
-                &model.user_emb,
-                &model.user_acc,
+                row_gradients[0].unwrap_or(&model.user_emb),
+                row_gradients[0].map_or(&model.user_acc, |_| &unused),
             ),
             movie_update: embedding_adagrad(
                 gpu,
@@ -253,8 +302,8 @@ impl GpuStep {
                 &t.grad_movie,
                 &t.dx,
                 &batch,
-                &model.movie_emb,
-                &model.movie_acc,
+                row_gradients[1].unwrap_or(&model.movie_emb),
+                row_gradients[1].map_or(&model.movie_acc, |_| &unused),
             ),
         };
         Ok(Self {
@@ -266,6 +315,7 @@ impl GpuStep {
             batch,
             buffers,
             launches,
+            grad_out: row_gradients.map(|g| g.is_some()),
         })
     }
 
@@ -320,10 +370,20 @@ impl GpuStep {
             epsilon: EPSILON,
             l2: o.tweaks.embedding_l2,
         };
-        ls.user_update
-            .set(gpu, &EmbeddingAdagradParams::new(s.users, d, false, u, bl));
-        ls.movie_update
-            .set(gpu, &EmbeddingAdagradParams::new(s.movies, d, true, u, bl));
+        // A side with a tower gets its rows' gradients; the tower applies the penalty to its own tables.
+        let p = |n: usize, movies: bool| {
+            let p = EmbeddingAdagradParams::new(n, d, movies, u, bl);
+            match self.grad_out[movies as usize] {
+                true => EmbeddingAdagradParams {
+                    grad_out: 1,
+                    l2: 0.0,
+                    ..p
+                },
+                false => p,
+            }
+        };
+        ls.user_update.set(gpu, &p(s.users, false));
+        ls.movie_update.set(gpu, &p(s.movies, true));
     }
 
     /// Sets the forward pass alone, as evaluation runs it: predictions and the squared-error sum into

@@ -47,6 +47,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("scale_rows", shader!("scale_rows")),
     ("pooled_gather", shader!("pooled_gather")),
     ("pooled_gather_backward", shader!("pooled_gather_backward")),
+    ("scatter_rows", shader!("scatter_rows")),
     ("candidate_scores", shader!("candidate_scores")),
     ("pair_ranks", shader!("pair_ranks")),
     ("brute_force_top_k", shader!("brute_force_top_k")),
@@ -77,6 +78,15 @@ pub struct PooledGatherBackwardParams {
     pub dim4: u32,
     pub in_stride4: u32,
     pub in_offset4: u32,
+}
+
+/// The uniform of `scatter_rows`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ScatterRowsParams {
+    pub n: u32,
+    pub dim4: u32,
+    pub _pad: [u32; 2],
 }
 
 /// The uniform of `scale_rows` (--temperature).
@@ -322,7 +332,9 @@ pub struct EmbeddingAdagradParams {
     pub epsilon: f32,
     /// L2 penalty (l2 / 2) |row|^2 on the touched rows; 0 in the tutorial.
     pub l2: f32,
-    pub _pad: [u32; 3],
+    /// Write each row's gradient into `table` (a feature tower's) instead of updating.
+    pub grad_out: u32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -522,6 +534,8 @@ crate::gpu::shader::shaders! {
     /// The feature rows' gradient of pooled_gather over a batch's distinct feature rows.
     PooledGatherBackward = "pooled_gather_backward" (PooledGatherBackwardParams)
         PooledGatherBackwardBindings { dout, pair_offsets, pair_rows, pair_weights, dfeature }
+    /// table[rows[i]] = y[i]: a feature tower's output rows into the table the tasks read.
+    ScatterRows = "scatter_rows" (ScatterRowsParams) ScatterRowsBindings { y, rows, table }
     /// Scores of the queries against one window of candidates.
     CandidateScores = "candidate_scores" (CandidateScoresParams)
         CandidateScoresBindings { query, candidate_win, scores }
@@ -551,10 +565,6 @@ pub struct Kernels {
     pub retrieval_softmax_movies: Kernel<RetrievalSoftmaxMovies>,
     pub embedding_adagrad: Kernel<EmbeddingAdagrad>,
     pub scale_rows: Kernel<ScaleRows>,
-    /// Mean-pooled multi-hot lookup of feature towers; not used by training yet.
-    pub pooled_gather: Kernel<PooledGather>,
-    /// Its backward over a batch's distinct feature rows; not used yet.
-    pub pooled_gather_backward: Kernel<PooledGatherBackward>,
     pub candidate_scores: Kernel<CandidateScores>,
     pub pair_ranks: Kernel<PairRanks>,
     pub brute_force_top_k: Kernel<BruteForceTopK>,
@@ -590,8 +600,6 @@ impl Kernels {
             retrieval_softmax_movies: compile(gpu, &d4)?,
             embedding_adagrad: compile(gpu, &[])?,
             scale_rows: compile(gpu, &[])?,
-            pooled_gather: compile(gpu, &[])?,
-            pooled_gather_backward: compile(gpu, &[])?,
             candidate_scores: compile(gpu, &d4)?,
             pair_ranks: compile(gpu, &[])?,
             brute_force_top_k: compile(gpu, &d4)?,

@@ -38,9 +38,14 @@ pub struct WindowedStep {
     /// Rows per split of the weight gradients (adagrad_dense adds the splits up).
     split_rows: usize,
     retrieval_window_rows: usize,
+    /// Per side (users, movies): the table holds a feature tower's outputs, so the update writes each
+    /// row's gradient for the tower instead.
+    grad_out: [bool; 2],
 }
 
 impl WindowedStep {
+    /// `row_gradients[side]`: where a side with a feature tower gets its rows' gradients.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
         kernels: &Kernels,
@@ -49,6 +54,7 @@ impl WindowedStep {
         cap: usize,
         opts: &TrainOptions,
         losses: &wgpu::Buffer,
+        row_gradients: [Option<&wgpu::Buffer>; 2],
     ) -> Result<Self> {
         let cfg = model.cfg;
         let l = model.layout;
@@ -78,7 +84,13 @@ impl WindowedStep {
         let m = &model.mlp;
         let k = kernels;
         let window_rows_ret = retrieval_window_rows(cfg.embedding_dim);
-        // One table's update: the retrieval gradient of its distinct rows plus its half of dx.
+        // One table's update: the retrieval gradient of its distinct rows plus its half of dx; into the
+        // tower's gradient when the side has one (accum unused then).
+        let unused = gpu.buffer("unused", 4);
+        let target = |side: usize, table, accum| match row_gradients[side] {
+            Some(dy) => (dy, &unused),
+            None => (table, accum),
+        };
         let update = |label, grad_dense: &wgpu::Buffer, ids: &DistinctBuffers, (table, accum)| {
             let b = EmbeddingAdagradBindings {
                 grad_dense: whole(grad_dense),
@@ -206,13 +218,13 @@ impl WindowedStep {
                 "embedding_adagrad (users)",
                 &ret.grad_user,
                 &ids.users,
-                (&model.user_emb, &model.user_acc),
+                target(0, &model.user_emb, &model.user_acc),
             ),
             movie_update: update(
                 "embedding_adagrad (movies)",
                 &ret.grad_movie,
                 &ids.movies,
-                (&model.movie_emb, &model.movie_acc),
+                target(1, &model.movie_emb, &model.movie_acc),
             ),
         };
         Ok(Self {
@@ -224,6 +236,7 @@ impl WindowedStep {
             backward,
             split_rows,
             retrieval_window_rows: window_rows_ret,
+            grad_out: row_gradients.map(|g| g.is_some()),
         })
     }
 
@@ -302,7 +315,7 @@ impl WindowedStep {
                 );
             }
         }
-        let update = |n: usize, off: u32| EmbeddingAdagradParams {
+        let update = |n: usize, off: u32, grad_out: bool| EmbeddingAdagradParams {
             n: n as u32,
             dim4: d4,
             dx_stride4: 2 * d4,
@@ -311,11 +324,14 @@ impl WindowedStep {
             use_rows: o.rating_on() as u32,
             learning_rate: o.tweaks.embedding_learning_rate.unwrap_or(lr),
             epsilon: EPSILON,
-            l2: o.tweaks.embedding_l2,
-            _pad: [0; 3],
+            // A tower applies the penalty to its own tables.
+            l2: if grad_out { 0.0 } else { o.tweaks.embedding_l2 },
+            grad_out: grad_out as u32,
+            _pad: [0; 2],
         };
-        bw.user_update.set(gpu, &update(s.users, 0));
-        bw.movie_update.set(gpu, &update(s.movies, d4));
+        let [gu, gm] = self.grad_out;
+        bw.user_update.set(gpu, &update(s.users, 0, gu));
+        bw.movie_update.set(gpu, &update(s.movies, d4, gm));
     }
 
     /// Records the step (after `set`) into `pass`: forward, backward and Adagrad of both tasks, window by
