@@ -1,11 +1,15 @@
 //! Checkpoints: one safetensors file with the embedding tables, the MLP weights (Keras shapes), the Adagrad
 //! accumulators and each user's training movies, and in the header's `__metadata__` the vocabularies, the
 //! model config and the training state (options, epochs done, batch-order PRNG, history, data split).
+//! A model with feature towers also stores their parameters and Adagrad state (`towers`), each field's
+//! features per entity (`towers/SIDE/FIELD/offsets`, `.../ids`) and, in `__metadata__["towers"]`, their
+//! shapes and feature vocabularies: loading recomputes the tables from the towers.
 //! Written through a temporary file and a rename; every way a file can be wrong is reported with its path.
 
 use crate::data::{DataOptions, Dataset, Ratings, SplitKind, Vocabulary};
 use crate::gpu::Gpu;
 use crate::model::gpu::GpuModel;
+use crate::model::tower::{Tower, Towers};
 use crate::model::{MlpLayout, ModelConfig, Params};
 use crate::output::{Output, Staged};
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,6 +28,7 @@ pub struct Accumulators {
     pub user_emb: Vec<f32>,  // (U, D)
     pub movie_emb: Vec<f32>, // (M, D)
     pub mlp: Vec<f32>,       // (L,) laid out by MlpLayout
+    pub towers: Vec<f32>,    // as Params::towers
 }
 
 /// Each user's training movies (table rows), for `--exclude-seen`: a CSR over user rows.
@@ -154,6 +159,57 @@ pub struct Checkpoint {
     pub titles: Vocabulary,
     pub seen: Seen,
     pub training: TrainingState,
+    /// Feature towers (none: the tables are the model).
+    pub towers: Towers,
+}
+
+/// One tower as stored in `__metadata__["towers"]`: its widths and its feature fields' vocabularies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct StoredTower {
+    id_dim: usize,
+    feature_dim: usize,
+    layers: Vec<usize>,
+    fields: Vec<StoredField>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct StoredField {
+    name: String,
+    tokens: Vec<String>,
+}
+
+/// The towers' shapes as the metadata stores them: [users, movies].
+fn stored_towers(t: &Towers) -> [Option<StoredTower>; 2] {
+    [&t.user, &t.movie].map(|t| {
+        t.as_ref().map(|t| StoredTower {
+            id_dim: t.dims[0],
+            feature_dim: t.dims.get(1).copied().unwrap_or(0),
+            layers: t.layers.clone(),
+            fields: t.fields[1..]
+                .iter()
+                .map(|f| StoredField {
+                    name: f.name.to_string(),
+                    tokens: f.vocab.tokens.clone(),
+                })
+                .collect(),
+        })
+    })
+}
+
+const SIDES: [&str; 2] = ["user", "movie"];
+
+/// A stored field name as the parser spells it (field names are `&'static str`).
+fn field_name(side: usize, name: &str) -> Result<&'static str> {
+    let known: &[&'static str] = match side {
+        0 => &crate::data::features::USER_FIELDS,
+        _ => &crate::data::features::MOVIE_FIELDS,
+    };
+    known.iter().copied().find(|k| *k == name).ok_or_else(|| {
+        anyhow!(
+            "corrupted metadata: the {} tower has an unknown field {name:?}",
+            SIDES[side]
+        )
+    })
 }
 
 /// The MLP tensors: name (Keras-like) and (offset, rows, cols) in the flat MlpLayout vector.
@@ -181,9 +237,23 @@ fn expected_tensors(
     cfg: &ModelConfig,
     users: usize,
     seen_len: usize,
+    towers: &Towers,
 ) -> Vec<(String, Dtype, Vec<usize>)> {
     let d = cfg.embedding_dim;
     let mut v = Vec::new();
+    let lens = towers.lens();
+    if towers.any() {
+        for name in ["towers", "adagrad/towers"] {
+            v.push((name.into(), Dtype::F32, vec![lens[0] + lens[1]]));
+        }
+        for (side, t) in towers.sides() {
+            for f in &t.fields[1..] {
+                let at = format!("towers/{}/{}", SIDES[side], f.name);
+                v.push((format!("{at}/offsets"), Dtype::I32, vec![f.offsets.len()]));
+                v.push((format!("{at}/ids"), Dtype::I32, vec![f.ids.len()]));
+            }
+        }
+    }
     for prefix in ["", "adagrad/"] {
         v.push((
             format!("{prefix}user_embedding"),
@@ -267,6 +337,10 @@ impl Checkpoint {
         training: TrainingState,
     ) -> Result<Self> {
         let (user_emb, movie_emb, mlp) = model.accumulators(gpu)?;
+        let (towers, tower_acc) = match &model.towers {
+            Some(t) => (t.towers.clone(), t.read(gpu, true)?),
+            None => (Towers::default(), Vec::new()),
+        };
         Ok(Self {
             cfg: model.cfg,
             params: model.params(gpu)?,
@@ -274,7 +348,9 @@ impl Checkpoint {
                 user_emb,
                 movie_emb,
                 mlp,
+                towers: tower_acc,
             },
+            towers,
             users: data.users.clone(),
             titles: data.titles.clone(),
             seen: Seen::from_ratings(&data.train, data.users.rows()),
@@ -282,9 +358,13 @@ impl Checkpoint {
         })
     }
 
-    /// Uploads the parameters and the Adagrad accumulators.
+    /// Uploads the parameters and the Adagrad accumulators; the tables of sides with a tower are
+    /// computed on the GPU from the towers and the stored features.
     pub fn to_gpu(&self, gpu: &Gpu) -> Result<GpuModel> {
-        let model = GpuModel::new(gpu, &self.cfg, &self.params)?;
+        let model = GpuModel::with_towers(gpu, &self.cfg, &self.params, &self.towers)?;
+        if let Some(t) = &model.towers {
+            t.write(gpu, &self.accumulators.towers, true)?;
+        }
         let a = &self.accumulators;
         for (buf, v) in [
             (&model.user_acc, &a.user_emb),
@@ -337,6 +417,27 @@ impl Checkpoint {
                 ));
             }
         }
+        if self.towers.any() {
+            for (name, v) in [
+                ("towers", &self.params.towers),
+                ("adagrad/towers", &self.accumulators.towers),
+            ] {
+                tensors.push((name.into(), Dtype::F32, vec![v.len()], le_bytes_f32(v)));
+            }
+            for (side, t) in self.towers.sides() {
+                for f in &t.fields[1..] {
+                    let at = format!("towers/{}/{}", SIDES[side], f.name);
+                    for (what, v) in [("offsets", &f.offsets), ("ids", &f.ids)] {
+                        tensors.push((
+                            format!("{at}/{what}"),
+                            Dtype::I32,
+                            vec![v.len()],
+                            le_bytes_i32(v),
+                        ));
+                    }
+                }
+            }
+        }
         tensors.push((
             "seen/offsets".into(),
             Dtype::I32,
@@ -369,6 +470,10 @@ impl Checkpoint {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if self.towers.any() {
+            let stored = stored_towers(&self.towers);
+            metadata.insert("towers".into(), serde_json::to_string(&stored)?);
+        }
         let sum = checksum(
             &metadata,
             tensors
@@ -508,7 +613,22 @@ impl Checkpoint {
             .tensor("seen/movies")
             .map(|t| t.shape().iter().product())
             .unwrap_or(0);
-        let expected = expected_tensors(&cfg, users.rows(), seen_len);
+        let towers = match md.and_then(|m| m.get("towers")) {
+            None => Towers::default(),
+            Some(_) => {
+                let stored: [Option<StoredTower>; 2] = serde_json::from_value(json("towers")?)
+                    .context("corrupted metadata: \"towers\" is not a pair of tower shapes")?;
+                read_towers(&st, stored, [cfg.users, cfg.movies])?
+            }
+        };
+        if towers.any() && towers.output_width(cfg.embedding_dim)? != cfg.embedding_dim {
+            bail!(
+                "inconsistent metadata: the towers end in {} columns, the model's tables have {}",
+                towers.output_width(cfg.embedding_dim)?,
+                cfg.embedding_dim
+            );
+        }
+        let expected = expected_tensors(&cfg, users.rows(), seen_len, &towers);
         for (name, dtype, shape) in &expected {
             let t = st
                 .tensor(name)
@@ -605,6 +725,10 @@ impl Checkpoint {
                 })
                 .collect()
         };
+        let tower_f32s = |name: &str| match towers.any() {
+            true => f32s(name),
+            false => Vec::new(),
+        };
         let l = cfg.layout();
         let mlp = |prefix: &str| {
             let mut v = vec![0.0; l.len];
@@ -636,17 +760,19 @@ impl Checkpoint {
                     user_emb: f32s("user_embedding"),
                     movie_emb: f32s("movie_embedding"),
                     mlp: mlp(""),
-                    towers: Vec::new(),
+                    towers: tower_f32s("towers"),
                 },
                 accumulators: Accumulators {
                     user_emb: f32s("adagrad/user_embedding"),
                     movie_emb: f32s("adagrad/movie_embedding"),
                     mlp: mlp("adagrad/"),
+                    towers: tower_f32s("adagrad/towers"),
                 },
                 users,
                 titles,
                 seen,
                 training,
+                towers,
             },
             covered,
         ))
@@ -679,6 +805,80 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// The towers of a checkpoint from their stored shapes and the features tensors, every CSR checked.
+fn read_towers(
+    st: &SafeTensors,
+    stored: [Option<StoredTower>; 2],
+    entities: [usize; 2],
+) -> Result<Towers> {
+    let mut sides = [None, None];
+    for (side, t) in stored.into_iter().enumerate() {
+        let Some(t) = t else { continue };
+        let mut fields = Vec::new();
+        for f in &t.fields {
+            let name = field_name(side, &f.name)?;
+            let vocab = Vocabulary {
+                tokens: f.tokens.clone(),
+            };
+            if vocab.tokens.windows(2).any(|w| w[0] >= w[1]) {
+                bail!("corrupted metadata: the vocabulary of {} feature {name} is not sorted and distinct", SIDES[side]);
+            }
+            let at = format!("towers/{}/{name}", SIDES[side]);
+            let read = |what: &str| -> Result<Vec<u32>> {
+                let n = format!("{at}/{what}");
+                let t = st
+                    .tensor(&n)
+                    .map_err(|_| anyhow!("tensor {n:?} is missing"))?;
+                if t.dtype() != Dtype::I32 || t.shape().len() != 1 {
+                    bail!(
+                        "tensor {n:?} is {:?} {:?}, not a list of I32",
+                        t.dtype(),
+                        t.shape()
+                    );
+                }
+                t.data()
+                    .chunks_exact(4)
+                    .map(|b| {
+                        let v = i32::from_le_bytes(b.try_into().expect("4 bytes"));
+                        u32::try_from(v)
+                            .map_err(|_| anyhow!("tensor {n:?} holds a negative value {v}"))
+                    })
+                    .collect()
+            };
+            let (offsets, ids) = (read("offsets")?, read("ids")?);
+            let csr = offsets.len() == entities[side] + 1
+                && offsets.first() == Some(&0)
+                && offsets.windows(2).all(|w| w[0] <= w[1])
+                && offsets.last().copied() == Some(ids.len() as u32)
+                && ids.iter().all(|&i| (i as usize) < vocab.rows());
+            if !csr {
+                bail!(
+                    "corrupted: {at}/offsets and {at}/ids are not a CSR of {} rows over {} features",
+                    entities[side],
+                    vocab.rows()
+                );
+            }
+            fields.push(crate::data::features::Field {
+                name,
+                vocab,
+                offsets,
+                ids,
+            });
+        }
+        let tower = Tower::new(
+            entities[side],
+            t.id_dim,
+            fields,
+            t.feature_dim.max(4),
+            t.layers,
+        )
+        .with_context(|| format!("corrupted metadata: the {} tower", SIDES[side]))?;
+        sides[side] = Some(tower);
+    }
+    let [user, movie] = sides;
+    Ok(Towers { user, movie })
 }
 
 /// Headers longer than this are refused before they are read (safetensors's own limit).

@@ -520,11 +520,71 @@ pub struct TweakArgs {
     /// remove_accidental_hits; windowed kernels only). The test loss stays the plain one.
     #[arg(long)]
     pub remove_accidental_hits: bool,
+    /// Feature towers: the user fields the user tower pools (age, gender, occupation, zip, comma-
+    /// separated, or all; from u.user or users.dat). The id embedding is concatenated with them.
+    #[arg(long, value_name = "LIST")]
+    pub user_features: Option<String>,
+    /// The movie fields the movie tower pools (genres, decade, title_words, or all).
+    #[arg(long, value_name = "LIST")]
+    pub movie_features: Option<String>,
+    /// Embedding width of every feature field [default: 16].
+    #[arg(long, value_name = "N")]
+    pub feature_dim: Option<usize>,
+    /// Dense layers after the user tower's concatenation, e.g. 64,32 (ReLU between, the last linear);
+    /// both towers must end in the same width.
+    #[arg(long, value_name = "W,W")]
+    pub user_tower: Option<String>,
+    /// Dense layers after the movie tower's concatenation.
+    #[arg(long, value_name = "W,W")]
+    pub movie_tower: Option<String>,
 }
 
 impl TweakArgs {
-    pub fn into_tweaks(self) -> Tweaks {
-        Tweaks {
+    pub fn into_tweaks(self) -> anyhow::Result<Tweaks> {
+        use wgrec::options::{TowerOptions, FEATURE_DIM, MOVIE_FEATURES, USER_FEATURES};
+        let any = self.user_features.is_some()
+            || self.movie_features.is_some()
+            || self.user_tower.is_some()
+            || self.movie_tower.is_some();
+        let towers = match any {
+            false if self.feature_dim.is_some() => {
+                anyhow::bail!("--feature-dim needs --user-features or --movie-features")
+            }
+            false => None,
+            true => {
+                let features = |flag: &str, v: &Option<String>, known: &[&str]| match v {
+                    Some(t) => TowerOptions::parse_features(flag, t, known),
+                    None => Ok(Vec::new()),
+                };
+                let layers = |flag: &str, v: &Option<String>| match v {
+                    Some(t) => TowerOptions::parse_layers(flag, t),
+                    None => Ok(Vec::new()),
+                };
+                let feature_dim = self.feature_dim.unwrap_or(FEATURE_DIM);
+                if feature_dim == 0 || !feature_dim.is_multiple_of(4) || feature_dim > 256 {
+                    anyhow::bail!(
+                        "--feature-dim must be a multiple of 4 in 4..=256, got {feature_dim}"
+                    );
+                }
+                Some(TowerOptions {
+                    user_features: features(
+                        "--user-features",
+                        &self.user_features,
+                        &USER_FEATURES,
+                    )?,
+                    movie_features: features(
+                        "--movie-features",
+                        &self.movie_features,
+                        &MOVIE_FEATURES,
+                    )?,
+                    feature_dim,
+                    user_tower: layers("--user-tower", &self.user_tower)?,
+                    movie_tower: layers("--movie-tower", &self.movie_tower)?,
+                })
+            }
+        };
+        Ok(Tweaks {
+            towers,
             logq_correction: self.logq_correction,
             embedding_learning_rate: self.embedding_learning_rate,
             embedding_l2: self.embedding_l2,
@@ -535,7 +595,7 @@ impl TweakArgs {
             fine_tune_rating: self.fine_tune_rating,
             temperature: self.temperature,
             remove_accidental_hits: self.remove_accidental_hits,
-        }
+        })
     }
 }
 
@@ -812,7 +872,7 @@ impl Cli {
                     learning_rate,
                     seed,
                     reshuffle,
-                    tweaks: tweaks.into_tweaks(),
+                    tweaks: tweaks.into_tweaks()?,
                 };
                 // What combines with --save and --resume is the run's rule (train::run::Run).
                 opts.validate()?;
@@ -849,7 +909,7 @@ impl Cli {
                         epochs,
                         batch_size,
                         learning_rate,
-                        tweaks: tweaks.into_tweaks(),
+                        tweaks: tweaks.into_tweaks()?,
                         ..TrainOptions::tutorial(1.0, 1.0)
                     },
                     seeds,
@@ -910,7 +970,7 @@ impl Cli {
                     );
                 }
                 let folds = parse_folds(&folds)?;
-                let tweaks = tweaks.into_tweaks();
+                let tweaks = tweaks.into_tweaks()?;
                 let (name, opts, embedding_dim) = match preset {
                     Some(preset) => {
                         let p = recipe::preset(&preset)?;

@@ -70,6 +70,92 @@ pub struct Tweaks {
     /// negative of that row (only the row's own column stays). In the distinct-rows kernels each row then
     /// has its own normaliser (`retrieval_softmax_users` writes them); the test loss stays TFRS's plain one.
     pub remove_accidental_hits: bool,
+    /// Feature towers (None: plain embedding tables, the tutorial's model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub towers: Option<TowerOptions>,
+}
+
+/// The user fields a tower can pool (`--user-features`), and the movie fields (`--movie-features`).
+pub const USER_FEATURES: [&str; 4] = crate::data::features::USER_FIELDS;
+pub const MOVIE_FEATURES: [&str; 3] = crate::data::features::MOVIE_FIELDS;
+
+/// Feature towers: the side features each tower pools and its dense stack. A side with features or a
+/// stack has a tower; its id embedding keeps the run's embedding width.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct TowerOptions {
+    pub user_features: Vec<String>,
+    pub movie_features: Vec<String>,
+    /// Embedding width of every feature field.
+    pub feature_dim: usize,
+    /// Output widths of each tower's dense layers (ReLU between them, the last linear).
+    pub user_tower: Vec<usize>,
+    pub movie_tower: Vec<usize>,
+}
+
+/// Feature width without --feature-dim.
+pub const FEATURE_DIM: usize = 16;
+
+impl TowerOptions {
+    /// `--user-features`/`--movie-features` lists ("all", or names from `known`) checked.
+    pub fn parse_features(flag: &str, text: &str, known: &[&str]) -> Result<Vec<String>> {
+        if text.trim() == "all" {
+            return Ok(known.iter().map(|s| s.to_string()).collect());
+        }
+        let mut out: Vec<String> = Vec::new();
+        for name in text.split(',').map(str::trim) {
+            if !known.contains(&name) {
+                bail!(
+                    "{flag}: {name:?} is not a feature; the features are {} (or all)",
+                    known.join(", ")
+                );
+            }
+            if out.iter().any(|n| n == name) {
+                bail!("{flag}: {name} is listed twice");
+            }
+            out.push(name.to_string());
+        }
+        Ok(out)
+    }
+
+    /// `--user-tower`/`--movie-tower`: comma-separated layer widths.
+    pub fn parse_layers(flag: &str, text: &str) -> Result<Vec<usize>> {
+        text.split(',')
+            .map(|w| {
+                let w = w.trim();
+                w.parse::<usize>()
+                    .ok()
+                    .filter(|&w| w > 0 && w.is_multiple_of(4) && w <= 1024)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{flag}: {w:?} is not a layer width (a multiple of 4 in 4..=1024)"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The width of the tables both tasks read, from the options alone (the checks of
+    /// `Towers::output_width`): a side's last layer, or its id and feature widths added up.
+    pub fn table_width(&self, embedding_dim: usize) -> Result<usize> {
+        let side = |features: &[String], layers: &[usize]| {
+            layers
+                .last()
+                .copied()
+                .unwrap_or(embedding_dim + features.len() * self.feature_dim)
+        };
+        let (u, m) = (
+            side(&self.user_features, &self.user_tower),
+            side(&self.movie_features, &self.movie_tower),
+        );
+        if u != m {
+            bail!(
+                "the user side gives {u} columns and the movie side {m}: both must meet in one width \
+                 (retrieval scores their dot product); end both towers in the same width with \
+                 --user-tower and --movie-tower (e.g. --user-tower 64,32 --movie-tower 64,32)"
+            );
+        }
+        Ok(u)
+    }
 }
 
 impl TrainOptions {
@@ -156,6 +242,14 @@ impl TrainOptions {
     }
 
     /// `--embedding-learning-rate 0`: the embedding tables (and their accumulators) are not updated.
+    /// The width of the tables both tasks read: `embedding_dim`, or the feature towers' output width.
+    pub fn table_width(&self, embedding_dim: usize) -> Result<usize> {
+        match &self.tweaks.towers {
+            Some(t) => t.table_width(embedding_dim),
+            None => Ok(embedding_dim),
+        }
+    }
+
     pub fn embeddings_frozen(&self) -> bool {
         self.tweaks.embedding_learning_rate == Some(0.0)
     }

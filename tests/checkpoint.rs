@@ -50,7 +50,9 @@ fn synthetic() -> Checkpoint {
             user_emb: acc(&params.user_emb),
             movie_emb: acc(&params.movie_emb),
             mlp: mlp_acc,
+            towers: Vec::new(),
         },
+        towers: Default::default(),
         params,
         seen: Seen::from_ratings(&train, users.rows()),
         users,
@@ -112,6 +114,65 @@ fn save_then_load_is_exact_and_leaves_no_temporary_file() {
     let err = save(&ck, &dir.join("missing/model.safetensors")).unwrap_err();
     assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `synthetic()` with a movie tower (genres, a one-layer stack) and a user tower (age, no stack).
+fn with_towers() -> Checkpoint {
+    use wgrec::data::features::Field;
+    use wgrec::model::tower::{Tower, Towers};
+    let mut ck = synthetic();
+    let genres = Field {
+        name: "genres",
+        vocab: Vocabulary::from_values(["Comedy", "Drama", "War"]),
+        offsets: vec![0, 0, 2, 3, 3, 4],
+        ids: vec![1, 3, 2, 1],
+    };
+    let age = Field {
+        name: "age",
+        vocab: Vocabulary::from_values(["18-24", "25-34"]),
+        offsets: vec![0, 0, 1, 2, 3],
+        ids: vec![2, 1, 1],
+    };
+    ck.towers = Towers {
+        user: Some(Tower::new(4, 8, vec![age], 8, vec![]).unwrap()),
+        movie: Some(Tower::new(5, 8, vec![genres], 4, vec![16]).unwrap()),
+    };
+    ck.params.towers = ck.towers.init(3);
+    ck.accumulators.towers = ck.params.towers.iter().map(|x| 0.1 + x.abs()).collect();
+    ck
+}
+
+/// A checkpoint with feature towers round-trips exactly (shapes, vocabularies, features, parameters,
+/// Adagrad state); a CSR pointing past its vocabulary, or towers that end in another width than the
+/// tables, is refused by name.
+#[test]
+fn towers_round_trip_and_bad_towers_are_named() {
+    let ck = with_towers();
+    let bytes = ck.to_bytes().unwrap();
+    assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
+    let mut bad = with_towers();
+    if let Some(t) = bad.towers.movie.as_mut() {
+        t.fields[1].ids[0] = 9;
+    }
+    let err = format!(
+        "{:#}",
+        Checkpoint::from_bytes(&bad.to_bytes().unwrap()).unwrap_err()
+    );
+    assert!(
+        err.contains("towers/movie/genres") && err.contains("CSR"),
+        "{err}"
+    );
+    let mut wide = with_towers();
+    if let Some(t) = wide.towers.movie.as_mut() {
+        t.layers = vec![32];
+    }
+    wide.params.towers = wide.towers.init(3);
+    wide.accumulators.towers = wide.params.towers.clone();
+    let err = format!(
+        "{:#}",
+        Checkpoint::from_bytes(&wide.to_bytes().unwrap()).unwrap_err()
+    );
+    assert!(err.contains("meet in one width"), "{err}");
 }
 
 #[test]

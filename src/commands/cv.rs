@@ -34,7 +34,7 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: CvJob) ->
     if !quiet {
         eprintln!("{}", family.adapter_line(&gpu.adapter));
     }
-    let kernels = Compiled::new(&gpu, embedding_dim, family)?;
+    let kernels = Compiled::new(&gpu, run.table_width()?, family)?;
     let mut results = Vec::new();
     for fold in &folds {
         let dataset = data::load(&fold_data(fold))?;

@@ -20,7 +20,12 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: RecipeJob
     let metrics_out = Output::check_opt("--metrics-out", metrics_out.as_deref())?;
     let plot = Output::check_opt("--plot", plot.as_deref())?;
     output::distinct(metrics_out.iter().chain(&plot))?;
-    let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, embedding_dim, kernels)?;
+    // Presets differ in seeds only: one table width.
+    let width = match runs.first() {
+        Some(o) => o.table_width(embedding_dim)?,
+        None => embedding_dim,
+    };
+    let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, width, kernels)?;
     let env = super::env(&gpu, &kernels, &dataset, None, None);
     let mut results = Vec::new();
     for opts in &runs {

@@ -10,8 +10,13 @@ use wgrec::report::{self, sweep};
 pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: SweepJob) -> Result<()> {
     let SweepJob { data, sweep } = job;
     let outputs = sweep::SweepOutputs::check(&sweep.out)?;
-    let (dataset, gpu, kernels) =
-        super::start(&data, adapter, quiet, sweep.embedding_dim, kernels)?;
+    let (dataset, gpu, kernels) = super::start(
+        &data,
+        adapter,
+        quiet,
+        sweep.base.table_width(sweep.embedding_dim)?,
+        kernels,
+    )?;
     let results = sweep::run(
         &super::env(&gpu, &kernels, &dataset, None, None),
         &sweep,

@@ -75,6 +75,13 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: TrainJob)
             Ok(run)
         })
         .collect::<Result<Vec<_>>>()?;
+    let widths: Vec<usize> = runs.iter().map(Run::table_width).collect::<Result<_>>()?;
+    let width = widths.first().copied().unwrap_or(embedding_dim);
+    if widths.iter().any(|&w| w != width) {
+        anyhow::bail!(
+            "the runs read tables of different widths {widths:?}: train them one at a time"
+        );
+    }
     let t = std::time::Instant::now();
     let dataset = {
         let _span = profile::trace::span("load data");
@@ -95,7 +102,7 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: TrainJob)
     }
     let kernels = {
         let _span = profile::trace::span("compile the kernels");
-        Compiled::new(&gpu, embedding_dim, family)?
+        Compiled::new(&gpu, width, family)?
     };
     // A trace needs the GPU timings too; the table is printed only with --profile.
     let profiler = if profile || trace.is_some() {

@@ -1,7 +1,7 @@
 //! Side features of users and movies for feature towers: parsed from `u.user` / `users.dat` and `u.item` /
 //! `movies.dat` / `movies.csv` into one multi-hot field per feature, each with its own vocabulary (Keras
-//! StringLookup order, row 0 out-of-vocabulary) and a CSR of the feature rows of every entity row. Not yet
-//! used by training: the towers that pool these fields are the next step of issue 16.
+//! StringLookup order, row 0 out-of-vocabulary) and a CSR of the feature rows of every entity row; the
+//! feature towers (`model::tower`) pool them.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -182,6 +182,40 @@ impl Builder {
             .collect();
         Features { rows, fields }
     }
+}
+
+/// The users file of each format (the CSV releases have none).
+pub fn users_file(format: Format) -> Option<&'static str> {
+    match format {
+        Format::Ml100k => Some("u.user"),
+        Format::Ml1m => Some("users.dat"),
+        Format::Csv => None,
+    }
+}
+
+/// The side features of `data`'s users (None: its format has no users file) and movies, read from the
+/// folder it was loaded from (the built-in sample: its movies file, no users).
+pub fn load(data: &super::Dataset) -> Result<(Option<Features>, Features)> {
+    let Some((dir, format)) = &data.source else {
+        let movies = read_movies(
+            Format::Csv,
+            Path::new("<built-in sample>/movies.csv"),
+            super::SAMPLE_MOVIES,
+            &data.titles,
+        )?;
+        return Ok((None, movies));
+    };
+    let users = match users_file(*format) {
+        Some(name) => {
+            let path = dir.join(name);
+            let reader = super::formats::open(&path)?;
+            Some(read_users(*format, &path, reader, &data.users)?)
+        }
+        None => None,
+    };
+    let path = dir.join(format.files().1);
+    let movies = read_movies(*format, &path, super::formats::open(&path)?, &data.titles)?;
+    Ok((users, movies))
 }
 
 /// The user fields: age group, gender, occupation, zip prefix (first two characters, upper-cased).

@@ -88,6 +88,9 @@ pub struct Dataset {
     pub test: Ratings,
     /// Where the data came from and how it was split, for logs and reports.
     pub description: String,
+    /// The folder and format the data set was read from (None: the built-in sample), for its side
+    /// features (`features::load`).
+    pub source: Option<(PathBuf, Format)>,
 }
 
 /// How the ratings are divided into train and test when there is no `--split-dir` (in checkpoints:
@@ -187,7 +190,7 @@ impl DataOptions {
 
 /// The built-in synthetic sample (`assets/sample`, made by `wgrec synth`; see assets/README.md).
 const SAMPLE_RATINGS: &[u8] = include_bytes!("../../assets/sample/ratings.csv");
-const SAMPLE_MOVIES: &[u8] = include_bytes!("../../assets/sample/movies.csv");
+pub(crate) const SAMPLE_MOVIES: &[u8] = include_bytes!("../../assets/sample/movies.csv");
 
 /// Loads the data set `opts` points to: `opts.dataset` (downloaded into the cache if needed), else
 /// [`find_data_dir`]`(opts.data_dir)`, in whichever MovieLens format the directory holds.
@@ -438,6 +441,7 @@ fn load_from(
         train,
         test,
         description,
+        source: dir.map(|d| (d.to_path_buf(), format)),
     })
 }
 

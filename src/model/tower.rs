@@ -199,6 +199,51 @@ pub struct Towers {
 }
 
 impl Towers {
+    /// The towers `opts` asks for over `data`'s vocabularies, with id embeddings `id_dim` wide; the
+    /// features are read from the files the data came from.
+    pub fn from_options(
+        opts: &crate::options::TowerOptions,
+        data: &crate::data::Dataset,
+        id_dim: usize,
+    ) -> Result<Self> {
+        let (users, movies) = crate::data::features::load(data)?;
+        let pick = |side: &str,
+                    have: Option<&crate::data::features::Features>,
+                    names: &[String]| {
+            names
+                .iter()
+                .map(|name| {
+                    let Some(f) = have else {
+                        bail!(
+                            "--{side}-features: {} has no {side}s file (u.user or users.dat), so no \
+                             {side} features",
+                            data.description
+                        );
+                    };
+                    f.field(name)
+                        .cloned()
+                        .ok_or_else(|| anyhow::anyhow!("--{side}-features: no field {name}"))
+                })
+                .collect::<Result<Vec<Field>>>()
+        };
+        let user_fields = pick("user", users.as_ref(), &opts.user_features)?;
+        let movie_fields = pick("movie", Some(&movies), &opts.movie_features)?;
+        let side = |entities, fields: Vec<Field>, layers: &[usize]| match fields.is_empty()
+            && layers.is_empty()
+        {
+            true => Ok(None),
+            false => {
+                Tower::new(entities, id_dim, fields, opts.feature_dim, layers.to_vec()).map(Some)
+            }
+        };
+        let towers = Self {
+            user: side(data.users.rows(), user_fields, &opts.user_tower)?,
+            movie: side(data.titles.rows(), movie_fields, &opts.movie_tower)?,
+        };
+        towers.output_width(id_dim)?;
+        Ok(towers)
+    }
+
     pub fn any(&self) -> bool {
         self.user.is_some() || self.movie.is_some()
     }

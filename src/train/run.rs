@@ -12,6 +12,7 @@ use crate::gpu::Gpu;
 use crate::kernels::windowed::check_shape;
 use crate::kernels::{Family, Ops};
 use crate::model::gpu::GpuModel;
+use crate::model::tower::Towers;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
 use crate::output::{Output, Staged};
@@ -95,6 +96,12 @@ impl<'a> Run<'a> {
         if t.fine_tune_rating > 0 {
             bail!(fine_tune_refusal());
         }
+        if t.towers.is_some() {
+            bail!(
+                "--resume continues the checkpoint's own feature towers; leave out --user-features, \
+                 --movie-features, --feature-dim, --user-tower and --movie-tower"
+            );
+        }
         self.embedding_dim = checkpoint.cfg.embedding_dim;
         self.resume = Some((path, checkpoint));
         Ok(self)
@@ -116,6 +123,11 @@ impl<'a> Run<'a> {
         }
         self.save = Some(out);
         Ok(self)
+    }
+
+    /// The width of the tables both tasks read (the family's kernels are compiled for it).
+    pub fn table_width(&self) -> Result<usize> {
+        self.opts.table_width(self.embedding_dim)
     }
 
     pub fn eval_batch_size(mut self, n: usize) -> Self {
@@ -195,14 +207,20 @@ impl<'a> Run<'a> {
     fn start(&self, env: &Env) -> Result<(GpuModel, Option<(usize, u64)>)> {
         let Some((path, ck)) = self.resume else {
             let data = env.data;
-            let cfg =
-                ModelConfig::tutorial(data.users.rows(), data.titles.rows(), self.embedding_dim);
+            let towers = match &self.opts.tweaks.towers {
+                Some(t) => Towers::from_options(t, data, self.embedding_dim)?,
+                None => Towers::default(),
+            };
+            let width = towers.output_width(self.embedding_dim)?;
+            let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), width);
             check_shape(&cfg)?;
             if env.ops.family() == Family::Gpu {
                 crate::kernels::gpu::check_shape(cfg.embedding_dim, cfg.hidden1, cfg.hidden2)?;
             }
             let _span = trace::span("initialise the model");
-            let model = GpuModel::new(env.gpu, &cfg, &Params::init(&cfg, self.opts.seed))?;
+            let mut init = Params::init(&cfg, self.opts.seed);
+            init.towers = towers.init(self.opts.seed);
+            let model = GpuModel::with_towers(env.gpu, &cfg, &init, &towers)?;
             return Ok((model, None));
         };
         ck.check_vocabularies(path, env.data)?;
@@ -467,9 +485,10 @@ impl<'a> Run<'a> {
             ..self.opts.clone()
         };
         let cfg = fit.trainer.model.cfg;
+        let towers = fit.trainer.model.towers.as_ref().map(|t| t.towers.clone());
         let selecting_seconds = fit.train_seconds;
         drop(fit);
-        let model = GpuModel::new(env.gpu, &cfg, initial)?;
+        let model = GpuModel::with_towers(env.gpu, &cfg, initial, &towers.unwrap_or_default())?;
         let mut refitted = self.fit(env, model, &again, None)?;
         refitted.train_seconds += selecting_seconds;
         refitted.selection = Some(selection);
