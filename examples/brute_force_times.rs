@@ -47,7 +47,7 @@ fn main() -> Result<()> {
             Some("checkpoint") => {
                 let path = args.get(1).context("checkpoint needs a path")?;
                 let ck = Checkpoint::load(path.as_ref())?;
-                let model = ck.to_gpu(&gpu)?;
+                let model = ck.to_gpu(&gpu)?.model;
                 let queries: Vec<u32> = (1..ck.cfg.users as u32).collect();
                 let candidates: Vec<u32> = (1..ck.cfg.movies as u32).collect();
                 (

@@ -8,7 +8,7 @@
 
 use crate::data::{DataOptions, Dataset, Ratings, SplitKind, Vocabulary};
 use crate::gpu::Gpu;
-use crate::model::gpu::GpuModel;
+use crate::kernels::tower::Towered;
 use crate::model::tower::{Tower, Towers};
 use crate::model::{MlpLayout, ModelConfig, Params};
 use crate::output::{Output, Staged};
@@ -332,7 +332,7 @@ impl Checkpoint {
     /// Reads the parameters and accumulators of `model` back from the GPU.
     pub fn from_gpu(
         gpu: &Gpu,
-        model: &GpuModel,
+        model: &Towered,
         data: &Dataset,
         training: TrainingState,
     ) -> Result<Self> {
@@ -360,8 +360,8 @@ impl Checkpoint {
 
     /// Uploads the parameters and the Adagrad accumulators; the tables of sides with a tower are
     /// computed on the GPU from the towers and the stored features.
-    pub fn to_gpu(&self, gpu: &Gpu) -> Result<GpuModel> {
-        let model = GpuModel::with_towers(gpu, &self.cfg, &self.params, &self.towers)?;
+    pub fn to_gpu(&self, gpu: &Gpu) -> Result<Towered> {
+        let model = Towered::new(gpu, &self.cfg, &self.params, &self.towers)?;
         if let Some(t) = &model.towers {
             t.write(gpu, &self.accumulators.towers, true)?;
         }

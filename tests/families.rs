@@ -103,8 +103,9 @@ fn both_families_train_the_joint_model_alike() {
 #[test]
 fn both_families_evaluate_and_serve_one_model_alike() {
     use wgrec::eval::Evaluator;
+    use wgrec::kernels::model::GpuModel;
     use wgrec::kernels::{gpu, windowed, Exclusions};
-    use wgrec::model::{gpu::GpuModel, ModelConfig, Params};
+    use wgrec::model::{ModelConfig, Params};
     let Some(g) = common::gpu() else { return };
     let data = sample();
     let cfg = ModelConfig::tutorial(data.users.rows(), data.titles.rows(), 32);

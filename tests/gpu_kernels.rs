@@ -21,8 +21,9 @@ use wgrec::gpu::batches::BatchShape;
 use wgrec::gpu::launch::Launch;
 use wgrec::gpu::{AdapterSummary, Gpu};
 use wgrec::kernels::gpu::*;
-use wgrec::model::gpu::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
+use wgrec::kernels::model::GpuModel;
 use wgrec::model::{ModelConfig, Params};
+use wgrec::model::{EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::options::TrainOptions;
 
 /// NaNs past the end of every output: a kernel writing past its rows would overwrite them.

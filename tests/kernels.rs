@@ -12,10 +12,11 @@ use wgrec::data::batches::Distinct;
 use wgrec::data::{Ratings, SplitMix64};
 use wgrec::gpu::launch::Launch;
 use wgrec::gpu::{slice, whole, window, Gpu, WINDOW};
+use wgrec::kernels::model::GpuModel;
 use wgrec::kernels::windowed::retrieval::retrieval_window_rows;
 use wgrec::kernels::windowed::*;
-use wgrec::model::gpu::{GpuModel, EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::model::{ModelConfig, Params};
+use wgrec::model::{EPSILON, INITIAL_ACCUMULATOR};
 use wgrec::options::TrainOptions;
 use wgrec::train::trainer::Trainer;
 

@@ -7,7 +7,7 @@ mod common;
 
 use wgrec::data::{DataOptions, Dataset};
 use wgrec::gpu::Gpu;
-use wgrec::model::gpu::GpuModel;
+use wgrec::kernels::model::GpuModel;
 use wgrec::model::{ModelConfig, Params};
 use wgrec::options::Criterion;
 use wgrec::options::TrainOptions;

@@ -9,8 +9,8 @@ use common::{assert_close, gpu, kernels};
 use wgrec::cpu::reference::CpuModel;
 use wgrec::data::features::Field;
 use wgrec::data::{Ratings, SplitMix64, Vocabulary};
+use wgrec::kernels::tower::Towered;
 use wgrec::kernels::Ops;
-use wgrec::model::gpu::GpuModel;
 use wgrec::model::tower::{Tower, Towers};
 use wgrec::model::{ModelConfig, Params};
 use wgrec::options::TrainOptions;
@@ -120,7 +120,7 @@ fn towers_train_as_the_cpu_reference_on_both_families() {
         cpu.materialize();
         let want = &cpu.params;
         for ops in [Ops::Windowed(windowed), Ops::Gpu(gpu_family)] {
-            let model = GpuModel::with_towers(gpu, &cfg, &init, &towers).unwrap();
+            let model = Towered::new(gpu, &cfg, &init, &towers).unwrap();
             let mut trainer = Trainer::on_family(gpu, ops, model, &train, &opts).unwrap();
             trainer.epoch(None).unwrap();
             let got = trainer.model.params(gpu).unwrap();

@@ -4,9 +4,9 @@
 
 use super::*;
 use crate::data::batches::Batch;
-use crate::model::gpu::{EPSILON, INITIAL_ACCUMULATOR};
 use crate::model::tower::Towers;
 use crate::model::{ModelConfig, Params};
+use crate::model::{EPSILON, INITIAL_ACCUMULATOR};
 use crate::options::TrainOptions;
 
 /// The model and Adagrad state on the host, stepped with the CPU twins.

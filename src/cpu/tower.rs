@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::data::features::PooledRows;
-use crate::model::gpu::EPSILON;
 use crate::model::tower::Tower;
+use crate::model::EPSILON;
 
 /// A tower's activations over listed entities: the concatenation x (n, K0) and every layer's output.
 pub struct TowerForward {

@@ -10,9 +10,9 @@ use crate::data::Ratings;
 use crate::gpu::profile::Profiler;
 use crate::gpu::Gpu;
 use crate::kernels::evaluate::Tallies;
+use crate::kernels::model::GpuModel;
 use crate::kernels::windowed::Kernels;
 use crate::kernels::{gpu, windowed, Ops};
-use crate::model::gpu::GpuModel;
 use anyhow::Result;
 use std::time::Instant;
 

@@ -5,6 +5,7 @@
 
 pub mod evaluate;
 pub mod gpu;
+pub mod model;
 pub mod tower;
 pub mod windowed;
 

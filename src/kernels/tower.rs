@@ -14,13 +14,15 @@ use crate::kernels::gpu::{
     DenseBackwardWeightsParams, DenseForwardBindings, DenseForwardParams, EmbeddingAdagradBindings,
     EmbeddingAdagradParams,
 };
+use crate::kernels::model::GpuModel;
 use crate::kernels::windowed::{
     AdagradDense, AdagradDenseBindings, AdagradDenseParams, EmbeddingGatherParams, PooledGather,
     PooledGatherBackward, PooledGatherBackwardBindings, PooledGatherBackwardParams,
     PooledGatherBindings, ScatterRows, ScatterRowsBindings, ScatterRowsParams,
 };
-use crate::model::gpu::{EPSILON, INITIAL_ACCUMULATOR};
 use crate::model::tower::{Tower, Towers};
+use crate::model::{ModelConfig, Params};
+use crate::model::{EPSILON, INITIAL_ACCUMULATOR};
 use anyhow::Result;
 
 /// Rows per split of the stack's weight gradients (adagrad_dense adds the splits up).
@@ -351,6 +353,79 @@ impl GpuTowers {
         }
         gpu.queue.submit([]);
         gpu.wait()
+    }
+}
+
+/// A model with the towers that fill its tables (none: the plain model). What training, checkpoints and
+/// resumes hold; the kernels read the tables through `Deref`.
+pub struct Towered {
+    pub model: GpuModel,
+    pub towers: Option<GpuTowers>,
+}
+
+impl Towered {
+    /// The model of `p`; the sides with a tower in `towers` compute their tables from `p.towers`.
+    pub fn new(gpu: &Gpu, cfg: &ModelConfig, p: &Params, towers: &Towers) -> Result<Self> {
+        let model = GpuModel::new(gpu, cfg, p)?;
+        let towers = if towers.any() {
+            let t = GpuTowers::new(gpu, towers, &p.towers, [&model.user_emb, &model.movie_emb])?;
+            t.materialize(gpu)?;
+            Some(t)
+        } else if !p.towers.is_empty() {
+            anyhow::bail!("tower parameters for a model without towers");
+        } else {
+            None
+        };
+        Ok(Self { model, towers })
+    }
+
+    /// Recomputes the tables of the sides with a tower (after their parameters changed).
+    pub fn materialize(&self, gpu: &Gpu) -> Result<()> {
+        match &self.towers {
+            Some(t) => t.materialize(gpu),
+            None => Ok(()),
+        }
+    }
+
+    /// Every parameter, the towers' included.
+    pub fn params(&self, gpu: &Gpu) -> Result<Params> {
+        let mut p = self.model.params(gpu)?;
+        if let Some(t) = &self.towers {
+            p.towers = t.read(gpu, false)?;
+        }
+        Ok(p)
+    }
+
+    /// Overwrites the parameters (not the Adagrad accumulators) with `p`, e.g. a kept epoch's copy; the
+    /// tables of sides with a tower are recomputed from `p.towers`.
+    pub fn set_params(&self, gpu: &Gpu, p: &Params) -> Result<()> {
+        self.model.set_params(gpu, p)?;
+        match &self.towers {
+            Some(t) => {
+                t.write(gpu, &p.towers, false)?;
+                t.materialize(gpu)
+            }
+            None if !p.towers.is_empty() => {
+                anyhow::bail!("tower parameters for a model without towers")
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl From<GpuModel> for Towered {
+    fn from(model: GpuModel) -> Self {
+        Self {
+            model,
+            towers: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Towered {
+    type Target = GpuModel;
+    fn deref(&self) -> &GpuModel {
+        &self.model
     }
 }
 

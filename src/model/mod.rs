@@ -3,8 +3,11 @@
 
 use crate::data::SplitMix64;
 
-pub mod gpu;
 pub mod tower;
+
+/// Keras Adagrad's defaults.
+pub const INITIAL_ACCUMULATOR: f32 = 0.1;
+pub const EPSILON: f32 = 1e-7;
 
 /// Shapes of the model. U and M count the out-of-vocabulary row 0.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]

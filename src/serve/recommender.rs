@@ -3,8 +3,8 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
+use crate::kernels::model::GpuModel;
 use crate::kernels::{gpu, windowed, Compiled, Family};
-use crate::model::gpu::GpuModel;
 use crate::serve::{Exclusions, TopK};
 use anyhow::Result;
 use std::sync::Arc;
@@ -31,7 +31,8 @@ impl<'g> Recommender<'g> {
     pub fn new(gpu: &'g Gpu, ck: impl Into<Arc<Checkpoint>>, family: Family) -> Result<Self> {
         let ck = ck.into();
         let kernels = Compiled::new(gpu, ck.cfg.embedding_dim, family)?;
-        let model = ck.to_gpu(gpu)?;
+        // The towers have filled the tables; serving reads only the tables.
+        let model = ck.to_gpu(gpu)?.model;
         Ok(Self {
             gpu,
             kernels,
@@ -54,7 +55,7 @@ impl<'g> Recommender<'g> {
                 self.family(),
             )?)
         };
-        self.model = ck.to_gpu(self.gpu)?;
+        self.model = ck.to_gpu(self.gpu)?.model;
         if let Some(k) = kernels {
             self.kernels = k;
         }

@@ -9,9 +9,9 @@ use crate::data::{Dataset, Ratings};
 use crate::eval::{Evaluator, TestMetrics};
 use crate::gpu::profile::{trace, Profiler};
 use crate::gpu::Gpu;
+use crate::kernels::tower::Towered;
 use crate::kernels::windowed::check_shape;
 use crate::kernels::{Family, Ops};
-use crate::model::gpu::GpuModel;
 use crate::model::tower::Towers;
 use crate::model::{ModelConfig, Params};
 use crate::options::{TrainOptions, Tweaks};
@@ -57,7 +57,7 @@ pub struct Env<'g> {
 /// A finished run: its report, the trained model on the GPU, and the staged checkpoint when asked.
 pub struct Outcome {
     pub result: RunResult,
-    pub model: GpuModel,
+    pub model: Towered,
     pub staged: Option<Staged>,
 }
 
@@ -204,7 +204,7 @@ impl<'a> Run<'a> {
 
     /// The model the run starts from: `Params::init` of the seed, or the checkpoint's parameters and
     /// Adagrad state with the (epochs done, batch-order PRNG state) to continue from.
-    fn start(&self, env: &Env) -> Result<(GpuModel, Option<(usize, u64)>)> {
+    fn start(&self, env: &Env) -> Result<(Towered, Option<(usize, u64)>)> {
         let Some((path, ck)) = self.resume else {
             let data = env.data;
             let towers = match &self.opts.tweaks.towers {
@@ -220,7 +220,7 @@ impl<'a> Run<'a> {
             let _span = trace::span("initialise the model");
             let mut init = Params::init(&cfg, self.opts.seed);
             init.towers = towers.init(self.opts.seed);
-            let model = GpuModel::with_towers(env.gpu, &cfg, &init, &towers)?;
+            let model = Towered::new(env.gpu, &cfg, &init, &towers)?;
             return Ok((model, None));
         };
         ck.check_vocabularies(path, env.data)?;
@@ -289,7 +289,7 @@ impl<'a> Run<'a> {
     fn fit<'g>(
         &self,
         env: &Env<'g>,
-        model: GpuModel,
+        model: Towered,
         opts: &TrainOptions,
         resume_at: Option<(usize, u64)>,
     ) -> Result<Fit<'g>> {
@@ -488,7 +488,7 @@ impl<'a> Run<'a> {
         let towers = fit.trainer.model.towers.as_ref().map(|t| t.towers.clone());
         let selecting_seconds = fit.train_seconds;
         drop(fit);
-        let model = GpuModel::with_towers(env.gpu, &cfg, initial, &towers.unwrap_or_default())?;
+        let model = Towered::new(env.gpu, &cfg, initial, &towers.unwrap_or_default())?;
         let mut refitted = self.fit(env, model, &again, None)?;
         refitted.train_seconds += selecting_seconds;
         refitted.selection = Some(selection);

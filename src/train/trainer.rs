@@ -8,11 +8,10 @@ use crate::gpu::launch::Pass;
 use crate::gpu::profile::Profiler;
 use crate::gpu::Gpu;
 use crate::kernels::gpu::GpuStep;
-use crate::kernels::tower::TowerStep;
+use crate::kernels::tower::{TowerStep, Towered};
 use crate::kernels::windowed::step::WindowedStep;
 use crate::kernels::windowed::Kernels;
 use crate::kernels::Ops;
-use crate::model::gpu::GpuModel;
 use crate::options::TrainOptions;
 use anyhow::{bail, Result};
 use std::time::Instant;
@@ -45,7 +44,7 @@ enum Step {
 
 pub struct Trainer<'g> {
     gpu: &'g Gpu,
-    pub model: GpuModel,
+    pub model: Towered,
     opts: TrainOptions,
     /// The training split, kept only to draw new batches each epoch (`--reshuffle`): at ML-25M size a
     /// copy is 240 MB.
@@ -59,7 +58,7 @@ pub struct Trainer<'g> {
     profiler: Option<&'g Profiler>,
     /// With feature towers: their share of each step, and the epoch's user and movie columns in batch
     /// order (the host plans each batch's pooled backward from them).
-    towers: Option<(TowerStep, [Vec<u32>; 2])>,
+    tower_step: Option<(TowerStep, [Vec<u32>; 2])>,
 }
 
 /// The user and movie columns of `train` in the order `perm`.
@@ -72,7 +71,7 @@ impl<'g> Trainer<'g> {
     pub fn new(
         gpu: &'g Gpu,
         kernels: &Kernels,
-        model: GpuModel,
+        model: impl Into<Towered>,
         train: &Ratings,
         opts: &TrainOptions,
     ) -> Result<Self> {
@@ -83,10 +82,11 @@ impl<'g> Trainer<'g> {
     pub fn on_family(
         gpu: &'g Gpu,
         ops: Ops,
-        model: GpuModel,
+        model: impl Into<Towered>,
         train: &Ratings,
         opts: &TrainOptions,
     ) -> Result<Self> {
+        let model: Towered = model.into();
         opts.validate()?;
         if train.is_empty() {
             bail!("the training split is empty");
@@ -98,7 +98,7 @@ impl<'g> Trainer<'g> {
         let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, unit)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let losses = gpu.buffer("losses", 2 * store.batches.len());
-        let towers = match &model.towers {
+        let tower_step = match &model.towers {
             Some(t) => Some((
                 TowerStep::new(
                     gpu,
@@ -112,7 +112,7 @@ impl<'g> Trainer<'g> {
             )),
             None => None,
         };
-        let rows_out = towers
+        let rows_out = tower_step
             .as_ref()
             .map_or([None, None], |(t, _)| t.row_gradients());
         let step = match ops {
@@ -139,7 +139,7 @@ impl<'g> Trainer<'g> {
             losses,
             epochs_done: 0,
             profiler: None,
-            towers,
+            tower_step,
         })
     }
 
@@ -177,7 +177,7 @@ impl<'g> Trainer<'g> {
     /// Encodes and submits one training step on batch `b`.
     fn step(&self, b: usize) -> Result<()> {
         let (gpu, s) = (self.gpu, self.store.batches[b]);
-        let towers = match (&self.towers, &self.model.towers) {
+        let towers = match (&self.tower_step, &self.model.towers) {
             (Some((step, [users, movies])), Some(model)) => {
                 let r = b * self.opts.batch_size..(b * self.opts.batch_size + s.rows);
                 let batch = TowerStep::batch(model, &users[r.clone()], &movies[r]);
@@ -244,7 +244,7 @@ impl<'g> Trainer<'g> {
             let perm = permutation(train.len(), &mut self.rng);
             self.store
                 .rewrite(self.gpu, "train batches", train, &perm)?;
-            if let Some((_, ids)) = &mut self.towers {
+            if let Some((_, ids)) = &mut self.tower_step {
                 *ids = ordered_ids(train, &perm);
             }
         }

@@ -9,7 +9,7 @@ use crate::gpu::batches::{BatchBuffers, BatchStore};
 use crate::gpu::launch::Pass;
 use crate::gpu::profile::Profiler;
 use crate::kernels::evaluate::{RankedTallies, Tallies, TestPairs};
-use crate::model::gpu::GpuModel;
+use crate::kernels::model::GpuModel;
 use crate::options::TrainOptions;
 use anyhow::Context;
 

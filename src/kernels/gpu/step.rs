@@ -6,7 +6,8 @@ use super::*;
 use crate::gpu::batches::BatchShape;
 use crate::gpu::launch::Pass;
 use crate::gpu::profile::Profiler;
-use crate::model::gpu::{GpuModel, EPSILON};
+use crate::kernels::model::GpuModel;
+use crate::model::EPSILON;
 use crate::model::{MlpLayout, ModelConfig};
 use crate::options::TrainOptions;
 

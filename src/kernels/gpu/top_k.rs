@@ -6,8 +6,8 @@ use super::step::GpuStep;
 use super::*;
 use crate::gpu::launch::Pass;
 use crate::gpu::slice;
+use crate::kernels::model::GpuModel;
 use crate::kernels::{Exclusions, TopK};
-use crate::model::gpu::GpuModel;
 use crate::options::TrainOptions;
 use anyhow::Context;
 

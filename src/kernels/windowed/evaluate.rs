@@ -9,10 +9,10 @@ use crate::gpu::profile::Profiler;
 use crate::gpu::{slice, whole, Gpu};
 use crate::kernels::evaluate::TestPairs;
 pub use crate::kernels::evaluate::{RankedTallies, Tallies};
+use crate::kernels::model::GpuModel;
 use crate::kernels::windowed::ranking::{Activations, MlpForward};
 use crate::kernels::windowed::retrieval::{RetrievalBuffers, RetrievalForward};
 use crate::kernels::windowed::*;
-use crate::model::gpu::GpuModel;
 use anyhow::{Context, Result};
 
 /// One tile of the ranking evaluation's launches (`TestPairs::tiles` holds its users and groups).

@@ -5,7 +5,7 @@ use super::*;
 use crate::gpu::batches::BatchBuffers;
 use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::{slice, whole, Gpu, WINDOW};
-use crate::model::gpu::GpuModel;
+use crate::kernels::model::GpuModel;
 use crate::model::ModelConfig;
 use anyhow::Result;
 

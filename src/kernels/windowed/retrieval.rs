@@ -5,7 +5,7 @@ use super::*;
 use crate::gpu::batches::{BatchBuffers, BatchShape};
 use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::{whole, window, Gpu};
-use crate::model::gpu::GpuModel;
+use crate::kernels::model::GpuModel;
 use crate::model::ModelConfig;
 
 /// Distinct-user / distinct-movie embeddings and the retrieval task's outputs, capacity B each.

@@ -4,10 +4,10 @@
 use crate::gpu::batches::BatchBuffers;
 use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::{slice, whole, Gpu};
+use crate::kernels::model::GpuModel;
 use crate::kernels::windowed::ranking::{Activations, MlpForward};
 use crate::kernels::windowed::*;
 use crate::kernels::{Exclusions, TopK};
-use crate::model::gpu::GpuModel;
 use anyhow::{bail, Context, Result};
 
 /// The largest k served: `brute_force_top_k` costs O(C log k) per query at worst, and a window of 4096

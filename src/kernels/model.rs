@@ -1,14 +1,10 @@
-//! The model on the GPU: parameters and their Adagrad accumulators as storage buffers.
+//! The model on the GPU: parameters and their Adagrad accumulators as storage buffers. The tables of a
+//! side with a feature tower are the tower's output; `kernels::tower::Towered` holds both.
 
 use crate::gpu::{Gpu, WINDOW};
-use crate::kernels::tower::GpuTowers;
-use crate::model::tower::Towers;
+use crate::model::INITIAL_ACCUMULATOR;
 use crate::model::{MlpLayout, ModelConfig, Params};
 use anyhow::Result;
-
-/// Keras Adagrad's defaults.
-pub const INITIAL_ACCUMULATOR: f32 = 0.1;
-pub const EPSILON: f32 = 1e-7;
 
 /// Parameters and Adagrad accumulators on the GPU.
 pub struct GpuModel {
@@ -20,22 +16,16 @@ pub struct GpuModel {
     pub movie_acc: wgpu::Buffer, // (M, D)
     pub mlp: wgpu::Buffer,       // (L,)
     pub mlp_acc: wgpu::Buffer,   // (L,)
-    /// Feature towers, whose outputs fill the tables of the sides that have one.
-    pub towers: Option<GpuTowers>,
 }
 
 impl GpuModel {
+    /// The tables and the MLP of `p`; `p.towers` belongs to the towers (`Towered`), not read here.
     pub fn new(gpu: &Gpu, cfg: &ModelConfig, p: &Params) -> Result<Self> {
-        Self::with_towers(gpu, cfg, p, &Towers::default())
-    }
-
-    /// A model whose sides with a tower in `towers` compute their tables from `p.towers`.
-    pub fn with_towers(gpu: &Gpu, cfg: &ModelConfig, p: &Params, towers: &Towers) -> Result<Self> {
         let d = cfg.embedding_dim;
         gpu.check_binding("the user embedding table", (cfg.users * d * 4) as u64)?;
         gpu.check_binding("the movie embedding table", (cfg.movies * d * 4) as u64)?;
         let acc = |n: usize| vec![INITIAL_ACCUMULATOR; n];
-        let mut model = Self {
+        Ok(Self {
             cfg: *cfg,
             layout: cfg.layout(),
             user_emb: gpu.upload("user_emb", &p.user_emb),
@@ -45,24 +35,7 @@ impl GpuModel {
             // Padded by one uniform window so every weight window stays inside the buffer.
             mlp: gpu.upload("mlp", &[p.mlp.as_slice(), &[0.0; WINDOW]].concat()),
             mlp_acc: gpu.upload("mlp_acc", &acc(p.mlp.len())),
-            towers: None,
-        };
-        if towers.any() {
-            let t = GpuTowers::new(gpu, towers, &p.towers, [&model.user_emb, &model.movie_emb])?;
-            t.materialize(gpu)?;
-            model.towers = Some(t);
-        } else if !p.towers.is_empty() {
-            anyhow::bail!("tower parameters for a model without towers");
-        }
-        Ok(model)
-    }
-
-    /// Recomputes the tables of the sides with a tower (after their parameters changed).
-    pub fn materialize(&self, gpu: &Gpu) -> Result<()> {
-        match &self.towers {
-            Some(t) => t.materialize(gpu),
-            None => Ok(()),
-        }
+        })
     }
 
     pub fn params(&self, gpu: &Gpu) -> Result<Params> {
@@ -71,15 +44,11 @@ impl GpuModel {
             user_emb: gpu.read(&self.user_emb, 0, self.cfg.users * d)?,
             movie_emb: gpu.read(&self.movie_emb, 0, self.cfg.movies * d)?,
             mlp: gpu.read(&self.mlp, 0, self.layout.len)?,
-            towers: match &self.towers {
-                Some(t) => t.read(gpu, false)?,
-                None => Vec::new(),
-            },
+            towers: Vec::new(),
         })
     }
 
-    /// Overwrites the parameters (not the Adagrad accumulators) with `p`, e.g. a kept epoch's copy; the
-    /// tables of sides with a tower are recomputed from `p.towers`.
+    /// Overwrites the tables and the MLP (not the Adagrad accumulators) with `p`, e.g. a kept epoch's copy.
     pub fn set_params(&self, gpu: &Gpu, p: &Params) -> Result<()> {
         let d = self.cfg.embedding_dim;
         let shapes = [
@@ -97,12 +66,7 @@ impl GpuModel {
         gpu.queue
             .write_buffer(&self.mlp, 0, bytemuck::cast_slice(&p.mlp));
         gpu.queue.submit([]);
-        gpu.wait()?;
-        if let Some(t) = &self.towers {
-            t.write(gpu, &p.towers, false)?;
-            t.materialize(gpu)?;
-        }
-        Ok(())
+        gpu.wait()
     }
 
     /// (user_acc, movie_acc, mlp_acc) on the host.
