@@ -266,7 +266,8 @@ pub enum Command {
     /// Train a named preset once per seed and report the mean and spread of its metrics.
     ///
     /// Presets: tutorial-joint (the tutorial's joint model), joint-plus (one joint model that beats both
-    /// specialised ones), joint-plus-val (its epochs chosen on a validation split).
+    /// specialised ones), joint-plus-val (its epochs chosen on a validation split), joint-features
+    /// (joint-plus with feature towers from u.user and u.item, or users.dat/movies.dat/movies.csv).
     #[command(after_help = examples!(
         "wgrec recipe --preset joint-plus --seeds 42,1,2 --metrics-out joint-plus.json",
         "wgrec recipe --preset tutorial-joint --seeds 42 --plot curves.svg",
@@ -274,7 +275,7 @@ pub enum Command {
     Recipe {
         #[command(flatten)]
         data: DataArgs,
-        /// tutorial-joint, joint-plus or joint-plus-val.
+        /// tutorial-joint, joint-plus, joint-plus-val or joint-features.
         #[arg(long, default_value = "joint-plus")]
         preset: String,
         /// Seeds, comma-separated: one run per seed (per weighting in a sweep); without --split-dir the

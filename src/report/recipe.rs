@@ -1,9 +1,10 @@
 //! Named training presets (`wgrec recipe --preset NAME`): the tutorial's joint model, and `joint-plus`,
 //! one joint model meant to beat the tutorial's specialised models on both tasks at once, and
-//! `joint-plus-val`, the same with its epochs chosen on a validation split. Presets only set options that
-//! `train` also has; the tutorial's defaults stay as they are.
+//! `joint-plus-val`, the same with its epochs chosen on a validation split, and `joint-features`,
+//! joint-plus with feature towers on both sides. Presets only set options that `train` also has; the
+//! tutorial's defaults stay as they are.
 
-use crate::options::{Criterion, TrainOptions, Tweaks};
+use crate::options::{Criterion, TowerOptions, TrainOptions, Tweaks};
 use crate::report::sweep::mean_min_max;
 use crate::train::run::RunResult;
 use anyhow::{bail, Result};
@@ -16,7 +17,12 @@ pub struct Preset {
     pub embedding_dim: usize,
 }
 
-pub const PRESETS: [&str; 3] = ["tutorial-joint", "joint-plus", "joint-plus-val"];
+pub const PRESETS: [&str; 4] = [
+    "tutorial-joint",
+    "joint-plus",
+    "joint-plus-val",
+    "joint-features",
+];
 
 pub fn preset(name: &str) -> Result<Preset> {
     Ok(match name {
@@ -52,6 +58,15 @@ pub fn preset(name: &str) -> Result<Preset> {
             },
             embedding_dim: 32,
         },
+        "joint-features" => Preset {
+            name: "joint-features",
+            about: "joint-plus with feature towers: 24-wide id embeddings concatenated with 8-wide \
+                    embeddings of the user's age, gender and occupation and of the movie's genres, \
+                    decade and title words (multi-hot fields mean-pooled), 22 epochs, then joint-plus's \
+                    rating fine-tune; chosen on a validation split (see the README)",
+            opts: joint_features(),
+            embedding_dim: 24,
+        },
         other => bail!(
             "unknown preset {other:?}; the presets are {}",
             PRESETS.join(", ")
@@ -72,6 +87,29 @@ fn joint_plus(epochs: usize) -> TrainOptions {
             ..Tweaks::default()
         },
         ..TrainOptions::tutorial(4.0, 1.0)
+    }
+}
+
+/// joint-features's options: joint-plus with towers that end in the same 48 columns on both sides
+/// (24 + 3 fields x 8). On seed 42's validation split (10% of each user's training ratings) this tower
+/// reached RMSE 0.9349 at epoch 22 against 0.9364 for joint-plus's ids alone (top-100 0.307 against
+/// 0.315); a dense stack on top did worse (one linear layer of 32: 0.9552; 64, 32: 1.01 at epoch 7).
+fn joint_features() -> TrainOptions {
+    let plus = joint_plus(22);
+    TrainOptions {
+        tweaks: Tweaks {
+            towers: Some(TowerOptions {
+                user_features: ["age", "gender", "occupation"].map(String::from).to_vec(),
+                movie_features: ["genres", "decade", "title_words"]
+                    .map(String::from)
+                    .to_vec(),
+                feature_dim: 8,
+                user_tower: Vec::new(),
+                movie_tower: Vec::new(),
+            }),
+            ..plus.tweaks
+        },
+        ..plus
     }
 }
 
@@ -148,6 +186,25 @@ mod tests {
                 val.opts.tweaks.fine_tune_rating
             ),
             (1, 0)
+        );
+        let features = preset("joint-features").unwrap();
+        assert_eq!(
+            TrainOptions {
+                tweaks: Tweaks {
+                    towers: None,
+                    ..features.opts.tweaks.clone()
+                },
+                ..features.opts.clone()
+            },
+            TrainOptions {
+                epochs: 22,
+                ..plus.opts.clone()
+            },
+            "joint-features is joint-plus at 22 epochs plus the towers"
+        );
+        assert_eq!(
+            features.opts.table_width(features.embedding_dim).unwrap(),
+            48
         );
     }
 }
