@@ -260,6 +260,10 @@ pub enum Command {
         /// Output directory (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Named presets (see `wgrec recipe`), comma-separated, trained with the same seeds and drawn
+        /// beside the grid: each with its own options, the grid's flags do not apply to them.
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        presets: Vec<String>,
         #[command(flatten)]
         tweaks: TweakArgs,
     },
@@ -899,8 +903,12 @@ impl Cli {
                 batch_size,
                 learning_rate,
                 out,
+                presets,
                 tweaks,
             } => {
+                for p in &presets {
+                    recipe::preset(p)?;
+                }
                 // Without --split-dir, one split for the whole sweep: the first seed's.
                 let split_seed = seeds.first().copied().unwrap_or(42);
                 let sweep = SweepConfig {
@@ -917,6 +925,7 @@ impl Cli {
                     embedding_dim: 32,
                     eval_batch_size: 4096,
                     out,
+                    presets,
                 };
                 sweep.runs()?;
                 Job::Sweep(SweepJob {

@@ -606,3 +606,78 @@ fn retrieval_options_run_and_the_gpu_family_refuses_accidental_hits() {
         "{err}"
     );
 }
+
+/// `wgrec sweep --presets joint-features` on synthetic ML-1M files (users.dat gives the user features):
+/// the preset trains with its own options and table width beside the grid, and is named in the table,
+/// the CSV, the JSON (with its towers) and the trade-off chart; an unknown preset is refused up front.
+#[test]
+fn sweep_draws_a_feature_preset_beside_the_grid() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let home = scratch("sweep-presets");
+    let (data, out) = (home.join("ml-1m"), home.join("sweep"));
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let synth = [
+        "-q",
+        "synth",
+        "--users",
+        "120",
+        "--movies",
+        "90",
+        "--ratings",
+        "3000",
+        "--format",
+        "ml-1m",
+    ];
+    let (code, _, err) = run(wgrec(&home, &[&synth[..], &["--out", &s(&data)]].concat()));
+    assert_eq!(code, Some(0), "{err}");
+    let sweep = |presets: &str| {
+        run(wgrec(
+            &home,
+            &[
+                "-q",
+                "sweep",
+                "--data-dir",
+                &s(&data),
+                "--rating-weights",
+                "1",
+                "--retrieval-weights",
+                "1",
+                "--epochs",
+                "1",
+                "--presets",
+                presets,
+                "--out",
+                &s(&out),
+            ],
+        ))
+    };
+    let (code, _, err) = sweep("joint-features,nope");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown preset \"nope\""), "{err}");
+    assert!(!out.exists(), "a refused sweep wrote {}", out.display());
+
+    let (code, stdout, err) = sweep("joint-features");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("joint-features (4, 1)")),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].ends_with(",preset"), "{}", rows[0]);
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[1].starts_with("1,1,42,1,") && rows[1].ends_with(','));
+    assert!(rows[2].starts_with("4,1,42,22,") && rows[2].ends_with(",joint-features"));
+    let doc = json(&out.join("results.json"));
+    let runs = doc["runs"].as_array().unwrap();
+    assert!(runs[0].get("preset").is_none() && runs[0].get("towers").is_none());
+    assert_eq!(runs[1]["preset"], "joint-features");
+    assert_eq!(runs[1]["towers"]["feature_dim"], 8);
+    assert_eq!(runs[1]["test_per_epoch"].as_array().unwrap().len(), 22);
+    let svg = std::fs::read_to_string(out.join("tradeoff.svg")).unwrap();
+    assert!(svg.contains("joint-features") && svg.contains("a preset"));
+}

@@ -35,7 +35,9 @@ pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: RecipeJob
         let run = Run::new(opts.clone(), embedding_dim)?
             .progress(!quiet)
             .per_epoch(plot.is_some());
-        results.push(run.execute(&env)?.result);
+        let mut result = run.execute(&env)?.result;
+        result.preset = Some(name.clone());
+        results.push(result);
     }
     print!("{}", report::table(&results, &gpu.adapter));
     println!("data: {}", dataset.description);

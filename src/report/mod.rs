@@ -12,6 +12,15 @@ use crate::eval::{KS, RANKED_KS};
 use crate::gpu::AdapterSummary;
 use crate::train::run::RunResult;
 
+/// A table row's name: the weights, after the preset's name when a preset set them.
+fn config_label(r: &RunResult) -> String {
+    let weights = format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight);
+    match &r.preset {
+        Some(p) => format!("{p} {weights}"),
+        None => weights,
+    }
+}
+
 /// The tutorial-style table: one row per configuration.
 pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
     let mut s = String::new();
@@ -28,7 +37,7 @@ pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
     for r in runs {
         s.push_str(&format!(
             "{:<22}{}{:>8.4}{:>9.2}{:>9.3}\n",
-            format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
+            config_label(r),
             KS.iter()
                 .map(|&k| format!("{:>8.4}", r.test.top(k)))
                 .collect::<String>(),
@@ -55,7 +64,7 @@ pub fn table(runs: &[RunResult], adapter: &AdapterSummary) -> String {
             let Some(m) = &r.test.ranked else { continue };
             s.push_str(&format!(
                 "{:<22}{}{}{:>8.4}\n",
-                format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight),
+                config_label(r),
                 RANKED_KS
                     .iter()
                     .map(|&k| format!("{:>8.4}", m.recall_at(k)))

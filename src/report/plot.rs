@@ -11,6 +11,8 @@ pub struct TradeoffPoint {
     pub label: String,
     pub rmse: f64,
     pub top_100: f64,
+    /// A named preset rather than a point of the weight grid (drawn apart).
+    pub preset: bool,
 }
 
 /// One run's per-epoch values.
@@ -93,7 +95,7 @@ fn draw_tradeoff(
             }),
         )
         .map_err(&err)?
-        .label("Pareto front (no other weighting is better on both)")
+        .label("Pareto front (no other point is better on both)")
         .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.stroke_width(2)));
     chart
         .draw_series(LineSeries::new(
@@ -102,14 +104,26 @@ fn draw_tradeoff(
         ))
         .map_err(&err)?;
     chart
-        .draw_series(points.iter().map(|p| {
+        .draw_series(points.iter().filter(|p| !p.preset).map(|p| {
             EmptyElement::at((p.rmse, p.top_100))
                 + Circle::new((0, 0), 5, BLUE.filled())
                 + Text::new(p.label.clone(), (8, -16), ("sans-serif", 13))
         }))
         .map_err(&err)?
-        .label("a configuration (mean over seeds)")
+        .label("a weighting (mean over seeds)")
         .legend(|(x, y)| Circle::new((x + 10, y), 5, BLUE.filled()));
+    let green = RGBColor(0, 140, 60);
+    if points.iter().any(|p| p.preset) {
+        chart
+            .draw_series(points.iter().filter(|p| p.preset).map(|p| {
+                EmptyElement::at((p.rmse, p.top_100))
+                    + TriangleMarker::new((0, 0), 7, green.filled())
+                    + Text::new(p.label.clone(), (10, 4), ("sans-serif", 13))
+            }))
+            .map_err(&err)?
+            .label("a preset (wgrec recipe, mean over seeds)")
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, green.filled()));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -222,6 +236,7 @@ mod tests {
             label: label.into(),
             rmse,
             top_100,
+            preset: false,
         }
     }
 
@@ -246,6 +261,14 @@ mod tests {
         .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.contains("(0, 1)"));
         assert!(svg.contains("test RMSE (lower is better)"));
+        assert!(!svg.contains("a preset"));
+        let preset = TradeoffPoint {
+            preset: true,
+            ..p("joint-features", 0.92, 0.31)
+        };
+        let svg = tradeoff_svg("trade-off", &[p("(1, 0)", 1.1, 0.06), preset]).unwrap();
+        assert!(svg.contains("joint-features") && svg.contains("a preset"));
+        assert!(svg.contains("<polygon"), "presets are drawn as triangles");
         let curve = Curve {
             label: "run".into(),
             train_loss: vec![100.0, 50.0, 40.0],

@@ -21,6 +21,8 @@ pub struct SweepConfig {
     pub embedding_dim: usize,
     pub eval_batch_size: usize,
     pub out: PathBuf,
+    /// Named presets (`wgrec recipe`) trained with the same seeds and drawn beside the grid.
+    pub presets: Vec<String>,
 }
 
 impl SweepConfig {
@@ -81,6 +83,36 @@ pub fn run(env: &Env, cfg: &SweepConfig, progress: bool) -> Result<Vec<RunResult
     Ok(results)
 }
 
+/// Trains the preset `name` (options `opts`, id width `embedding_dim`) once per seed in `cfg.seeds` on
+/// `env`, whose kernels are compiled for the preset's table width (test metrics after every epoch).
+pub fn run_preset(
+    env: &Env,
+    cfg: &SweepConfig,
+    name: &str,
+    opts: &TrainOptions,
+    embedding_dim: usize,
+    progress: bool,
+) -> Result<Vec<RunResult>> {
+    let mut results = Vec::new();
+    for &seed in &cfg.seeds {
+        if progress {
+            eprintln!("== preset {name}, seed {seed} ==");
+        }
+        let opts = TrainOptions {
+            seed,
+            ..opts.clone()
+        };
+        let run = Run::new(opts, embedding_dim)?
+            .eval_batch_size(cfg.eval_batch_size)
+            .progress(progress)
+            .per_epoch(true);
+        let mut r = run.execute(env)?.result;
+        r.preset = Some(name.to_string());
+        results.push(r);
+    }
+    Ok(results)
+}
+
 /// One CSV row per run: weights, seed, FactorizedTopK, RMSE, Recall@K / NDCG@K / MAE, timings.
 pub fn csv(runs: &[RunResult]) -> String {
     let mut header = vec!["rating_weight", "retrieval_weight", "seed", "epochs"]
@@ -91,7 +123,7 @@ pub fn csv(runs: &[RunResult]) -> String {
     header.push("rmse".into());
     header.extend(RANKED_KS.iter().map(|k| format!("recall_at_{k}")));
     header.extend(RANKED_KS.iter().map(|k| format!("ndcg_at_{k}")));
-    header.extend(["mae", "test_loss", "train_seconds"].map(String::from));
+    header.extend(["mae", "test_loss", "train_seconds", "preset"].map(String::from));
     let mut s = header.join(",") + "\n";
     for r in runs {
         let mut row = vec![
@@ -113,6 +145,7 @@ pub fn csv(runs: &[RunResult]) -> String {
         row.push(opt(ranked.map(|m| m.mae)));
         row.push(format!("{:.6}", r.test.loss));
         row.push(format!("{:.3}", r.train_seconds));
+        row.push(r.preset.clone().unwrap_or_default());
         s += &(row.join(",") + "\n");
     }
     s
@@ -126,28 +159,33 @@ pub fn mean_min_max(values: &[f64]) -> (f64, f64, f64) {
     (mean, min, max)
 }
 
-/// One point per weighting, the mean over its seeds.
+/// One point per weighting and per preset, the mean over its seeds.
 pub fn tradeoff_points(runs: &[RunResult]) -> Vec<TradeoffPoint> {
-    let mut keys: Vec<(f32, f32)> = Vec::new();
+    let key = |r: &RunResult| {
+        (
+            r.preset.clone(),
+            r.opts.rating_weight,
+            r.opts.retrieval_weight,
+        )
+    };
+    let mut keys = Vec::new();
     for r in runs {
-        let key = (r.opts.rating_weight, r.opts.retrieval_weight);
-        if !keys.contains(&key) {
-            keys.push(key);
+        if !keys.contains(&key(r)) {
+            keys.push(key(r));
         }
     }
     keys.into_iter()
-        .map(|(rw, tw)| {
-            let of: Vec<&RunResult> = runs
-                .iter()
-                .filter(|r| (r.opts.rating_weight, r.opts.retrieval_weight) == (rw, tw))
-                .collect();
+        .map(|k| {
+            let of: Vec<&RunResult> = runs.iter().filter(|r| key(r) == k).collect();
             let mean = |f: &dyn Fn(&RunResult) -> f64| {
                 mean_min_max(&of.iter().map(|r| f(r)).collect::<Vec<_>>()).0
             };
+            let (preset, rw, tw) = k;
             TradeoffPoint {
-                label: format!("({rw}, {tw})"),
+                label: preset.clone().unwrap_or_else(|| format!("({rw}, {tw})")),
                 rmse: mean(&|r| r.test.rmse),
                 top_100: mean(&|r| r.test.top(100)),
+                preset: preset.is_some(),
             }
         })
         .collect()
@@ -158,13 +196,14 @@ pub fn curves(runs: &[RunResult]) -> Vec<Curve> {
     let many_seeds = runs.iter().any(|r| r.opts.seed != runs[0].opts.seed);
     runs.iter()
         .map(|r| Curve {
-            label: if many_seeds {
-                format!(
-                    "({}, {}) seed {}",
-                    r.opts.rating_weight, r.opts.retrieval_weight, r.opts.seed
-                )
-            } else {
-                format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight)
+            label: {
+                let what = r.preset.clone().unwrap_or_else(|| {
+                    format!("({}, {})", r.opts.rating_weight, r.opts.retrieval_weight)
+                });
+                match many_seeds {
+                    true => format!("{what} seed {}", r.opts.seed),
+                    false => what,
+                }
             },
             train_loss: r.history.iter().map(|h| h.loss).collect(),
             top_100: r.curve.iter().map(|m| m.top(100)).collect(),
@@ -201,7 +240,7 @@ pub fn write_outputs(
     adapter: &AdapterSummary,
 ) -> Result<()> {
     let tradeoff = tradeoff_svg(
-        "Rating vs retrieval: every (rating weight, retrieval weight)",
+        "Rating vs retrieval: every (rating weight, retrieval weight), and presets",
         &tradeoff_points(runs),
     )?;
     let curves = curves_svg("Per-epoch curves", &curves(runs))?;
@@ -226,6 +265,7 @@ mod tests {
             embedding_dim: 32,
             eval_batch_size: 4096,
             out: PathBuf::from("x"),
+            presets: Vec::new(),
         }
     }
 

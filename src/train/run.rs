@@ -190,6 +190,7 @@ impl<'a> Run<'a> {
             curve,
             profile: env.profiler.map(Profiler::to_json),
             selection,
+            preset: None,
         };
         let staged = match self.save {
             Some(out) => Some(self.stage(env, out, &trainer, &result)?),
@@ -632,6 +633,8 @@ pub struct RunResult {
     pub profile: Option<serde_json::Value>,
     /// What the validation split chose (`--validation-fraction`).
     pub selection: Option<Selection>,
+    /// The named preset (`wgrec recipe`, `sweep --presets`) that set the options, if one did.
+    pub preset: Option<String>,
 }
 
 impl RunResult {
@@ -666,6 +669,12 @@ impl RunResult {
         }
         if self.opts.tweaks.remove_accidental_hits {
             doc["remove_accidental_hits"] = true.into();
+        }
+        if let Some(t) = &self.opts.tweaks.towers {
+            doc["towers"] = serde_json::json!(t);
+        }
+        if let Some(p) = &self.preset {
+            doc["preset"] = p.as_str().into();
         }
         doc
     }
