@@ -154,6 +154,16 @@ impl TowerOptions {
                  --user-tower and --movie-tower (e.g. --user-tower 64,32 --movie-tower 64,32)"
             );
         }
+        if u == 0 || !u.is_multiple_of(16) || u > 64 {
+            bail!(
+                "the towers give tables {u} columns wide (a side's last --user-tower/--movie-tower \
+                 layer, or --embedding-dim {embedding_dim} plus {} x --feature-dim {}); the kernels \
+                 take 16, 32, 48 or 64: change --embedding-dim or --feature-dim, or end both towers \
+                 in one of those widths",
+                self.user_features.len().max(self.movie_features.len()),
+                self.feature_dim
+            );
+        }
         Ok(u)
     }
 }
@@ -360,5 +370,48 @@ mod tests {
             let err = opts.validate().unwrap_err().to_string();
             assert!(err.contains("--embedding-learning-rate must be"), "{err}");
         }
+    }
+
+    #[test]
+    fn tower_tables_meet_in_one_kernel_width() {
+        let t = |user: &[&str],
+                 movie: &[&str],
+                 feature_dim,
+                 user_tower: &[usize],
+                 movie_tower: &[usize]| {
+            TowerOptions {
+                user_features: user.iter().map(|s| s.to_string()).collect(),
+                movie_features: movie.iter().map(|s| s.to_string()).collect(),
+                feature_dim,
+                user_tower: user_tower.to_vec(),
+                movie_tower: movie_tower.to_vec(),
+            }
+        };
+        // 24 + 3 x 8 on both sides, as joint-features.
+        let all = ["age", "gender", "occupation"];
+        let movie = ["genres", "decade", "title_words"];
+        assert_eq!(t(&all, &movie, 8, &[], &[]).table_width(24).unwrap(), 48);
+        assert_eq!(t(&[], &movie, 8, &[32], &[32]).table_width(32).unwrap(), 32);
+        let err = t(&[], &movie, 8, &[], &[])
+            .table_width(32)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("user side gives 32 columns and the movie side 56"),
+            "{err}"
+        );
+        let err = t(&all, &movie, 16, &[], &[])
+            .table_width(24)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tables 72 columns wide") && err.contains("16, 32, 48 or 64"),
+            "{err}"
+        );
+        let err = t(&[], &[], 8, &[40], &[40])
+            .table_width(32)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tables 40 columns wide"), "{err}");
     }
 }
