@@ -681,3 +681,138 @@ fn sweep_draws_a_feature_preset_beside_the_grid() {
     let svg = std::fs::read_to_string(out.join("tradeoff.svg")).unwrap();
     assert!(svg.contains("joint-features") && svg.contains("a preset"));
 }
+
+/// A model with feature towers on synthetic ML-1M files (users.dat and movies.dat give the features),
+/// saved after 2 epochs: `evaluate` reproduces the run's test section from the file, `recommend` and
+/// `predict` answer from the tables the stored towers compute, and `--resume` for 1 more epoch equals 3
+/// straight epochs; tower flags on a resume are refused.
+#[test]
+fn a_feature_tower_model_evaluates_recommends_and_resumes_from_its_file() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let home = scratch("towers");
+    let data = home.join("ml-1m");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let (d, model) = (s(&data), s(&home.join("m.safetensors")));
+    let synth = [
+        "-q",
+        "synth",
+        "--users",
+        "120",
+        "--movies",
+        "90",
+        "--ratings",
+        "3000",
+        "--format",
+        "ml-1m",
+        "--out",
+        &d,
+    ];
+    let (code, _, err) = run(wgrec(&home, &synth));
+    assert_eq!(code, Some(0), "{err}");
+    let towers = [
+        "--embedding-dim",
+        "24",
+        "--feature-dim",
+        "8",
+        "--user-features",
+        "age,gender,occupation",
+        "--movie-features",
+        "all",
+    ];
+    let train = |epochs: &str, extra: &[&str], out: &str| {
+        let mut args = vec!["-q", "train", "--data-dir", &d, "--rating-weight", "1"];
+        args.extend([
+            "--retrieval-weight",
+            "1",
+            "--batch-size",
+            "256",
+            "--epochs",
+            epochs,
+        ]);
+        args.extend(["--metrics-out", out]);
+        args.extend_from_slice(extra);
+        run(wgrec(&home, &args))
+    };
+    let (saved, straight, resumed, evaluated) = (
+        s(&home.join("saved.json")),
+        s(&home.join("straight.json")),
+        s(&home.join("resumed.json")),
+        s(&home.join("eval.json")),
+    );
+    let (code, _, err) = train("2", &[&towers[..], &["--save", &model]].concat(), &saved);
+    assert_eq!(code, Some(0), "{err}");
+    let run_of = |p: &str| json(Path::new(p))["runs"][0].clone();
+    assert_eq!(run_of(&saved)["towers"]["feature_dim"], 8);
+
+    let (code, _, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "evaluate",
+            "--model",
+            &model,
+            "--data-dir",
+            &d,
+            "--metrics-out",
+            &evaluated,
+        ],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json(Path::new(&evaluated))["test"], run_of(&saved)["test"]);
+
+    let (code, out, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "recommend",
+            "--model",
+            &model,
+            "--user",
+            "1",
+            "-k",
+            "3",
+        ],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("Synthetic Movie"))
+            .count(),
+        3,
+        "{out}"
+    );
+    let (code, out, err) = run(wgrec(
+        &home,
+        &[
+            "-q",
+            "predict",
+            "--model",
+            &model,
+            "--user",
+            "1",
+            "--movie",
+            "Synthetic Movie 2 (1922)",
+        ],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    let rating: f64 = out.trim().parse().unwrap_or_else(|_| panic!("{out}"));
+    assert!(rating.is_finite(), "{out}");
+
+    let (code, _, err) = train(
+        "1",
+        &["--resume", &model, "--movie-features", "genres"],
+        &resumed,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--resume continues the checkpoint's own feature towers"),
+        "{err}"
+    );
+    let (code, _, err) = train("1", &["--resume", &model], &resumed);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = train("3", &towers, &straight);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(run_of(&resumed)["test"], run_of(&straight)["test"]);
+}
