@@ -212,6 +212,20 @@ fn field_name(side: usize, name: &str) -> Result<&'static str> {
     })
 }
 
+/// Every stored feature field's CSR (`towers/SIDE/FIELD/offsets` and `.../ids`, the id field is implicit),
+/// named, users' fields first.
+fn feature_tensors(towers: &Towers) -> Vec<(String, &[u32])> {
+    let mut v = Vec::new();
+    for (side, t) in towers.sides() {
+        for f in &t.fields[1..] {
+            let at = format!("towers/{}/{}", SIDES[side], f.name);
+            v.push((format!("{at}/offsets"), f.offsets.as_slice()));
+            v.push((format!("{at}/ids"), f.ids.as_slice()));
+        }
+    }
+    v
+}
+
 /// The MLP tensors: name (Keras-like) and (offset, rows, cols) in the flat MlpLayout vector.
 fn mlp_tensors(l: &MlpLayout) -> [(&'static str, usize, usize, usize); 6] {
     [
@@ -246,12 +260,8 @@ fn expected_tensors(
         for name in ["towers", "adagrad/towers"] {
             v.push((name.into(), Dtype::F32, vec![lens[0] + lens[1]]));
         }
-        for (side, t) in towers.sides() {
-            for f in &t.fields[1..] {
-                let at = format!("towers/{}/{}", SIDES[side], f.name);
-                v.push((format!("{at}/offsets"), Dtype::I32, vec![f.offsets.len()]));
-                v.push((format!("{at}/ids"), Dtype::I32, vec![f.ids.len()]));
-            }
+        for (name, values) in feature_tensors(towers) {
+            v.push((name, Dtype::I32, vec![values.len()]));
         }
     }
     for prefix in ["", "adagrad/"] {
@@ -326,6 +336,17 @@ fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
 
 fn le_bytes_i32(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect()
+}
+
+/// The I32 values of tensor `name` as rows or offsets; a negative one is corruption.
+fn u32s_of(t: &TensorView, name: &str) -> Result<Vec<u32>> {
+    t.data()
+        .chunks_exact(4)
+        .map(|b| {
+            let v = i32::from_le_bytes(b.try_into().expect("4 bytes"));
+            u32::try_from(v).map_err(|_| anyhow!("tensor {name:?} holds a negative value {v}"))
+        })
+        .collect()
 }
 
 impl Checkpoint {
@@ -424,18 +445,8 @@ impl Checkpoint {
             ] {
                 tensors.push((name.into(), Dtype::F32, vec![v.len()], le_bytes_f32(v)));
             }
-            for (side, t) in self.towers.sides() {
-                for f in &t.fields[1..] {
-                    let at = format!("towers/{}/{}", SIDES[side], f.name);
-                    for (what, v) in [("offsets", &f.offsets), ("ids", &f.ids)] {
-                        tensors.push((
-                            format!("{at}/{what}"),
-                            Dtype::I32,
-                            vec![v.len()],
-                            le_bytes_i32(v),
-                        ));
-                    }
-                }
+            for (name, v) in feature_tensors(&self.towers) {
+                tensors.push((name, Dtype::I32, vec![v.len()], le_bytes_i32(v)));
             }
         }
         tensors.push((
@@ -621,10 +632,10 @@ impl Checkpoint {
                 read_towers(&st, stored, [cfg.users, cfg.movies])?
             }
         };
-        if towers.any() && towers.output_width(cfg.embedding_dim)? != cfg.embedding_dim {
+        let width = towers.output_width(cfg.embedding_dim)?;
+        if width != cfg.embedding_dim {
             bail!(
-                "inconsistent metadata: the towers end in {} columns, the model's tables have {}",
-                towers.output_width(cfg.embedding_dim)?,
+                "inconsistent metadata: the towers end in {width} columns, the model's tables have {}",
                 cfg.embedding_dim
             );
         }
@@ -713,18 +724,7 @@ impl Checkpoint {
                 .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
                 .collect()
         };
-        let u32s = |name: &str| -> Result<Vec<u32>> {
-            st.tensor(name)
-                .expect("checked above")
-                .data()
-                .chunks_exact(4)
-                .map(|b| {
-                    let v = i32::from_le_bytes(b.try_into().expect("4 bytes"));
-                    u32::try_from(v)
-                        .map_err(|_| anyhow!("tensor {name:?} holds a negative value {v}"))
-                })
-                .collect()
-        };
+        let u32s = |name: &str| u32s_of(&st.tensor(name).expect("checked above"), name);
         let tower_f32s = |name: &str| match towers.any() {
             true => f32s(name),
             false => Vec::new(),
@@ -838,14 +838,7 @@ fn read_towers(
                         t.shape()
                     );
                 }
-                t.data()
-                    .chunks_exact(4)
-                    .map(|b| {
-                        let v = i32::from_le_bytes(b.try_into().expect("4 bytes"));
-                        u32::try_from(v)
-                            .map_err(|_| anyhow!("tensor {n:?} holds a negative value {v}"))
-                    })
-                    .collect()
+                u32s_of(&t, &n)
             };
             let (offsets, ids) = (read("offsets")?, read("ids")?);
             let csr = offsets.len() == entities[side] + 1

@@ -251,7 +251,6 @@ impl TrainOptions {
             .collect()
     }
 
-    /// `--embedding-learning-rate 0`: the embedding tables (and their accumulators) are not updated.
     /// The width of the tables both tasks read: `embedding_dim`, or the feature towers' output width.
     pub fn table_width(&self, embedding_dim: usize) -> Result<usize> {
         match &self.tweaks.towers {
@@ -260,6 +259,7 @@ impl TrainOptions {
         }
     }
 
+    /// `--embedding-learning-rate 0`: the embedding tables (and their accumulators) are not updated.
     pub fn embeddings_frozen(&self) -> bool {
         self.tweaks.embedding_learning_rate == Some(0.0)
     }

@@ -42,6 +42,30 @@ fn run(mut cmd: Command) -> (Option<i32>, String, String) {
     )
 }
 
+/// Synthetic ML-1M files (ratings.dat, movies.dat, users.dat: 120 users, 90 movies, 3,000 ratings) in
+/// `home/ml-1m`, written by `wgrec synth`.
+fn synth_ml_1m(home: &Path) -> PathBuf {
+    let data = home.join("ml-1m");
+    let out = data.to_str().unwrap();
+    let args = [
+        "-q",
+        "synth",
+        "--users",
+        "120",
+        "--movies",
+        "90",
+        "--ratings",
+        "3000",
+        "--format",
+        "ml-1m",
+        "--out",
+        out,
+    ];
+    let (code, _, err) = run(wgrec(home, &args));
+    assert_eq!(code, Some(0), "{err}");
+    data
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -340,26 +364,8 @@ fn cv_reports_every_fold_with_mean_and_sd_on_ml_1m_files() {
         return;
     }
     let home = scratch("cv");
-    let (data, out) = (home.join("ml-1m"), home.join("cv.json"));
+    let (data, out) = (synth_ml_1m(&home), home.join("cv.json"));
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let (code, _, err) = run(wgrec(
-        &home,
-        &[
-            "-q",
-            "synth",
-            "--users",
-            "120",
-            "--movies",
-            "90",
-            "--ratings",
-            "3000",
-            "--format",
-            "ml-1m",
-            "--out",
-            &s(&data),
-        ],
-    ));
-    assert_eq!(code, Some(0), "{err}");
     assert!(data.join("ratings.dat").is_file() && data.join("movies.dat").is_file());
     let cv = |folds: &str| {
         run(wgrec(
@@ -616,22 +622,8 @@ fn sweep_draws_a_feature_preset_beside_the_grid() {
         return;
     }
     let home = scratch("sweep-presets");
-    let (data, out) = (home.join("ml-1m"), home.join("sweep"));
+    let (data, out) = (synth_ml_1m(&home), home.join("sweep"));
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let synth = [
-        "-q",
-        "synth",
-        "--users",
-        "120",
-        "--movies",
-        "90",
-        "--ratings",
-        "3000",
-        "--format",
-        "ml-1m",
-    ];
-    let (code, _, err) = run(wgrec(&home, &[&synth[..], &["--out", &s(&data)]].concat()));
-    assert_eq!(code, Some(0), "{err}");
     let sweep = |presets: &str| {
         run(wgrec(
             &home,
@@ -692,25 +684,8 @@ fn a_feature_tower_model_evaluates_recommends_and_resumes_from_its_file() {
         return;
     }
     let home = scratch("towers");
-    let data = home.join("ml-1m");
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let (d, model) = (s(&data), s(&home.join("m.safetensors")));
-    let synth = [
-        "-q",
-        "synth",
-        "--users",
-        "120",
-        "--movies",
-        "90",
-        "--ratings",
-        "3000",
-        "--format",
-        "ml-1m",
-        "--out",
-        &d,
-    ];
-    let (code, _, err) = run(wgrec(&home, &synth));
-    assert_eq!(code, Some(0), "{err}");
+    let (d, model) = (s(&synth_ml_1m(&home)), s(&home.join("m.safetensors")));
     let towers = [
         "--embedding-dim",
         "24",

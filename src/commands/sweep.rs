@@ -10,19 +10,13 @@ use wgrec::report::{self, recipe, sweep};
 pub fn run(adapter: &AdapterChoice, quiet: bool, kernels: Choice, job: SweepJob) -> Result<()> {
     let SweepJob { data, sweep } = job;
     let outputs = sweep::SweepOutputs::check(&sweep.out)?;
-    let (dataset, gpu, kernels) = super::start(
-        &data,
-        adapter,
-        quiet,
-        sweep.base.table_width(sweep.embedding_dim)?,
-        kernels,
-    )?;
+    let grid_width = sweep.base.table_width(sweep.embedding_dim)?;
+    let (dataset, gpu, kernels) = super::start(&data, adapter, quiet, grid_width, kernels)?;
     let mut results = sweep::run(
         &super::env(&gpu, &kernels, &dataset, None, None),
         &sweep,
         !quiet,
     )?;
-    let grid_width = sweep.base.table_width(sweep.embedding_dim)?;
     for name in &sweep.presets {
         let p = recipe::preset(name)?;
         let width = p.opts.table_width(p.embedding_dim)?;

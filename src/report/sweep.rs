@@ -74,13 +74,30 @@ pub fn run(env: &Env, cfg: &SweepConfig, progress: bool) -> Result<Vec<RunResult
                 opts.seed
             );
         }
-        let run = Run::new(opts.clone(), cfg.embedding_dim)?
-            .eval_batch_size(cfg.eval_batch_size)
-            .progress(progress)
-            .per_epoch(true);
-        results.push(run.execute(env)?.result);
+        results.push(run_one(
+            env,
+            cfg,
+            opts.clone(),
+            cfg.embedding_dim,
+            progress,
+        )?);
     }
     Ok(results)
+}
+
+/// One run of the sweep, evaluated after every epoch for the curves.
+fn run_one(
+    env: &Env,
+    cfg: &SweepConfig,
+    opts: TrainOptions,
+    embedding_dim: usize,
+    progress: bool,
+) -> Result<RunResult> {
+    let run = Run::new(opts, embedding_dim)?
+        .eval_batch_size(cfg.eval_batch_size)
+        .progress(progress)
+        .per_epoch(true);
+    Ok(run.execute(env)?.result)
 }
 
 /// Trains the preset `name` (options `opts`, id width `embedding_dim`) once per seed in `cfg.seeds` on
@@ -102,11 +119,7 @@ pub fn run_preset(
             seed,
             ..opts.clone()
         };
-        let run = Run::new(opts, embedding_dim)?
-            .eval_batch_size(cfg.eval_batch_size)
-            .progress(progress)
-            .per_epoch(true);
-        let mut r = run.execute(env)?.result;
+        let mut r = run_one(env, cfg, opts, embedding_dim, progress)?;
         r.preset = Some(name.to_string());
         results.push(r);
     }
