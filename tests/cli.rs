@@ -677,7 +677,8 @@ fn sweep_draws_a_feature_preset_beside_the_grid() {
 /// A model with feature towers on synthetic ML-1M files (users.dat and movies.dat give the features),
 /// saved after 2 epochs: `evaluate` reproduces the run's test section from the file, `recommend` and
 /// `predict` answer from the tables the stored towers compute, and `--resume` for 1 more epoch equals 3
-/// straight epochs; tower flags on a resume are refused.
+/// straight epochs; tower flags on a resume are refused. Without users.dat, movie towers still train and
+/// user features name the missing file.
 #[test]
 fn a_feature_tower_model_evaluates_recommends_and_resumes_from_its_file() {
     if common::gpu().is_none() {
@@ -790,4 +791,22 @@ fn a_feature_tower_model_evaluates_recommends_and_resumes_from_its_file() {
     let (code, _, err) = train("3", &towers, &straight);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(run_of(&resumed)["test"], run_of(&straight)["test"]);
+
+    // The users file is read only for user features: movie towers train without it.
+    std::fs::remove_file(Path::new(&d).join("users.dat")).unwrap();
+    let movie_only = [
+        "--embedding-dim",
+        "16",
+        "--feature-dim",
+        "8",
+        "--movie-features",
+        "genres",
+        "--movie-tower",
+        "16",
+    ];
+    let (code, _, err) = train("1", &movie_only, &straight);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = train("1", &towers, &straight);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("users.dat"), "{err}");
 }

@@ -193,9 +193,9 @@ pub fn users_file(format: Format) -> Option<&'static str> {
     }
 }
 
-/// The side features of `data`'s users (None: its format has no users file) and movies, read from the
-/// folder it was loaded from (the built-in sample: its movies file, no users).
-pub fn load(data: &super::Dataset) -> Result<(Option<Features>, Features)> {
+/// The side features of `data`'s users (with `users`; None: not asked, or its format has no users file)
+/// and movies, read from the folder it was loaded from (the built-in sample: its movies file, no users).
+pub fn load(data: &super::Dataset, users: bool) -> Result<(Option<Features>, Features)> {
     let Some((dir, format)) = &data.source else {
         let movies = read_movies(
             Format::Csv,
@@ -205,7 +205,7 @@ pub fn load(data: &super::Dataset) -> Result<(Option<Features>, Features)> {
         )?;
         return Ok((None, movies));
     };
-    let users = match users_file(*format) {
+    let users = match users_file(*format).filter(|_| users) {
         Some(name) => {
             let path = dir.join(name);
             let reader = super::formats::open(&path)?;

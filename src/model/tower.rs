@@ -206,7 +206,8 @@ impl Towers {
         data: &crate::data::Dataset,
         id_dim: usize,
     ) -> Result<Self> {
-        let (users, movies) = crate::data::features::load(data)?;
+        // The users file is read only for user features: a data set may lack it or hold a bad one.
+        let (users, movies) = crate::data::features::load(data, !opts.user_features.is_empty())?;
         let pick = |side: &str,
                     have: Option<&crate::data::features::Features>,
                     names: &[String]| {
