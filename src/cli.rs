@@ -525,6 +525,10 @@ pub struct TweakArgs {
     /// remove_accidental_hits; windowed kernels only). The test loss stays the plain one.
     #[arg(long)]
     pub remove_accidental_hits: bool,
+    /// The retrieval softmax runs over every movie of the catalogue each step, not over the batch's
+    /// movies (exact, no sampled negatives; at most 32,768 movies). The test loss stays TFRS's in-batch one.
+    #[arg(long)]
+    pub full_softmax: bool,
     /// Feature towers: the user fields the user tower pools (age, gender, occupation, zip, comma-
     /// separated, or all; from u.user or users.dat). The id embedding is concatenated with them.
     #[arg(long, value_name = "LIST")]
@@ -600,6 +604,7 @@ impl TweakArgs {
             fine_tune_rating: self.fine_tune_rating,
             temperature: self.temperature,
             remove_accidental_hits: self.remove_accidental_hits,
+            full_softmax: self.full_softmax,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! What a run is asked to do: the training options (TFRS's tutorial by default), the opt-in tweaks, and the
 //! rules they obey, checked once when the options are built.
 
-use crate::data::batches::{batch_of, Batch};
+use crate::data::batches::{batch_of, Batch, Columns};
 use crate::data::Ratings;
 use anyhow::{bail, Result};
 
@@ -70,6 +70,10 @@ pub struct Tweaks {
     /// negative of that row (only the row's own column stays). In the distinct-rows kernels each row then
     /// has its own normaliser (`retrieval_softmax_users` writes them); the test loss stays TFRS's plain one.
     pub remove_accidental_hits: bool,
+    /// The retrieval softmax runs over every movie of the catalogue each step instead of the batch's
+    /// movies: the distinct-rows kernels with every movie a column of weight 1 (a movie no row holds has
+    /// an empty row group). Exact, with no sampling to correct; the test loss stays TFRS's in-batch one.
+    pub full_softmax: bool,
     /// Feature towers (None: plain embedding tables, the tutorial's model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub towers: Option<TowerOptions>,
@@ -223,6 +227,18 @@ impl TrainOptions {
                 );
             }
         }
+        if t.full_softmax && t.logq_correction {
+            bail!(
+                "--full-softmax and --logq-correction do not combine: the full softmax samples no \
+                 negatives, so there is nothing to correct"
+            );
+        }
+        if t.full_softmax && t.remove_accidental_hits {
+            bail!(
+                "--full-softmax and --remove-accidental-hits do not combine: in the full softmax every \
+                 movie is one column, so no column repeats a row's own movie"
+            );
+        }
         let l2 = self.tweaks.embedding_l2;
         if !(l2.is_finite() && l2 >= 0.0) {
             bail!("--embedding-l2 must be a finite number >= 0, got {l2}");
@@ -244,10 +260,38 @@ impl TrainOptions {
         Ok(())
     }
 
-    /// The training batches in the order `perm`, with the column weights the retrieval loss uses.
-    pub fn make_batches(&self, train: &Ratings, perm: &[u32]) -> Vec<Batch> {
+    /// The movie columns of the retrieval softmax for a movie table of `movies` rows.
+    pub fn columns(&self, movies: usize) -> Columns {
+        match &self.tweaks {
+            t if t.full_softmax => Columns::Catalogue(movies as u32),
+            t if t.logq_correction => Columns::Distinct,
+            _ => Columns::Batch,
+        }
+    }
+
+    /// The rows a training step's work buffers hold for a training split of `ratings` ratings and a movie
+    /// table of `movies` rows: a batch's rows, or with `--full-softmax` the catalogue's movies if more
+    /// (at most MAX_BATCH, the loop bound the kernels are laid out for).
+    pub fn step_capacity(&self, ratings: usize, movies: usize) -> Result<usize> {
+        let rows = self.batch_size.min(ratings);
+        if !self.tweaks.full_softmax {
+            return Ok(rows);
+        }
+        if movies > MAX_BATCH {
+            bail!(
+                "--full-softmax runs over at most {MAX_BATCH} movies, and this catalogue has {}; use \
+                 the in-batch softmax (with --logq-correction) instead",
+                movies - 1
+            );
+        }
+        Ok(rows.max(movies))
+    }
+
+    /// The training batches in the order `perm`, with the movie columns the retrieval loss uses for a
+    /// movie table of `movies` rows.
+    pub fn make_batches(&self, train: &Ratings, perm: &[u32], movies: usize) -> Vec<Batch> {
         perm.chunks(self.batch_size)
-            .map(|c| batch_of(train, c).with_unit_movie_counts(self.tweaks.logq_correction))
+            .map(|c| batch_of(train, c).with_columns(self.columns(movies)))
             .collect()
     }
 
@@ -329,13 +373,35 @@ mod tests {
             rating: vec![1.0; 6],
         };
         let perm: Vec<u32> = (0..6).collect();
-        let plain = TrainOptions::tutorial(0.0, 1.0).make_batches(&train, &perm);
+        let plain = TrainOptions::tutorial(0.0, 1.0).make_batches(&train, &perm, 8);
         assert_eq!(plain[0].movies.count, vec![3.0, 2.0, 1.0]);
         let mut opts = TrainOptions::tutorial(0.0, 1.0);
         opts.tweaks.logq_correction = true;
-        let corrected = opts.make_batches(&train, &perm);
+        let corrected = opts.make_batches(&train, &perm, 8);
         assert_eq!(corrected[0].movies.count, vec![1.0, 1.0, 1.0]);
         assert_eq!(corrected[0].users, plain[0].users, "user weights unchanged");
+        opts.tweaks.logq_correction = false;
+        opts.tweaks.full_softmax = true;
+        let full = opts.make_batches(&train, &perm, 8);
+        assert_eq!(full[0].movies.table_rows, (1..8).collect::<Vec<u32>>());
+        assert_eq!(full[0].movies.count, vec![1.0; 7]);
+        assert_eq!(full[0].users, plain[0].users, "user weights unchanged");
+        assert_eq!(opts.step_capacity(6, 8).unwrap(), 8, "the catalogue is longer than the batch");
+        assert_eq!(opts.step_capacity(6, 3).unwrap(), 6);
+        let err = opts.step_capacity(6, MAX_BATCH + 1).unwrap_err();
+        assert!(format!("{err:#}").contains("at most 32768 movies"), "{err:#}");
+    }
+
+    #[test]
+    fn full_softmax_refuses_what_it_makes_meaningless() {
+        let mut opts = TrainOptions::tutorial(0.0, 1.0);
+        opts.tweaks.full_softmax = true;
+        opts.validate().unwrap();
+        opts.tweaks.logq_correction = true;
+        assert!(format!("{:#}", opts.validate().unwrap_err()).contains("--logq-correction"));
+        opts.tweaks.logq_correction = false;
+        opts.tweaks.remove_accidental_hits = true;
+        assert!(format!("{:#}", opts.validate().unwrap_err()).contains("--remove-accidental-hits"));
     }
 
     #[test]

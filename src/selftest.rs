@@ -80,6 +80,12 @@ pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
         embedding_l2: 0.01,
         ..Tweaks::default()
     };
+    // The full softmax with a catalogue longer than the batch: work buffers sized by the catalogue.
+    let full = Tweaks {
+        full_softmax: true,
+        embedding_l2: 0.01,
+        ..Tweaks::default()
+    };
     for (label, users, movies, (h1, h2), n, batch, (wr, wt), tweaks) in [
         (
             "joint",
@@ -122,6 +128,16 @@ pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
             Tweaks::default(),
         ),
         (
+            "full softmax",
+            301,
+            203,
+            (64, 64),
+            700,
+            128,
+            (1.0, 1.0),
+            full,
+        ),
+        (
             "frozen embeddings",
             97,
             89,
@@ -158,7 +174,7 @@ pub fn run(gpu: &Gpu, family: Family) -> Result<Vec<Check>> {
         let mut reference = CpuModel::new(cfg, init);
         let (mut weighted, mut rows) = (0.0, 0.0);
         let order = batch_order(opts.seed, n);
-        for b in &opts.make_batches(&train, &order) {
+        for b in &opts.make_batches(&train, &order, cfg.movies) {
             weighted += reference.step(b, &opts) * b.rows() as f64;
             rows += b.rows() as f64;
         }

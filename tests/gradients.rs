@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_close64, f64s, uniform, RepeatedBatch};
 use wgrec::cpu;
-use wgrec::data::batches::{Batch, Distinct};
+use wgrec::data::batches::{Batch, Columns, Distinct};
 use wgrec::data::SplitMix64;
 use wgrec::model::{MlpLayout, ModelConfig};
 
@@ -380,6 +380,67 @@ fn unit_column_weights_are_the_logq_corrected_loss() {
             1e-5,
             1e-5,
         );
+    }
+}
+
+/// `--full-softmax`: the distinct-rows twins on catalogue columns (every movie of the table with weight 1,
+/// empty row groups for the movies no row holds) give the softmax over the whole catalogue, written out
+/// here row by row: loss_i = log sum_c exp(u_i . m_c) - u_i . m_movie(i), and its gradients.
+#[test]
+fn catalogue_columns_are_the_full_softmax() {
+    for (seed, dim, extra) in [(47, 6, 5usize), (48, 4, 0)] {
+        let mut rb = RepeatedBatch::new(seed, 40, 7, 9, dim, 1.0);
+        let mut rng = SplitMix64::new(seed);
+        rb.movie_table.extend(uniform(&mut rng, extra * dim, -1.0, 1.0));
+        let movies = 9 + extra;
+        rb.batch = rb
+            .batch
+            .clone()
+            .with_columns(Columns::Catalogue(movies as u32));
+        let b = &rb.batch;
+        let (us, ms) = (&b.users, &b.movies);
+        assert_eq!(ms.len(), movies - usize::from(!b.movie.contains(&0)));
+        let (u_rows, md) = (rb.user_rows(), rb.movie_d());
+        let (mut loss, mut du, mut dm) = (0.0, vec![0.0; u_rows.len()], vec![0.0; md.len()]);
+        for (i, &pos) in ms.of_row.iter().enumerate() {
+            let ui = &u_rows[i * dim..][..dim];
+            let s: Vec<f64> = (0..ms.len())
+                .map(|c| (0..dim).map(|k| ui[k] as f64 * md[c * dim + k] as f64).sum())
+                .collect();
+            let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
+            loss += lse - s[pos as usize];
+            for (c, sc) in s.iter().enumerate() {
+                let g = (sc - lse).exp() - f64::from(c == pos as usize);
+                for k in 0..dim {
+                    du[i * dim + k] += g * md[c * dim + k] as f64;
+                    dm[c * dim + k] += g * ui[k] as f64;
+                }
+            }
+        }
+        let ud = rb.user_d();
+        let users = cpu::retrieval_softmax_users(
+            &ud, &md, &us.count, &ms.count, &us.offsets, &us.rows, &ms.of_row, dim, 1.0,
+        );
+        let grad_movie = cpu::retrieval_softmax_movies(
+            &ud, &md, &us.count, &ms.count, &users.lse, &ms.offsets, &ms.rows, &us.of_row, dim,
+            1.0,
+        );
+        let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
+        let what = |t: &str| format!("{t} (D {dim}, {extra} movies no row holds)");
+        assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);
+        assert_close64(
+            &what("grad_user"),
+            &f64s(&users.grad_user),
+            &rb.sum_rows(us, &du),
+            1e-5,
+            1e-5,
+        );
+        assert_close64(&what("grad_movie"), &f64s(&grad_movie), &dm, 1e-5, 1e-5);
+        if extra > 0 {
+            let unheld = &grad_movie[grad_movie.len() - dim..]; // movie `movies - 1`
+            assert!(unheld.iter().any(|&g| g != 0.0), "a movie no row holds is still a negative");
+        }
     }
 }
 

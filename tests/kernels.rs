@@ -1184,7 +1184,7 @@ fn retrieval_softmax_without_accidental_hits_matches_cpu() {
     ] {
         let mut rb = RepeatedBatch::new(seed, rows, nu, nm, dim, scale);
         if unit {
-            rb.batch = rb.batch.clone().with_unit_movie_counts(true);
+            rb.batch = rb.batch.clone().with_columns(wgrec::data::batches::Columns::Distinct);
         }
         let b = &rb.batch;
         let weight = 0.8;
@@ -1520,7 +1520,7 @@ fn training_epoch_matches_cpu_chain() {
             &mut SplitMix64::new(opts.seed ^ 0xBA7C_4E55_0000_0000),
         );
         // With the options' column weights (unit ones with the logQ correction).
-        let cpu_batches = opts.make_batches(&train, &perm);
+        let cpu_batches = opts.make_batches(&train, &perm, cfg.movies);
         assert_eq!(cpu_batches.len(), batches);
         let (mut weighted, mut rows) = (0.0, 0.0);
         for b in &cpu_batches {
@@ -1705,9 +1705,9 @@ fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
     };
     let perm = wgrec::data::batches::permutation(n, &mut rng);
     let resident =
-        BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, false, u64::MAX).unwrap();
+        BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, wgrec::data::batches::Columns::Batch, u64::MAX).unwrap();
     let streamed =
-        BatchStore::with_budget(gpu, "streamed", &ratings, &perm, 300, false, 0).unwrap();
+        BatchStore::with_budget(gpu, "streamed", &ratings, &perm, 300, wgrec::data::batches::Columns::Batch, 0).unwrap();
     assert!(resident.resident() && !streamed.resident());
     assert_eq!(resident.batches.len(), 4);
     let read = |store: &BatchStore, b: usize| {

@@ -94,13 +94,15 @@ fn towers_train_as_the_cpu_reference_on_both_families() {
     let gpu_family: &'static _ = Box::leak(Box::new(
         wgrec::kernels::gpu::Kernels::new(gpu, dim).unwrap(),
     ));
-    // (rating weight, retrieval weight, batch, embedding lr, l2)
+    // (rating weight, retrieval weight, batch, embedding lr, l2, full softmax: the movie tower fills
+    // every catalogue row each step, more rows than the batch has)
     let cases = [
-        (1.0, 1.0, 300, None, 0.0),
-        (4.0, 1.0, 256, Some(0.05), 0.01),
-        (1.0, 0.0, 400, None, 0.0),
+        (1.0, 1.0, 300, None, 0.0, false),
+        (4.0, 1.0, 256, Some(0.05), 0.01, false),
+        (1.0, 0.0, 400, None, 0.0, false),
+        (1.0, 1.0, 128, None, 0.01, true),
     ];
-    for (rw, tw, batch_size, elr, l2) in cases {
+    for (rw, tw, batch_size, elr, l2, full) in cases {
         let mut opts = TrainOptions {
             batch_size,
             epochs: 1,
@@ -109,12 +111,13 @@ fn towers_train_as_the_cpu_reference_on_both_families() {
         };
         opts.tweaks.embedding_learning_rate = elr;
         opts.tweaks.embedding_l2 = l2;
+        opts.tweaks.full_softmax = full;
         let mut init = Params::init(&cfg, opts.seed);
         init.towers = towers.init(opts.seed);
         // The reference: the trainer's batch order, step by step, then every row from the towers.
         let mut cpu = CpuModel::with_towers(cfg, init.clone(), towers.clone());
         let perm = wgrec::train::trainer::batch_order(opts.seed, train.len());
-        for b in opts.make_batches(&train, &perm) {
+        for b in opts.make_batches(&train, &perm, cfg.movies) {
             cpu.step(&b, &opts);
         }
         cpu.materialize();
@@ -133,7 +136,7 @@ fn towers_train_as_the_cpu_reference_on_both_families() {
                 .unwrap();
             let what = |t: &str| {
                 format!(
-                    "{t}, {:?} family, weights {rw}/{tw}, lr {elr:?}, l2 {l2}",
+                    "{t}, {:?} family, weights {rw}/{tw}, lr {elr:?}, l2 {l2}, full softmax {full}",
                     ops.family()
                 )
             };

@@ -103,12 +103,74 @@ pub fn batch_of(ratings: &Ratings, chunk: &[u32]) -> Batch {
     Batch::new(pick(&ratings.user), pick(&ratings.movie), rating)
 }
 
+/// The movie columns of the retrieval softmax of every batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Columns {
+    /// The batch's distinct movies, each weighted by how many rows hold it: TFRS's in-batch softmax.
+    #[default]
+    Batch,
+    /// The batch's distinct movies, weight 1 each: the logQ correction with the in-batch frequency as
+    /// the sampling probability (`--logq-correction`).
+    Distinct,
+    /// Every movie of a table of this many rows, weight 1 each (`--full-softmax`): the softmax over
+    /// the whole catalogue. Row 0 (out of vocabulary) is a column only when a batch row holds it.
+    Catalogue(u32),
+}
+
+impl Columns {
+    /// The table rows of the movie columns of a batch whose movie column is `movies`, ascending.
+    pub fn table_rows(self, movies: &[u32]) -> Vec<u32> {
+        match self {
+            Columns::Catalogue(n) => {
+                let first = u32::from(!movies.contains(&0));
+                (first..n).collect()
+            }
+            _ => Distinct::new(movies).table_rows,
+        }
+    }
+}
+
+impl Distinct {
+    /// The rows of `ids` grouped by every table row in `table_rows` (ascending, a superset of `ids`'
+    /// values): rows without a row of their own have an empty group.
+    pub fn over(ids: &[u32], table_rows: Vec<u32>) -> Self {
+        let d = Distinct::new(ids);
+        let mut offsets = Vec::with_capacity(table_rows.len() + 1);
+        let mut index = vec![0u32; d.len()];
+        let mut a = 0;
+        for (c, &row) in table_rows.iter().enumerate() {
+            offsets.push(d.offsets[a]);
+            if d.table_rows.get(a) == Some(&row) {
+                index[a] = c as u32;
+                a += 1;
+            }
+        }
+        assert_eq!(a, d.len(), "table_rows must hold every id, ascending");
+        offsets.push(d.rows.len() as u32);
+        Distinct {
+            count: table_rows
+                .iter()
+                .map(|r| d.table_rows.binary_search(r).map_or(0.0, |i| d.count[i]))
+                .collect(),
+            table_rows,
+            offsets,
+            of_row: d.of_row.iter().map(|&a| index[a as usize]).collect(),
+            rows: d.rows,
+        }
+    }
+}
+
 impl Batch {
-    /// Weighs every distinct movie column of the retrieval softmax once instead of by its row count: the
-    /// logQ correction with the in-batch frequency as the sampling probability (`--logq-correction`).
-    pub fn with_unit_movie_counts(mut self, unit: bool) -> Self {
-        if unit {
-            self.movies.count.fill(1.0);
+    /// The batch with the movie columns `columns`: row counts as weights (TFRS), or weight 1 for every
+    /// distinct movie (logQ correction), or every movie of the catalogue with weight 1.
+    pub fn with_columns(mut self, columns: Columns) -> Self {
+        match columns {
+            Columns::Batch => {}
+            Columns::Distinct => self.movies.count.fill(1.0),
+            Columns::Catalogue(_) => {
+                self.movies = Distinct::over(&self.movie, columns.table_rows(&self.movie));
+                self.movies.count.fill(1.0);
+            }
         }
         self
     }
@@ -126,6 +188,26 @@ mod tests {
         assert_eq!(d.offsets, vec![0, 2, 5, 6]);
         assert_eq!(d.rows, vec![1, 4, 0, 2, 5, 3]);
         assert_eq!(d.of_row, vec![1, 0, 1, 2, 0, 1]);
+    }
+
+    #[test]
+    fn catalogue_columns_list_every_movie_with_empty_groups() {
+        let b = Batch::new(vec![1, 1, 2], vec![4, 2, 4], vec![5.0; 3]).with_columns(Columns::Catalogue(6));
+        let m = &b.movies;
+        assert_eq!(m.table_rows, vec![1, 2, 3, 4, 5]);
+        assert_eq!(m.count, vec![1.0; 5]);
+        assert_eq!(m.offsets, vec![0, 0, 1, 1, 3, 3]);
+        assert_eq!(m.rows, vec![1, 0, 2]);
+        assert_eq!(m.of_row, vec![3, 1, 3]);
+        // The OOV row is a column only when a row holds it.
+        let oov = Batch::new(vec![1, 2], vec![0, 2], vec![5.0; 2]).with_columns(Columns::Catalogue(3));
+        assert_eq!(oov.movies.table_rows, vec![0, 1, 2]);
+        assert_eq!(oov.movies.offsets, vec![0, 1, 1, 2]);
+        assert_eq!(oov.movies.of_row, vec![0, 2]);
+        // The other columns keep the batch's distinct movies.
+        let d = Batch::new(vec![1, 1], vec![3, 3], vec![5.0; 2]);
+        assert_eq!(d.clone().with_columns(Columns::Batch).movies.count, vec![2.0]);
+        assert_eq!(d.with_columns(Columns::Distinct).movies.count, vec![1.0]);
     }
 
     #[test]

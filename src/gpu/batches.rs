@@ -1,7 +1,7 @@
 //! Batches on the GPU: every batch's id columns resident (or streamed past a memory budget), copied
 //! into the work buffers one step reads.
 
-use crate::data::batches::{batch_of, Batch, Distinct};
+use crate::data::batches::{batch_of, Batch, Columns, Distinct};
 use crate::data::Ratings;
 use crate::gpu::Gpu;
 use anyhow::Result;
@@ -96,8 +96,8 @@ impl BatchBuffers {
 /// order and each step builds its batch and writes it into the work buffers.
 pub struct BatchStore {
     storage: Storage,
-    /// Every batch `with_unit_movie_counts` (logQ correction).
-    unit_counts: bool,
+    /// Every batch's movie columns (`Batch::with_columns`).
+    columns: Columns,
     pub batches: Vec<BatchShape>,
 }
 
@@ -125,9 +125,14 @@ pub struct BatchShape {
     pub movies: usize,
 }
 
-/// u32s of a packed batch of `rows` rows: 13 fields of `rows`, the two offsets fields one longer.
-fn packed_len(rows: usize) -> usize {
-    FIELDS * rows + 2
+/// u32s of a packed batch of `rows` rows: 13 fields of `rows`, the two offsets fields one longer, and
+/// with catalogue columns the movies' table rows, counts and offsets as long as the catalogue.
+fn packed_len(rows: usize, columns: Columns) -> usize {
+    let extra = match columns {
+        Columns::Catalogue(n) => 3 * (n as usize).saturating_sub(rows),
+        _ => 0,
+    };
+    FIELDS * rows + 2 + extra
 }
 
 impl BatchStore {
@@ -138,7 +143,7 @@ impl BatchStore {
         ratings: &Ratings,
         perm: &[u32],
         batch_size: usize,
-        unit_counts: bool,
+        columns: Columns,
     ) -> Result<Self> {
         Self::with_budget(
             gpu,
@@ -146,7 +151,7 @@ impl BatchStore {
             ratings,
             perm,
             batch_size,
-            unit_counts,
+            columns,
             RESIDENT_BYTES,
         )
     }
@@ -158,7 +163,7 @@ impl BatchStore {
         ratings: &Ratings,
         perm: &[u32],
         batch_size: usize,
-        unit_counts: bool,
+        columns: Columns,
         budget: u64,
     ) -> Result<Self> {
         if batch_size == 0 {
@@ -166,14 +171,14 @@ impl BatchStore {
         }
         let bytes: u64 = perm
             .chunks(batch_size)
-            .map(|c| packed_len(c.len()) as u64 * 4)
+            .map(|c| packed_len(c.len(), columns) as u64 * 4)
             .sum();
         if bytes <= budget.min(gpu.limits.max_buffer_size) {
             let mut data = Vec::with_capacity((bytes / 4) as usize);
             let mut spans = Vec::new();
             let mut batches = Vec::new();
             for chunk in perm.chunks(batch_size) {
-                let b = batch_of(ratings, chunk).with_unit_movie_counts(unit_counts);
+                let b = batch_of(ratings, chunk).with_columns(columns);
                 spans.push(pack(&mut data, &b));
                 batches.push(shape(&b));
             }
@@ -182,7 +187,7 @@ impl BatchStore {
                     buffer: gpu.upload(label, &data),
                     spans,
                 },
-                unit_counts,
+                columns,
                 batches,
             });
         }
@@ -198,7 +203,7 @@ impl BatchStore {
                     &ordered,
                     batch_size,
                     r0 / batch_size,
-                    false,
+                    columns,
                 ))
             })
             .collect();
@@ -207,7 +212,7 @@ impl BatchStore {
                 ordered,
                 batch_size,
             },
-            unit_counts,
+            columns,
             batches,
         })
     }
@@ -217,14 +222,14 @@ impl BatchStore {
         matches!(self.storage, Storage::Resident { .. })
     }
 
-    fn streamed_batch(ordered: &Ratings, batch_size: usize, b: usize, unit_counts: bool) -> Batch {
+    fn streamed_batch(ordered: &Ratings, batch_size: usize, b: usize, columns: Columns) -> Batch {
         let r = b * batch_size..((b + 1) * batch_size).min(ordered.len());
         Batch::new(
             ordered.user[r.clone()].to_vec(),
             ordered.movie[r.clone()].to_vec(),
             ordered.rating[r].to_vec(),
         )
-        .with_unit_movie_counts(unit_counts)
+        .with_columns(columns)
     }
 
     /// Replaces the batches with `ratings` in a new order `perm`, same batch size and storage (`--reshuffle`).
@@ -243,7 +248,7 @@ impl BatchStore {
             ratings,
             perm,
             batch_size,
-            self.unit_counts,
+            self.columns,
             budget,
         )?;
         Ok(())
@@ -270,7 +275,7 @@ impl BatchStore {
                 ordered,
                 batch_size,
             } => {
-                let b = Self::streamed_batch(ordered, *batch_size, batch, self.unit_counts);
+                let b = Self::streamed_batch(ordered, *batch_size, batch, self.columns);
                 for (field, dst) in batch_fields(&b).iter().zip(work.fields()) {
                     if !field.is_empty() {
                         gpu.queue.write_buffer(dst, 0, bytemuck::cast_slice(field));
@@ -282,13 +287,14 @@ impl BatchStore {
 }
 
 /// Appends batch `b`'s fields to `data`, each padded to its capacity (so that batches with the same rows
-/// pack to the same size); returns their spans.
+/// and columns pack to the same size); returns their spans.
 fn pack(data: &mut Vec<u32>, b: &Batch) -> [(usize, usize); FIELDS] {
     let mut span = [(0, 0); FIELDS];
     for (i, (s, f)) in span.iter_mut().zip(batch_fields(b)).enumerate() {
         *s = (data.len(), f.len());
         data.extend_from_slice(&f);
-        let capacity = b.rows() + usize::from(i == 5 || i == 10); // the two offsets fields: rows + 1
+        // The two offsets fields: rows + 1; catalogue columns are longer than the rows.
+        let capacity = (b.rows() + usize::from(i == 5 || i == 10)).max(f.len());
         data.resize(data.len() + capacity - f.len(), 0);
     }
     span

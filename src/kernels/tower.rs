@@ -4,7 +4,7 @@
 //! gradient through the dense stack and the pooled fields into Adagrad. Small dense layers over a few
 //! thousand rows: the GPU family's storage-read kernels serve both families.
 
-use crate::data::batches::Distinct;
+use crate::data::batches::{Columns, Distinct};
 use crate::data::features::PooledRows;
 use crate::gpu::batches::DistinctBuffers;
 use crate::gpu::launch::{Launch, Pass};
@@ -499,11 +499,20 @@ impl TowerStep {
         [0, 1].map(|i| self.sides[i].as_ref().map(|s| &s.dy))
     }
 
-    /// The host side of a batch with users `users` and movies `movies` (its id columns).
-    pub fn batch(model: &GpuTowers, users: &[u32], movies: &[u32]) -> [Option<SideBatch>; 2] {
-        [(0, users), (1, movies)].map(|(i, ids)| {
+    /// The host side of a batch with users `users` and movies `movies` (its id columns) whose retrieval
+    /// softmax has the movie columns `columns` (the tower fills the rows the step reads).
+    pub fn batch(
+        model: &GpuTowers,
+        users: &[u32],
+        movies: &[u32],
+        columns: Columns,
+    ) -> [Option<SideBatch>; 2] {
+        [0, 1].map(|i| {
             model.sides[i].as_ref().map(|s| {
-                let rows = Distinct::new(ids).table_rows;
+                let rows = match i {
+                    0 => Distinct::new(users).table_rows,
+                    _ => columns.table_rows(movies),
+                };
                 let fields = s
                     .tower
                     .fields

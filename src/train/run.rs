@@ -670,6 +670,9 @@ impl RunResult {
         if self.opts.tweaks.remove_accidental_hits {
             doc["remove_accidental_hits"] = true.into();
         }
+        if self.opts.tweaks.full_softmax {
+            doc["full_softmax"] = true.into();
+        }
         if let Some(t) = &self.opts.tweaks.towers {
             doc["towers"] = serde_json::json!(t);
         }

@@ -91,11 +91,12 @@ impl<'g> Trainer<'g> {
         if train.is_empty() {
             bail!("the training split is empty");
         }
-        let cap = opts.batch_size.min(train.len());
+        let movies = model.cfg.movies;
+        let cap = opts.step_capacity(train.len(), movies)?;
         let mut rng = batch_rng(opts.seed);
         let perm = permutation(train.len(), &mut rng);
-        let unit = opts.tweaks.logq_correction;
-        let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, unit)?;
+        let columns = opts.columns(movies);
+        let store = BatchStore::new(gpu, "train batches", train, &perm, opts.batch_size, columns)?;
         let ids = BatchBuffers::new(gpu, "batch", cap);
         let losses = gpu.buffer("losses", 2 * store.batches.len());
         let tower_step = match &model.towers {
@@ -180,7 +181,8 @@ impl<'g> Trainer<'g> {
         let towers = match (&self.tower_step, &self.model.towers) {
             (Some((step, [users, movies])), Some(model)) => {
                 let r = b * self.opts.batch_size..(b * self.opts.batch_size + s.rows);
-                let batch = TowerStep::batch(model, &users[r.clone()], &movies[r]);
+                let columns = self.opts.columns(self.model.cfg.movies);
+                let batch = TowerStep::batch(model, &users[r.clone()], &movies[r], columns);
                 step.set(gpu, model, &batch);
                 Some((step, model, batch))
             }

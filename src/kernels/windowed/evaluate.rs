@@ -2,6 +2,7 @@
 //! user's unseen ones), the rating head's squared errors and the loss sums per evaluation batch, and the
 //! predictions; `eval::Evaluator` turns them into TFRS's metrics and Recall/NDCG.
 
+use crate::data::batches::Columns;
 use crate::data::Ratings;
 use crate::gpu::batches::{BatchBuffers, BatchStore};
 use crate::gpu::launch::{Launch, Pass};
@@ -70,7 +71,7 @@ impl<'g> Evaluation<'g> {
         let dim4 = (cfg.embedding_dim / 4) as u32;
         // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
         let order: Vec<u32> = (0..test.len() as u32).collect();
-        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size, false)?;
+        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size, Columns::Batch)?;
         let cap = eval_batch_size.min(test.len());
         let ids = BatchBuffers::new(gpu, "eval batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
