@@ -517,8 +517,8 @@ pub struct TweakArgs {
     /// embeddings frozen: fits the MLP to the final embeddings; retrieval metrics do not change.
     #[arg(long, value_name = "EPOCHS", default_value_t = 0)]
     pub fine_tune_rating: usize,
-    /// Divide the retrieval task's training logits by T (TFRS Retrieval's temperature; windowed kernels
-    /// only). The test loss stays untempered.
+    /// Divide the retrieval task's training logits by T (TFRS Retrieval's temperature). The test loss
+    /// stays untempered.
     #[arg(long, value_name = "T")]
     pub temperature: Option<f32>,
     /// A batch column holding a row's own movie is not a negative of that row (TFRS Retrieval's
