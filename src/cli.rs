@@ -279,7 +279,7 @@ pub enum Command {
     Recipe {
         #[command(flatten)]
         data: DataArgs,
-        /// tutorial-joint, joint-plus, joint-plus-val or joint-features.
+        /// tutorial-joint, joint-plus, joint-plus-val, joint-features or joint-full.
         #[arg(long, default_value = "joint-plus")]
         preset: String,
         /// Seeds, comma-separated: one run per seed (per weighting in a sweep); without --split-dir the
