@@ -386,10 +386,17 @@ mod tests {
         assert_eq!(full[0].movies.table_rows, (1..8).collect::<Vec<u32>>());
         assert_eq!(full[0].movies.count, vec![1.0; 7]);
         assert_eq!(full[0].users, plain[0].users, "user weights unchanged");
-        assert_eq!(opts.step_capacity(6, 8).unwrap(), 8, "the catalogue is longer than the batch");
+        assert_eq!(
+            opts.step_capacity(6, 8).unwrap(),
+            8,
+            "the catalogue is longer than the batch"
+        );
         assert_eq!(opts.step_capacity(6, 3).unwrap(), 6);
         let err = opts.step_capacity(6, MAX_BATCH + 1).unwrap_err();
-        assert!(format!("{err:#}").contains("at most 32768 movies"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("at most 32768 movies"),
+            "{err:#}"
+        );
     }
 
     #[test]

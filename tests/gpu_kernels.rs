@@ -781,8 +781,15 @@ fn packed_batch_copied_from_the_work_buffers_equals_the_host_packing() {
     };
     let perm: Vec<u32> = (0..n as u32).rev().collect();
     let cap = 100;
-    let store =
-        wgrec::gpu::batches::BatchStore::new(gpu, "batches", &ratings, &perm, cap, wgrec::data::batches::Columns::Batch).unwrap();
+    let store = wgrec::gpu::batches::BatchStore::new(
+        gpu,
+        "batches",
+        &ratings,
+        &perm,
+        cap,
+        wgrec::data::batches::Columns::Batch,
+    )
+    .unwrap();
     let work = wgrec::gpu::batches::BatchBuffers::new(gpu, "work", cap);
     let packed = PackedBatch::new(gpu, "packed", cap);
     let l = packed.layout;

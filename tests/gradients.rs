@@ -391,7 +391,8 @@ fn catalogue_columns_are_the_full_softmax() {
     for (seed, dim, extra) in [(47, 6, 5usize), (48, 4, 0)] {
         let mut rb = RepeatedBatch::new(seed, 40, 7, 9, dim, 1.0);
         let mut rng = SplitMix64::new(seed);
-        rb.movie_table.extend(uniform(&mut rng, extra * dim, -1.0, 1.0));
+        rb.movie_table
+            .extend(uniform(&mut rng, extra * dim, -1.0, 1.0));
         let movies = 9 + extra;
         rb.batch = rb
             .batch
@@ -405,7 +406,11 @@ fn catalogue_columns_are_the_full_softmax() {
         for (i, &pos) in ms.of_row.iter().enumerate() {
             let ui = &u_rows[i * dim..][..dim];
             let s: Vec<f64> = (0..ms.len())
-                .map(|c| (0..dim).map(|k| ui[k] as f64 * md[c * dim + k] as f64).sum())
+                .map(|c| {
+                    (0..dim)
+                        .map(|k| ui[k] as f64 * md[c * dim + k] as f64)
+                        .sum()
+                })
                 .collect();
             let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
@@ -420,10 +425,26 @@ fn catalogue_columns_are_the_full_softmax() {
         }
         let ud = rb.user_d();
         let users = cpu::retrieval_softmax_users(
-            &ud, &md, &us.count, &ms.count, &us.offsets, &us.rows, &ms.of_row, dim, 1.0,
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &us.offsets,
+            &us.rows,
+            &ms.of_row,
+            dim,
+            1.0,
         );
         let grad_movie = cpu::retrieval_softmax_movies(
-            &ud, &md, &us.count, &ms.count, &users.lse, &ms.offsets, &ms.rows, &us.of_row, dim,
+            &ud,
+            &md,
+            &us.count,
+            &ms.count,
+            &users.lse,
+            &ms.offsets,
+            &ms.rows,
+            &us.of_row,
+            dim,
             1.0,
         );
         let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
@@ -439,7 +460,10 @@ fn catalogue_columns_are_the_full_softmax() {
         assert_close64(&what("grad_movie"), &f64s(&grad_movie), &dm, 1e-5, 1e-5);
         if extra > 0 {
             let unheld = &grad_movie[grad_movie.len() - dim..]; // movie `movies - 1`
-            assert!(unheld.iter().any(|&g| g != 0.0), "a movie no row holds is still a negative");
+            assert!(
+                unheld.iter().any(|&g| g != 0.0),
+                "a movie no row holds is still a negative"
+            );
         }
     }
 }

@@ -1184,7 +1184,10 @@ fn retrieval_softmax_without_accidental_hits_matches_cpu() {
     ] {
         let mut rb = RepeatedBatch::new(seed, rows, nu, nm, dim, scale);
         if unit {
-            rb.batch = rb.batch.clone().with_columns(wgrec::data::batches::Columns::Distinct);
+            rb.batch = rb
+                .batch
+                .clone()
+                .with_columns(wgrec::data::batches::Columns::Distinct);
         }
         let b = &rb.batch;
         let weight = 0.8;
@@ -1704,10 +1707,26 @@ fn streamed_batches_fill_the_work_buffers_like_resident_ones() {
         rating: (0..n).map(|_| 1.0 + rng.below(5) as f32).collect(),
     };
     let perm = wgrec::data::batches::permutation(n, &mut rng);
-    let resident =
-        BatchStore::with_budget(gpu, "resident", &ratings, &perm, 300, wgrec::data::batches::Columns::Batch, u64::MAX).unwrap();
-    let streamed =
-        BatchStore::with_budget(gpu, "streamed", &ratings, &perm, 300, wgrec::data::batches::Columns::Batch, 0).unwrap();
+    let resident = BatchStore::with_budget(
+        gpu,
+        "resident",
+        &ratings,
+        &perm,
+        300,
+        wgrec::data::batches::Columns::Batch,
+        u64::MAX,
+    )
+    .unwrap();
+    let streamed = BatchStore::with_budget(
+        gpu,
+        "streamed",
+        &ratings,
+        &perm,
+        300,
+        wgrec::data::batches::Columns::Batch,
+        0,
+    )
+    .unwrap();
     assert!(resident.resident() && !streamed.resident());
     assert_eq!(resident.batches.len(), 4);
     let read = |store: &BatchStore, b: usize| {

@@ -192,7 +192,8 @@ mod tests {
 
     #[test]
     fn catalogue_columns_list_every_movie_with_empty_groups() {
-        let b = Batch::new(vec![1, 1, 2], vec![4, 2, 4], vec![5.0; 3]).with_columns(Columns::Catalogue(6));
+        let b = Batch::new(vec![1, 1, 2], vec![4, 2, 4], vec![5.0; 3])
+            .with_columns(Columns::Catalogue(6));
         let m = &b.movies;
         assert_eq!(m.table_rows, vec![1, 2, 3, 4, 5]);
         assert_eq!(m.count, vec![1.0; 5]);
@@ -200,13 +201,17 @@ mod tests {
         assert_eq!(m.rows, vec![1, 0, 2]);
         assert_eq!(m.of_row, vec![3, 1, 3]);
         // The OOV row is a column only when a row holds it.
-        let oov = Batch::new(vec![1, 2], vec![0, 2], vec![5.0; 2]).with_columns(Columns::Catalogue(3));
+        let oov =
+            Batch::new(vec![1, 2], vec![0, 2], vec![5.0; 2]).with_columns(Columns::Catalogue(3));
         assert_eq!(oov.movies.table_rows, vec![0, 1, 2]);
         assert_eq!(oov.movies.offsets, vec![0, 1, 1, 2]);
         assert_eq!(oov.movies.of_row, vec![0, 2]);
         // The other columns keep the batch's distinct movies.
         let d = Batch::new(vec![1, 1], vec![3, 3], vec![5.0; 2]);
-        assert_eq!(d.clone().with_columns(Columns::Batch).movies.count, vec![2.0]);
+        assert_eq!(
+            d.clone().with_columns(Columns::Batch).movies.count,
+            vec![2.0]
+        );
         assert_eq!(d.with_columns(Columns::Distinct).movies.count, vec![1.0]);
     }
 

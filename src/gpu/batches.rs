@@ -242,15 +242,7 @@ impl BatchStore {
     ) -> Result<()> {
         let batch_size = self.batches.first().map_or(1, |b| b.rows);
         let budget = if self.resident() { u64::MAX } else { 0 };
-        *self = Self::with_budget(
-            gpu,
-            label,
-            ratings,
-            perm,
-            batch_size,
-            self.columns,
-            budget,
-        )?;
+        *self = Self::with_budget(gpu, label, ratings, perm, batch_size, self.columns, budget)?;
         Ok(())
     }
 

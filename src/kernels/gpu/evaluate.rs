@@ -59,7 +59,14 @@ impl<'g> Evaluation<'g> {
         let plan = TestPairs::new(gpu, &cfg, test, train, candidates, eval_batch_size)?;
         // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
         let order: Vec<u32> = (0..test.len() as u32).collect();
-        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size, Columns::Batch)?;
+        let store = BatchStore::new(
+            gpu,
+            "test batches",
+            test,
+            &order,
+            eval_batch_size,
+            Columns::Batch,
+        )?;
         let cap = eval_batch_size.min(test.len());
         let ids = BatchBuffers::new(gpu, "eval batch", cap);
         let losses = gpu.buffer("eval losses", 2 * store.batches.len());

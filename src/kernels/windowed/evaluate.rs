@@ -71,7 +71,14 @@ impl<'g> Evaluation<'g> {
         let dim4 = (cfg.embedding_dim / 4) as u32;
         // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
         let order: Vec<u32> = (0..test.len() as u32).collect();
-        let store = BatchStore::new(gpu, "test batches", test, &order, eval_batch_size, Columns::Batch)?;
+        let store = BatchStore::new(
+            gpu,
+            "test batches",
+            test,
+            &order,
+            eval_batch_size,
+            Columns::Batch,
+        )?;
         let cap = eval_batch_size.min(test.len());
         let ids = BatchBuffers::new(gpu, "eval batch", cap);
         let act = Activations::new(gpu, &cfg, cap)?;
