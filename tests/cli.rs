@@ -527,9 +527,9 @@ fn evaluate_rebuilds_the_recorded_stratified_split() {
     );
 }
 
-/// --temperature trains on both families to the same metrics, --remove-accidental-hits on the windowed
-/// family (the GPU family refuses it by name); both are recorded in the run's JSON, and bad temperatures are
-/// refused before anything loads.
+/// --temperature and --full-softmax train on both families to the same metrics, --remove-accidental-hits
+/// on the windowed family (the GPU family refuses it by name); all are recorded in the run's JSON, and bad
+/// temperatures and meaningless combinations are refused before anything loads.
 #[test]
 fn retrieval_options_run_and_the_gpu_family_refuses_accidental_hits() {
     if common::gpu().is_none() {
@@ -603,6 +603,39 @@ fn retrieval_options_run_and_the_gpu_family_refuses_accidental_hits() {
     assert_eq!(code, Some(2));
     assert!(
         err.contains("--remove-accidental-hits is implemented in the windowed kernel family only"),
+        "{err}"
+    );
+    // --full-softmax on both families, to the same metrics; it refuses the logQ correction by name.
+    let mut full = vec![];
+    for family in ["windowed", "gpu"] {
+        let (code, _, err) = train(&[
+            "--kernels",
+            family,
+            "--full-softmax",
+            "--batch-size",
+            "256",
+            "--metrics-out",
+            &s(&out),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let run = json(&out)["runs"][0].clone();
+        assert_eq!(run["full_softmax"], true);
+        full.push(run["test"].clone());
+    }
+    for key in ["loss", "factorized_top_k/top_100_categorical_accuracy"] {
+        let (a, b) = (
+            full[0][key].as_f64().unwrap(),
+            full[1][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 2e-3 * a.abs().max(1.0),
+            "full softmax, {key}: windowed {a} vs gpu {b}"
+        );
+    }
+    let (code, _, err) = train(&["--full-softmax", "--logq-correction"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--full-softmax and --logq-correction do not combine"),
         "{err}"
     );
     let (code, _, err) = train(&["--temperature", "0"]);
