@@ -629,29 +629,7 @@ fn retrieval_grads_gpu_matches_cpu_and_its_parts_sum_to_the_softmax_twins() {
             rows_of(&sb.user_table, &b.users.table_rows, dim),
             rows_of(&sb.movie_table, &b.movies.table_rows, dim),
         );
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &b.users.count,
-            &b.movies.count,
-            &b.users.offsets,
-            &b.users.rows,
-            &b.movies.of_row,
-            dim,
-            w,
-        );
-        let movies = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &b.users.count,
-            &b.movies.count,
-            &users.lse,
-            &b.movies.offsets,
-            &b.movies.rows,
-            &b.users.of_row,
-            dim,
-            w,
-        );
+        let (users, movies) = cpu::retrieval_softmax(&ud, &md, &b.users, &b.movies, dim, w, w);
         let sum_parts = |g: &[f32], n: usize| -> Vec<f32> {
             (0..n * dim)
                 .map(|e| (0..parts).map(|p| g[p * n * dim + e]).sum())

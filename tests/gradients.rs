@@ -152,29 +152,7 @@ impl Tiny {
         cpu::embedding_gather(users, &us.table_rows, d, &mut ud, d, 0);
         cpu::embedding_gather(movies, &ms.table_rows, d, &mut md, d, 0);
         let w = self.retrieval_weight;
-        let ret = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            d,
-            w,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &ret.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            d,
-            w,
-        );
+        let (ret, grad_movie) = cpu::retrieval_softmax(&ud, &md, us, ms, d, w, w);
 
         let mut grad = vec![0.0f64; self.theta.len()];
         // Embedding rows: the retrieval gradient of the distinct row plus each batch row's half of dx.
@@ -338,31 +316,10 @@ fn unit_column_weights_are_the_logq_corrected_loss() {
             cpu::retrieval_loss_direct_corrected(&rb.user_rows(), &rb.movie_rows(), dim, &log_q);
         let (ud, md) = (rb.user_d(), rb.movie_d());
         let (us, ms) = (&b.users, &b.movies);
-        let ones = vec![1.0f32; ms.len()];
         assert!(ms.count.iter().any(|&c| c > 1.0), "some movie repeats");
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ones,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            dim,
-            1.0,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ones,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            dim,
-            1.0,
-        );
+        // What --logq-correction trains on: the same batch with every movie column's weight 1.
+        let unit = b.clone().with_columns(Columns::Distinct);
+        let (users, grad_movie) = cpu::retrieval_softmax(&ud, &md, us, &unit.movies, dim, 1.0, 1.0);
         let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
         let constant: f64 = count_of_row.iter().map(|m| m.ln()).sum();
         assert_close64("logQ loss", &[total + constant], &[loss], 1e-5, 1e-6);
@@ -424,29 +381,7 @@ fn catalogue_columns_are_the_full_softmax() {
             }
         }
         let ud = rb.user_d();
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            dim,
-            1.0,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            dim,
-            1.0,
-        );
+        let (users, grad_movie) = cpu::retrieval_softmax(&ud, &md, us, ms, dim, 1.0, 1.0);
         let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
         let what = |t: &str| format!("{t} (D {dim}, {extra} movies no row holds)");
         assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);
@@ -558,29 +493,7 @@ fn distinct_rows_retrieval_equals_the_direct_formula() {
         let (loss, du, dm) = cpu::retrieval_loss_direct(&rb.user_rows(), &rb.movie_rows(), dim);
         let (ud, md) = (rb.user_d(), rb.movie_d());
         let (us, ms) = (&b.users, &b.movies);
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            dim,
-            1.0,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            dim,
-            1.0,
-        );
+        let (users, grad_movie) = cpu::retrieval_softmax(&ud, &md, us, ms, dim, 1.0, 1.0);
         let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
         let what = |t: &str| format!("{t} (D {dim}, scale {scale})");
         assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);
@@ -618,29 +531,7 @@ fn temperature_by_scaled_user_rows_is_the_tempered_loss() {
         let (mut ud, md) = (rb.user_d(), rb.movie_d());
         cpu::scale_rows(&mut ud, inv_t);
         let (us, ms) = (&b.users, &b.movies);
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &us.offsets,
-            &us.rows,
-            &ms.of_row,
-            dim,
-            inv_t,
-        );
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &us.count,
-            &ms.count,
-            &users.lse,
-            &ms.offsets,
-            &ms.rows,
-            &us.of_row,
-            dim,
-            1.0,
-        );
+        let (users, grad_movie) = cpu::retrieval_softmax(&ud, &md, us, ms, dim, inv_t, 1.0);
         let total: f64 = users.loss.iter().map(|&v| v as f64).sum();
         let what = |w: &str| format!("{w} (D {dim}, T {t})");
         assert_close64(&what("loss"), &[total], &[loss], 1e-5, 1e-6);

@@ -1123,30 +1123,9 @@ fn retrieval_softmax_matches_cpu() {
         let weight = 0.8;
         let got = gpu_retrieval(gpu, &rb, weight);
         let (ud, md) = (rb.user_d(), rb.movie_d());
-        let users = cpu::retrieval_softmax_users(
-            &ud,
-            &md,
-            &b.users.count,
-            &b.movies.count,
-            &b.users.offsets,
-            &b.users.rows,
-            &b.movies.of_row,
-            dim,
-            weight,
-        );
         // The movie side from the CPU lse, so the two kernels are checked independently.
-        let grad_movie = cpu::retrieval_softmax_movies(
-            &ud,
-            &md,
-            &b.users.count,
-            &b.movies.count,
-            &users.lse,
-            &b.movies.offsets,
-            &b.movies.rows,
-            &b.users.of_row,
-            dim,
-            weight,
-        );
+        let (users, grad_movie) =
+            cpu::retrieval_softmax(&ud, &md, &b.users, &b.movies, dim, weight, weight);
         let what = |t: &str| format!("{t}: B {rows}, {nu} x {nm}, D {dim}, scale {scale}");
         let (nu, nm) = (nu as usize, nm as usize);
         assert_close(&what("lse"), &got.lse[..nu], &users.lse, atol, 1e-5);

@@ -6,6 +6,8 @@ pub mod gpu_family;
 pub mod reference;
 pub mod tower;
 
+use crate::data::batches::Distinct;
+
 /// out[i, off..off + D] = table[idx[i]] for an output of row length `out_stride`.
 pub fn embedding_gather(
     table: &[f32],
@@ -399,6 +401,45 @@ pub fn retrieval_softmax_movies_without_hits(
         }
     }
     grad.iter().map(|&g| (weight as f64 * g) as f32).collect()
+}
+
+/// The distinct-rows retrieval of one batch as a step composes it: `retrieval_softmax_users` over the
+/// distinct rows `user_emb` / `movie_emb` of `users` / `movies`, then `retrieval_softmax_movies` from its
+/// log-normalisers. Returns the users' side and the movies' gradient (NM, D).
+pub fn retrieval_softmax(
+    user_emb: &[f32],
+    movie_emb: &[f32],
+    users: &Distinct,
+    movies: &Distinct,
+    dim: usize,
+    user_weight: f32,
+    movie_weight: f32,
+) -> (RetrievalUsers, Vec<f32>) {
+    let (us, ms) = (users, movies);
+    let out = retrieval_softmax_users(
+        user_emb,
+        movie_emb,
+        &us.count,
+        &ms.count,
+        &us.offsets,
+        &us.rows,
+        &ms.of_row,
+        dim,
+        user_weight,
+    );
+    let grad_movie = retrieval_softmax_movies(
+        user_emb,
+        movie_emb,
+        &us.count,
+        &ms.count,
+        &out.lse,
+        &ms.offsets,
+        &ms.rows,
+        &us.of_row,
+        dim,
+        movie_weight,
+    );
+    (out, grad_movie)
 }
 
 /// Distinct-rows retrieval, movie side: see shaders/retrieval_softmax_movies.wgsl.

@@ -175,30 +175,7 @@ impl CpuModel {
             );
             (users, grad_movie)
         } else {
-            let users = retrieval_softmax_users(
-                &ud,
-                &md,
-                &us.count,
-                &ms.count,
-                &us.offsets,
-                &us.rows,
-                &ms.of_row,
-                d,
-                w * inv_t,
-            );
-            let grad_movie = retrieval_softmax_movies(
-                &ud,
-                &md,
-                &us.count,
-                &ms.count,
-                &users.lse,
-                &ms.offsets,
-                &ms.rows,
-                &us.of_row,
-                d,
-                w,
-            );
-            (users, grad_movie)
+            retrieval_softmax(&ud, &md, us, ms, d, w * inv_t, w)
         };
         // Both tables: retrieval gradient of the distinct row plus the MLP input gradient of its rows.
         let elr = o.tweaks.embedding_learning_rate.unwrap_or(lr);
