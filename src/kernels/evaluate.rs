@@ -2,8 +2,9 @@
 //! users (`TestPairs`), the candidates each user rated in training, and what a pass reads back
 //! (`Tallies`) for `eval::Evaluator` to turn into metrics.
 
-use crate::data::batches::Distinct;
+use crate::data::batches::{Columns, Distinct};
 use crate::data::Ratings;
+use crate::gpu::batches::{BatchBuffers, BatchStore};
 use crate::gpu::Gpu;
 use crate::model::ModelConfig;
 use anyhow::{bail, Result};
@@ -25,6 +26,26 @@ pub struct RankedTallies<'a> {
     pub pred: Vec<f32>,
     pub user_offsets: &'a [u32],
     pub rating: &'a [f32],
+}
+
+/// The test rows in file order cut into evaluation batches (TFRS: test.batch(4096).cache()), with the
+/// in-batch softmax's columns (the test loss is TFRS's), and the work buffers a batch is copied into.
+pub fn test_batches(
+    gpu: &Gpu,
+    test: &Ratings,
+    eval_batch_size: usize,
+) -> Result<(BatchStore, BatchBuffers)> {
+    let order: Vec<u32> = (0..test.len() as u32).collect();
+    let store = BatchStore::new(
+        gpu,
+        "test batches",
+        test,
+        &order,
+        eval_batch_size,
+        Columns::Batch,
+    )?;
+    let ids = BatchBuffers::new(gpu, "eval batch", eval_batch_size.min(test.len()));
+    Ok((store, ids))
 }
 
 /// Pairs per pair_ranks invocation (they share one user's row of scores).

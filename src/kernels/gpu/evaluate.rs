@@ -4,12 +4,11 @@
 
 use super::step::GpuStep;
 use super::*;
-use crate::data::batches::Columns;
 use crate::data::Ratings;
 use crate::gpu::batches::{BatchBuffers, BatchStore};
 use crate::gpu::launch::Pass;
 use crate::gpu::profile::Profiler;
-use crate::kernels::evaluate::{RankedTallies, Tallies, TestPairs};
+use crate::kernels::evaluate::{test_batches, RankedTallies, Tallies, TestPairs};
 use crate::kernels::model::GpuModel;
 use crate::options::TrainOptions;
 use anyhow::Context;
@@ -57,18 +56,8 @@ impl<'g> Evaluation<'g> {
         let cfg = model.cfg;
         check_shape(cfg.embedding_dim, cfg.hidden1, cfg.hidden2)?;
         let plan = TestPairs::new(gpu, &cfg, test, train, candidates, eval_batch_size)?;
-        // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
-        let order: Vec<u32> = (0..test.len() as u32).collect();
-        let store = BatchStore::new(
-            gpu,
-            "test batches",
-            test,
-            &order,
-            eval_batch_size,
-            Columns::Batch,
-        )?;
-        let cap = eval_batch_size.min(test.len());
-        let ids = BatchBuffers::new(gpu, "eval batch", cap);
+        let (store, ids) = test_batches(gpu, test, eval_batch_size)?;
+        let cap = ids.capacity;
         let losses = gpu.buffer("eval losses", 2 * store.batches.len());
         // Only the forward pass runs; the options are never used for an update.
         let opts = TrainOptions::tutorial(1.0, 1.0);

@@ -2,13 +2,12 @@
 //! user's unseen ones), the rating head's squared errors and the loss sums per evaluation batch, and the
 //! predictions; `eval::Evaluator` turns them into TFRS's metrics and Recall/NDCG.
 
-use crate::data::batches::Columns;
 use crate::data::Ratings;
 use crate::gpu::batches::{BatchBuffers, BatchStore};
 use crate::gpu::launch::{Launch, Pass};
 use crate::gpu::profile::Profiler;
 use crate::gpu::{slice, whole, Gpu};
-use crate::kernels::evaluate::TestPairs;
+use crate::kernels::evaluate::{test_batches, TestPairs};
 pub use crate::kernels::evaluate::{RankedTallies, Tallies};
 use crate::kernels::model::GpuModel;
 use crate::kernels::windowed::ranking::{Activations, MlpForward};
@@ -69,18 +68,8 @@ impl<'g> Evaluation<'g> {
         let cfg = model.cfg;
         let plan = TestPairs::new(gpu, &cfg, test, train, candidates, eval_batch_size)?;
         let dim4 = (cfg.embedding_dim / 4) as u32;
-        // Test rows in file order, cut into evaluation batches (TFRS: test.batch(4096).cache()).
-        let order: Vec<u32> = (0..test.len() as u32).collect();
-        let store = BatchStore::new(
-            gpu,
-            "test batches",
-            test,
-            &order,
-            eval_batch_size,
-            Columns::Batch,
-        )?;
-        let cap = eval_batch_size.min(test.len());
-        let ids = BatchBuffers::new(gpu, "eval batch", cap);
+        let (store, ids) = test_batches(gpu, test, eval_batch_size)?;
+        let cap = ids.capacity;
         let act = Activations::new(gpu, &cfg, cap)?;
         let ret = RetrievalBuffers::new(gpu, &cfg, cap);
         let losses = gpu.buffer("eval losses", 2 * store.batches.len());
