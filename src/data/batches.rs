@@ -136,11 +136,13 @@ impl Distinct {
     pub fn over(ids: &[u32], table_rows: Vec<u32>) -> Self {
         let d = Distinct::new(ids);
         let mut offsets = Vec::with_capacity(table_rows.len() + 1);
+        let mut count = vec![0.0; table_rows.len()];
         let mut index = vec![0u32; d.len()];
         let mut a = 0;
         for (c, &row) in table_rows.iter().enumerate() {
             offsets.push(d.offsets[a]);
             if d.table_rows.get(a) == Some(&row) {
+                count[c] = d.count[a];
                 index[a] = c as u32;
                 a += 1;
             }
@@ -148,10 +150,7 @@ impl Distinct {
         assert_eq!(a, d.len(), "table_rows must hold every id, ascending");
         offsets.push(d.rows.len() as u32);
         Distinct {
-            count: table_rows
-                .iter()
-                .map(|r| d.table_rows.binary_search(r).map_or(0.0, |i| d.count[i]))
-                .collect(),
+            count,
             table_rows,
             offsets,
             of_row: d.of_row.iter().map(|&a| index[a as usize]).collect(),
@@ -200,6 +199,12 @@ mod tests {
         assert_eq!(m.offsets, vec![0, 0, 1, 1, 3, 3]);
         assert_eq!(m.rows, vec![1, 0, 2]);
         assert_eq!(m.of_row, vec![3, 1, 3]);
+        let over = Distinct::over(&[4, 2, 4], vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            over.count,
+            vec![0.0, 1.0, 0.0, 2.0, 0.0],
+            "row counts before the unit weights"
+        );
         // The OOV row is a column only when a row holds it.
         let oov =
             Batch::new(vec![1, 2], vec![0, 2], vec![5.0; 2]).with_columns(Columns::Catalogue(3));
