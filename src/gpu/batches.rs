@@ -217,6 +217,11 @@ impl BatchStore {
         })
     }
 
+    /// The movie columns every batch was built with.
+    pub fn columns(&self) -> Columns {
+        self.columns
+    }
+
     /// Whether the batches live on the GPU (false: streamed from the host every step).
     pub fn resident(&self) -> bool {
         matches!(self.storage, Storage::Resident { .. })

@@ -181,7 +181,7 @@ impl<'g> Trainer<'g> {
         let towers = match (&self.tower_step, &self.model.towers) {
             (Some((step, [users, movies])), Some(model)) => {
                 let r = b * self.opts.batch_size..(b * self.opts.batch_size + s.rows);
-                let columns = self.opts.columns(self.model.cfg.movies);
+                let columns = self.store.columns();
                 let batch = TowerStep::batch(model, &users[r.clone()], &movies[r], columns);
                 step.set(gpu, model, &batch);
                 Some((step, model, batch))
